@@ -1,0 +1,32 @@
+# Thin wrapper around CMake so the common commands stay short.
+#   make            build build/fogpipe (release with debug info)
+#   make test       build and run the quick test tier (unit + golden + bad input)
+#   make asan       build in build-asan/ with ASan+UBSan and run the quick tier there
+#   make check      test + asan: what CI runs (after scripts/setup.sh)
+#   make bench      build and run the engine benchmark against darknet
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD ?= build
+
+.PHONY: all build test asan check bench clean
+
+all: build
+
+build:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+asan:
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DFP_SANITIZE=ON >/dev/null
+	cmake --build build-asan -j $(JOBS)
+	ctest --test-dir build-asan --output-on-failure -j $(JOBS) -LE slow
+
+check: test asan
+
+bench: build
+	bench/engine.sh
+
+clean:
+	rm -rf build build-asan

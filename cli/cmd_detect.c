@@ -1,0 +1,205 @@
+/* cmd_detect.c — `fogpipe detect`: images in, JSON Lines of detections out,
+ * optionally annotated copies of the images. */
+#include <cjson/cJSON.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "commands.h"
+#include "common/common.h"
+#include "fogpipe/detect.h"
+#include "fogpipe/image.h"
+
+static fp_flag fp_det_flags[] = {
+    {"cfg", 'c', "PATH", "darknet .cfg file", NULL},
+    {"weights", 'w', "PATH", "darknet .weights file", NULL},
+    {"names", 'n', "PATH", "class names, one per line (default: \"class N\")", NULL},
+    {"threshold", 0, "T", "score threshold (default: 0.2 for YOLOv1 heads, 0.5 otherwise, as darknet)", NULL},
+    {"nms", 0, "N", "NMS IoU threshold, 0 = off (default: 0.4 for YOLOv1, 0.45 otherwise)", NULL},
+    {"annotate", 'a', "DIR", "write a copy of each image with boxes and labels drawn into DIR", NULL},
+    {"threads", 't', "N", "kernel threads (default 1)", NULL},
+    {NULL, 0, NULL, NULL, NULL},
+};
+
+static fp_command fp_det_cmd = {
+    "detect", "--cfg PATH --weights PATH [--names PATH] [--threshold T] [--nms N] [--annotate DIR] IMAGE...",
+    "Detects objects in JPEG, PNG, BMP or PPM images. Prints one JSON object per\n"
+    "image on stdout:\n"
+    "  {\"image\": PATH, \"width\": W, \"height\": H, \"detections\": [{\"label\": L,\n"
+    "   \"class\": I, \"score\": S, \"box\": {\"x\": X, \"y\": Y, \"w\": W, \"h\": H}}]}\n"
+    "with boxes in the original image's pixels (x, y = top-left corner).",
+    "Images are prepared as darknet's tools do: stretched to the network input for\n"
+    "YOLOv1 ([detection]) networks, letterboxed for YOLOv2/v3 ([region], [yolo]).\n"
+    "An image that cannot be read is reported on stderr and skipped; the exit\n"
+    "status is then 1.",
+    fp_det_flags, 1, 1 << 20};
+
+typedef struct {
+    char *text;   /* the names file (owned) */
+    char **names; /* pointers into text */
+    int n;        /* number of names */
+} fp_names;
+
+/* Reads a names file: one label per line, at most 100000 lines of 255 bytes. */
+static int fp_names_load(const char *path, fp_names *nm)
+{
+    size_t len;
+    memset(nm, 0, sizeof *nm);
+    if (fpi_read_file(path, 4 << 20, &nm->text, &len)) return fp_cli_fail();
+    int lines = 1;
+    for (size_t i = 0; i < len; i++) lines += nm->text[i] == '\n';
+    if (lines > 100001 || strlen(nm->text) != len) {
+        fprintf(stderr, "fogpipe: %s: not a names file (%s)\n", path,
+                lines > 100001 ? "more than 100000 lines" : "binary data");
+        return FP_EXIT_FAIL;
+    }
+    nm->names = calloc((size_t)lines, sizeof *nm->names);
+    if (!nm->names) return FP_EXIT_FAIL;
+    for (char *s = nm->text, *save = NULL, *t; (t = strtok_r(s, "\n", &save)); s = NULL) {
+        size_t k = strlen(t);
+        while (k && (t[k - 1] == '\r' || t[k - 1] == ' ')) t[--k] = '\0';
+        if (k > 255) t[255] = '\0';
+        nm->names[nm->n++] = t;
+    }
+    return 0;
+}
+
+static void fp_names_free(fp_names *nm)
+{
+    fpi_free(nm->text);
+    free(nm->names);
+}
+
+/* Label of class j (a name or "class j"). */
+static const char *fp_label(const fp_names *nm, int j, char *buf, size_t n)
+{
+    if (j < nm->n) return nm->names[j];
+    snprintf(buf, n, "class %d", j);
+    return buf;
+}
+
+/* Draws detections the way darknet does: box width h*0.006, class colour. */
+static void fp_annotate(fp_image *im, const fp_detection *d, int n, int classes, const fp_names *nm)
+{
+    int width = (int)(im->h * .006);
+    if (width < 1) width = 1;
+    for (int i = 0; i < n; i++) {
+        float rgb[3];
+        char buf[32], text[300];
+        fp_image_class_color(d[i].cls, classes, rgb);
+        int x0 = (int)d[i].x, y0 = (int)d[i].y, x1 = (int)(d[i].x + d[i].w), y1 = (int)(d[i].y + d[i].h);
+        fp_image_draw_box(im, x0, y0, x1, y1, width, rgb);
+        snprintf(text, sizeof text, "%s %.0f%%", fp_label(nm, d[i].cls, buf, sizeof buf),
+                 (double)d[i].score * 100);
+        int th = (int)(im->h * .03);
+        fp_image_draw_label(im, x0, y0 - th - 2 > 0 ? y0 - th - 2 : y0, text, th < 10 ? 10 : th, rgb);
+    }
+}
+
+/* DIR/<name without extension>.<jpg|png> for an input path. */
+static void fp_annotated_path(const char *dir, const char *image, char *out, size_t n)
+{
+    char copy[4096];
+    snprintf(copy, sizeof copy, "%s", image);
+    char *base = basename(copy);
+    char *dot = strrchr(base, '.');
+    int jpeg = dot && (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
+    if (dot) *dot = '\0';
+    snprintf(out, n, "%s/%s.%s", dir, base, jpeg ? "jpg" : "png");
+}
+
+static int fp_detect_one(fp_net *net, const char *path, float thresh, float nms,
+                         const fp_names *nm, const char *annotate)
+{
+    fp_image im = {0}, sized = {0};
+    fp_detection *d = NULL;
+    int n = 0, rc = 0;
+    fp_shape in = fp_net_input_shape(net);
+    if (fp_image_load(path, &im)) return fp_cli_fail();
+    fp_status st = fp_detect_letterbox(net) ? fp_image_letterbox(&im, in.w, in.h, &sized)
+                                            : fp_image_resize(&im, in.w, in.h, &sized);
+    if (!st && sized.c != in.c)
+        st = fpi_error(FP_EUNSUPPORTED, "%s: the network takes %d channels; images decode to %d (RGB)",
+                       path, in.c, sized.c);
+    if (!st) memcpy(fp_net_input(net), sized.data, fp_shape_count(in) * sizeof(float));
+    if (st || fp_net_run(net, 0, fp_net_layer_count(net) - 1, NULL, NULL) ||
+        fp_detect_boxes(net, im.w, im.h, thresh, nms, &d, &n)) {
+        rc = fp_cli_fail();
+        goto done;
+    }
+    cJSON *root = cJSON_CreateObject(), *arr;
+    cJSON_AddStringToObject(root, "image", path);
+    cJSON_AddNumberToObject(root, "width", im.w);
+    cJSON_AddNumberToObject(root, "height", im.h);
+    arr = cJSON_AddArrayToObject(root, "detections");
+    for (int i = 0; i < n; i++) {
+        char buf[32];
+        cJSON *o = cJSON_CreateObject(), *b;
+        cJSON_AddStringToObject(o, "label", fp_label(nm, d[i].cls, buf, sizeof buf));
+        cJSON_AddNumberToObject(o, "class", d[i].cls);
+        cJSON_AddNumberToObject(o, "score", d[i].score);
+        b = cJSON_AddObjectToObject(o, "box");
+        cJSON_AddNumberToObject(b, "x", d[i].x);
+        cJSON_AddNumberToObject(b, "y", d[i].y);
+        cJSON_AddNumberToObject(b, "w", d[i].w);
+        cJSON_AddNumberToObject(b, "h", d[i].h);
+        cJSON_AddItemToArray(arr, o);
+    }
+    char *s = cJSON_PrintUnformatted(root);
+    if (s) {
+        puts(s);
+        fflush(stdout);
+    }
+    free(s);
+    cJSON_Delete(root);
+    if (annotate) {
+        char out[4096];
+        fp_annotated_path(annotate, path, out, sizeof out);
+        fp_annotate(&im, d, n, fp_detect_classes(net), nm);
+        if (fp_image_save(&im, out)) rc = fp_cli_fail();
+    }
+done:
+    free(d);
+    fp_image_free(&sized);
+    fp_image_free(&im);
+    return rc;
+}
+
+int fp_cmd_detect(int argc, char **argv)
+{
+    char **pos;
+    int npos, rc = fp_args_parse(&fp_det_cmd, argc, argv, &pos, &npos);
+    if (rc) return rc < 0 ? 0 : rc;
+    const char *cfg = fp_flag_get(&fp_det_cmd, "cfg"), *weights = fp_flag_get(&fp_det_cmd, "weights");
+    const char *names = fp_flag_get(&fp_det_cmd, "names"), *annotate = fp_flag_get(&fp_det_cmd, "annotate");
+    long threads = 1;
+    if (!cfg) return fp_args_require(&fp_det_cmd, "cfg");
+    if (!weights) return fp_args_require(&fp_det_cmd, "weights");
+    if ((rc = fp_flag_int(&fp_det_cmd, "threads", 1, 256, &threads))) return rc;
+    fp_names nm = {0};
+    fp_net *net = NULL;
+    if (names && (rc = fp_names_load(names, &nm))) goto done;
+    if (annotate && (rc = fp_cli_mkdir(annotate))) goto done;
+    if ((rc = fp_cli_load_net(cfg, weights, (int)threads, &net))) goto done;
+    int lb = fp_detect_letterbox(net);
+    if (lb < 0) {
+        fprintf(stderr, "fogpipe: %s: the network has no detection head ([detection], [region] or [yolo])\n", cfg);
+        rc = FP_EXIT_FAIL;
+        goto done;
+    }
+    double thresh = lb ? .5 : .2, nms = lb ? .45 : .4;
+    if ((rc = fp_flag_float(&fp_det_cmd, "threshold", 0, 1, &thresh)) ||
+        (rc = fp_flag_float(&fp_det_cmd, "nms", 0, 1, &nms)))
+        goto done;
+    if (nm.n && nm.n < fp_detect_classes(net))
+        fprintf(stderr, "fogpipe: warning: %s has %d names for %d classes\n", names, nm.n,
+                fp_detect_classes(net));
+    for (int i = 0; i < npos; i++)
+        if (fp_detect_one(net, pos[i], (float)thresh, (float)nms, &nm, annotate)) rc = FP_EXIT_FAIL;
+done:
+    fp_net_destroy(net);
+    fp_names_free(&nm);
+    return rc;
+}

@@ -1,0 +1,24 @@
+/* commands.h — the fogpipe subcommands and what they share. */
+#ifndef FP_CLI_COMMANDS_H
+#define FP_CLI_COMMANDS_H
+
+#include "args.h"
+#include "fogpipe/net.h"
+
+int fp_cmd_inspect(int argc, char **argv);
+int fp_cmd_random_weights(int argc, char **argv);
+int fp_cmd_forward(int argc, char **argv);
+int fp_cmd_detect(int argc, char **argv);
+
+/* Prints "fogpipe: <fp_last_error()>" and returns FP_EXIT_FAIL. */
+int fp_cli_fail(void);
+
+/* Loads cfg + weights (or random weights with seed when weights is NULL and
+ * random_seed >= 0), sets threads and prepares the network for running.
+ * On failure prints the error and returns FP_EXIT_FAIL with *out NULL. */
+int fp_cli_load_net(const char *cfg, const char *weights, int threads, fp_net **out);
+
+/* Creates directory `dir` if it does not exist (one level). 0 or FP_EXIT_FAIL. */
+int fp_cli_mkdir(const char *dir);
+
+#endif

@@ -1,0 +1,89 @@
+/* main.c — the `fogpipe` command: dispatch to subcommands. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "commands.h"
+#include "fogpipe/status.h"
+
+#define FP_VERSION "0.1.0"
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} fp_commands[] = {
+    {"inspect", fp_cmd_inspect, "show a network's layers, shapes, FLOPs, parameters and output bytes"},
+    {"detect", fp_cmd_detect, "detect objects in images (JSON Lines; annotated copies with --annotate)"},
+    {"forward", fp_cmd_forward, "run a network on a raw float32 input; dump every layer's output"},
+    {"random-weights", fp_cmd_random_weights, "write a darknet weights file of fixed-seed random values"},
+};
+
+static void fp_usage(FILE *to)
+{
+    fprintf(to, "usage: fogpipe COMMAND [OPTIONS]\n\n"
+                "Runs darknet YOLO-family networks on small devices.\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof fp_commands / sizeof fp_commands[0]; i++)
+        fprintf(to, "  %-16s %s\n", fp_commands[i].name, fp_commands[i].summary);
+    fprintf(to, "\n'fogpipe COMMAND --help' describes a command's options.\n"
+                "Exit status: 0 success, 1 failure (bad input, I/O), 2 bad usage.\n");
+}
+
+int fp_cli_fail(void)
+{
+    fprintf(stderr, "fogpipe: %s\n", fp_last_error());
+    return FP_EXIT_FAIL;
+}
+
+int fp_cli_load_net(const char *cfg, const char *weights, int threads, fp_net **out)
+{
+    fp_net *net = NULL;
+    *out = NULL;
+    if (fp_net_load_cfg(cfg, &net) || fp_net_load_weights(net, weights) ||
+        fp_net_set_threads(net, threads) || fp_net_setup(net)) {
+        fp_net_destroy(net);
+        return fp_cli_fail();
+    }
+    *out = net;
+    return 0;
+}
+
+int fp_cli_mkdir(const char *dir)
+{
+    if (mkdir(dir, 0777) == 0 || errno == EEXIST) {
+        struct stat st;
+        if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
+    }
+    fprintf(stderr, "fogpipe: %s: cannot create directory: %s\n", dir,
+            errno == EEXIST ? "a file of that name exists" : strerror(errno));
+    return FP_EXIT_FAIL;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fp_usage(stderr);
+        return FP_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        if (argc > 2 && !strcmp(cmd, "help")) {
+            char help[] = "--help";
+            char *args[] = {help, NULL};
+            for (size_t i = 0; i < sizeof fp_commands / sizeof fp_commands[0]; i++)
+                if (!strcmp(argv[2], fp_commands[i].name)) return fp_commands[i].fn(1, args);
+        }
+        fp_usage(stdout);
+        return FP_EXIT_OK;
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        printf("fogpipe %s\n", FP_VERSION);
+        return FP_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof fp_commands / sizeof fp_commands[0]; i++)
+        if (!strcmp(cmd, fp_commands[i].name)) return fp_commands[i].fn(argc - 2, argv + 2);
+    fprintf(stderr, "fogpipe: unknown command \"%s\"\n\n", cmd);
+    fp_usage(stderr);
+    return FP_EXIT_USAGE;
+}

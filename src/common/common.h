@@ -1,0 +1,69 @@
+/*
+ * common.h — internal helpers shared by every module: error recording,
+ * logging, checked arithmetic and small allocation wrappers.
+ * Internal: not API.
+ */
+#ifndef FP_COMMON_H
+#define FP_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "fogpipe/status.h"
+
+#if defined(__GNUC__)
+#define FPI_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define FPI_PRINTF(a, b)
+#endif
+
+/* Records a formatted explanation for fp_last_error() and returns `status`,
+ * so callers can write `return fpi_error(FP_ECORRUPT, "...", ...);`. */
+fp_status fpi_error(fp_status status, const char *fmt, ...) FPI_PRINTF(2, 3);
+
+/* Prepends "prefix: " to the thread's current explanation (adds context as an
+ * error travels up) and returns `status` unchanged. */
+fp_status fpi_error_context(fp_status status, const char *fmt, ...) FPI_PRINTF(2, 3);
+
+/* Log levels; FP_LOG_LEVEL (env) selects the threshold, default warn. */
+enum { FPI_LOG_ERROR = 0, FPI_LOG_WARN = 1, FPI_LOG_INFO = 2, FPI_LOG_DEBUG = 3 };
+void fpi_log(int level, const char *fmt, ...) FPI_PRINTF(2, 3);
+#define FPI_WARN(...) fpi_log(FPI_LOG_WARN, __VA_ARGS__)
+#define FPI_INFO(...) fpi_log(FPI_LOG_INFO, __VA_ARGS__)
+
+/* Overflow-checked size arithmetic: return 0 and leave *out untouched on
+ * overflow, 1 on success. */
+static inline int fpi_mul_size(size_t a, size_t b, size_t *out)
+{
+    if (a != 0 && b > SIZE_MAX / a) return 0;
+    *out = a * b;
+    return 1;
+}
+static inline int fpi_add_size(size_t a, size_t b, size_t *out)
+{
+    if (b > SIZE_MAX - a) return 0;
+    *out = a + b;
+    return 1;
+}
+
+/* Allocation goes through these so tests can inject failures
+ * (fpi_alloc_fail_after). They behave like malloc/calloc/free. */
+void *fpi_malloc(size_t size);
+void *fpi_calloc(size_t n, size_t size);
+void fpi_free(void *p);
+/* 64-byte aligned allocation for tensors and arenas; free with fpi_free_aligned. */
+void *fpi_malloc_aligned(size_t size);
+void fpi_free_aligned(void *p);
+/* Test hook: the allocation after `n` more successful ones fails (n < 0: never). */
+void fpi_alloc_fail_after(long n);
+
+/* Reads a whole file of at most `max_bytes` into a fresh NUL-terminated
+ * buffer. On success *data (free with fpi_free) and *size are set. Fails with
+ * FP_EIO (cannot open/read), FP_ETOOBIG (larger than max_bytes) or FP_ENOMEM. */
+fp_status fpi_read_file(const char *path, size_t max_bytes, char **data, size_t *size);
+
+/* Monotonic clock in seconds. */
+double fpi_now(void);
+
+#endif /* FP_COMMON_H */

@@ -1,0 +1,250 @@
+/* net.c — network lifecycle after parsing: weight preparation (batch-norm
+ * folding), activation-arena planning from tensor lifetimes, and execution
+ * of contiguous layer ranges. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/common.h"
+#include "engine/net_impl.h"
+
+void fp_net_destroy(fp_net *net)
+{
+    if (!net) return;
+    fpi_pool_destroy(net->pool);
+    fpi_free_aligned(net->params);
+    fpi_free_aligned(net->folded);
+    fpi_free_aligned(net->arena);
+    fpi_free_aligned(net->workspace);
+    fpi_free(net->layers);
+    fpi_free(net);
+}
+
+/* Sets each layer's kernel/bias pointers, folding batch-norm
+ * (y = (x-mean)/(sqrt(var)+1e-6)*scale + bias, darknet's formula) into the
+ * weights: w' = w*s, b' = bias - mean*s with s = scale/(sqrt(var)+1e-6). */
+static fp_status fpi_prepare_weights(fp_net *net)
+{
+    size_t folded = 0;
+    for (int i = 0; i < net->n; i++) {
+        const fpi_layer *l = &net->layers[i];
+        if (l->op == FP_OP_CONVOLUTIONAL && l->p.conv.bn) folded += l->n_params;
+        if (l->op == FP_OP_CONNECTED && l->p.fc.bn) folded += l->n_params;
+    }
+    if (folded) {
+        net->folded = fpi_malloc_aligned(folded * sizeof(float));
+        if (!net->folded) return fpi_error(FP_ENOMEM, "out of memory folding batch-norm");
+        net->n_folded = folded;
+    }
+    float *dst = net->folded;
+    for (int i = 0; i < net->n; i++) {
+        fpi_layer *l = &net->layers[i];
+        const float *p = net->params + l->param_off;
+        if (l->op != FP_OP_CONVOLUTIONAL && l->op != FP_OP_CONNECTED) continue;
+        int conv = l->op == FP_OP_CONVOLUTIONAL;
+        int n = conv ? l->p.conv.filters : l->p.fc.outputs;
+        int bn = conv ? l->p.conv.bn : l->p.fc.bn;
+        size_t per = conv ? (size_t)(l->in.c / l->p.conv.groups) * l->p.conv.size * l->p.conv.size
+                          : fp_shape_count(l->in);
+        const float *w = conv ? p + (size_t)n * (bn ? 4 : 1) : p + n;
+        if (!bn) {
+            l->bias = p;
+            l->kernel = w;
+            continue;
+        }
+        const float *scales = conv ? p + n : w + (size_t)n * per;
+        const float *mean = scales + n, *var = mean + n;
+        float *fb = dst, *fw = dst + n;
+        for (int f = 0; f < n; f++) {
+            float s = scales[f] / (sqrtf(var[f]) + .000001f);
+            fb[f] = p[f] - mean[f] * s;
+            for (size_t k = 0; k < per; k++) fw[(size_t)f * per + k] = w[(size_t)f * per + k] * s;
+        }
+        l->bias = fb;
+        l->kernel = fw;
+        dst += n + (size_t)n * per;
+    }
+    net->weights_prepared = 1;
+    return FP_OK;
+}
+
+typedef struct {
+    size_t size;  /* bytes, rounded to 64 */
+    int first;    /* producing layer (-1: network input) */
+    int last;     /* last layer reading it */
+    int id;       /* layer index, or -1 for the input */
+    size_t off;   /* planned offset */
+} fpi_tensor_plan;
+
+static int fpi_plan_by_size(const void *a, const void *b)
+{
+    const fpi_tensor_plan *x = a, *y = b;
+    if (x->size != y->size) return x->size < y->size ? 1 : -1;
+    return x->first - y->first;
+}
+
+/* Greedy-by-size placement (largest first, lowest offset that does not
+ * overlap any placed tensor whose lifetime intersects). */
+static size_t fpi_plan_arena(fpi_tensor_plan *t, int n)
+{
+    qsort(t, (size_t)n, sizeof *t, fpi_plan_by_size);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        size_t off = 0;
+        for (int moved = 1; moved;) {
+            moved = 0;
+            for (int j = 0; j < i; j++) {
+                if (t[j].last < t[i].first || t[i].last < t[j].first) continue;
+                if (off < t[j].off + t[j].size && t[j].off < off + t[i].size) {
+                    off = t[j].off + t[j].size;
+                    moved = 1;
+                }
+            }
+        }
+        t[i].off = off;
+        if (off + t[i].size > total) total = off + t[i].size;
+    }
+    return total;
+}
+
+fp_status fp_net_setup(fp_net *net)
+{
+    if (!net) return fpi_error(FP_EINVAL, "fp_net_setup: NULL network");
+    if (net->arena) return FP_OK;
+    if (!net->weights_loaded)
+        return fpi_error(FP_ESTATE, "fp_net_setup: no weights loaded (load a weights file or use random weights)");
+    fp_status st;
+    if (!net->weights_prepared && (st = fpi_prepare_weights(net))) return st;
+
+    /* Lifetimes: a tensor lives from its producer to its last reader; outputs
+     * nobody reads (the last layer, detection heads) live to the end. */
+    for (int i = 0; i < net->n; i++) net->layers[i].last_use = -1;
+    int input_last = 0;
+    size_t ws = 0;
+    for (int i = 0; i < net->n; i++) {
+        fpi_layer *l = &net->layers[i];
+        for (int k = 0; k < l->n_src; k++) {
+            int s = l->src[k];
+            if (s < 0) input_last = i;
+            else if (net->layers[s].last_use < i) net->layers[s].last_use = i;
+        }
+        if (l->workspace > ws) ws = l->workspace;
+    }
+    fpi_tensor_plan *plan = fpi_calloc((size_t)net->n + 1, sizeof *plan);
+    if (!plan) return fpi_error(FP_ENOMEM, "out of memory planning the arena");
+    for (int i = 0; i < net->n; i++) {
+        fpi_layer *l = &net->layers[i];
+        if (l->last_use < 0) l->last_use = net->n - 1;
+        plan[i] = (fpi_tensor_plan){(fp_shape_count(l->out) * sizeof(float) + 63) & ~(size_t)63, i,
+                                    l->last_use, i, 0};
+    }
+    plan[net->n] = (fpi_tensor_plan){(fp_shape_count(net->input) * sizeof(float) + 63) & ~(size_t)63,
+                                     -1, input_last, -1, 0};
+    size_t total = fpi_plan_arena(plan, net->n + 1);
+    for (int i = 0; i <= net->n; i++) {
+        if (plan[i].id < 0) net->input_off = plan[i].off;
+        else net->layers[plan[i].id].out_off = plan[i].off;
+    }
+    fpi_free(plan);
+    net->arena = fpi_malloc_aligned(total);
+    net->workspace = ws ? fpi_malloc_aligned(ws * sizeof(float)) : NULL;
+    if (!net->arena || (ws && !net->workspace)) {
+        fpi_free_aligned(net->arena);
+        fpi_free_aligned(net->workspace);
+        net->arena = NULL;
+        net->workspace = NULL;
+        return fpi_error(FP_ENOMEM, "out of memory for a %zu MiB activation arena", total >> 20);
+    }
+    memset(net->arena, 0, total);
+    net->arena_bytes = total;
+    net->workspace_floats = ws;
+    return FP_OK;
+}
+
+fp_status fp_net_set_threads(fp_net *net, int threads)
+{
+    if (!net || threads < 1 || threads > 256)
+        return fpi_error(FP_EINVAL, "threads must be in [1, 256] (got %d)", threads);
+    if (threads == net->threads) return FP_OK;
+    fpi_pool_destroy(net->pool);
+    net->pool = NULL;
+    net->threads = 1;
+    if (threads > 1) {
+        fp_status st = fpi_pool_create(threads, &net->pool);
+        if (st) return st;
+    }
+    net->threads = threads;
+    return FP_OK;
+}
+
+/* Address of layer j's output (j = -1: the network input). */
+static float *fpi_tensor(const fp_net *net, int j)
+{
+    return (float *)(net->arena + (j < 0 ? net->input_off : net->layers[j].out_off));
+}
+
+fp_status fp_net_run(fp_net *net, int first, int last, fp_layer_cb cb, void *user)
+{
+    if (!net) return fpi_error(FP_EINVAL, "fp_net_run: NULL network");
+    if (!net->arena) return fpi_error(FP_ESTATE, "fp_net_run: call fp_net_setup first");
+    if (first < 0 || last >= net->n || first > last)
+        return fpi_error(FP_EINVAL, "fp_net_run: layer range %d..%d outside 0..%d", first, last,
+                         net->n - 1);
+    fpi_exec x = {net->workspace, net->pool};
+    for (int i = first; i <= last; i++) {
+        const fpi_layer *l = &net->layers[i];
+        const float *src[FP_MAX_ROUTE];
+        for (int k = 0; k < l->n_src; k++) src[k] = fpi_tensor(net, l->src[k]);
+        float *out = fpi_tensor(net, i);
+        fpi_ops[l->op].forward(l, src, out, &x);
+        if (cb && cb(user, i, out, l->out))
+            return fpi_error(FP_ESTATE, "fp_net_run: stopped by the callback after layer %d", i);
+    }
+    return FP_OK;
+}
+
+int fp_net_layer_count(const fp_net *net) { return net ? net->n : 0; }
+
+fp_status fp_net_layer_info(const fp_net *net, int i, fp_layer_info *info)
+{
+    if (!net || !info || i < 0 || i >= net->n)
+        return fpi_error(FP_EINVAL, "fp_net_layer_info: no layer %d", i);
+    const fpi_layer *l = &net->layers[i];
+    memset(info, 0, sizeof *info);
+    info->index = i;
+    info->op = l->op;
+    info->type = fp_op_name(l->op);
+    info->cfg_line = l->line;
+    info->in = l->in;
+    info->out = l->out;
+    info->n_inputs = l->n_src;
+    memcpy(info->inputs, l->src, sizeof l->src);
+    info->flops = l->flops;
+    info->params = l->n_params;
+    info->out_bytes = fp_shape_count(l->out) * sizeof(float);
+    memcpy(info->desc, l->desc, sizeof info->desc);
+    return FP_OK;
+}
+
+fp_shape fp_net_input_shape(const fp_net *net) { return net ? net->input : (fp_shape){0, 0, 0}; }
+
+float *fp_net_input(fp_net *net) { return net && net->arena ? fpi_tensor(net, -1) : NULL; }
+
+const float *fp_net_output(const fp_net *net, int i)
+{
+    if (!net || !net->arena || i < 0 || i >= net->n) return NULL;
+    return fpi_tensor(net, i);
+}
+
+float *fp_net_output_mut(fp_net *net, int i)
+{
+    if (!net || !net->arena || i < 0 || i >= net->n) return NULL;
+    return fpi_tensor(net, i);
+}
+
+size_t fp_net_arena_bytes(const fp_net *net) { return net ? net->arena_bytes + net->workspace_floats * sizeof(float) : 0; }
+
+size_t fp_net_weight_bytes(const fp_net *net)
+{
+    return net ? (net->n_params + net->n_folded) * sizeof(float) : 0;
+}

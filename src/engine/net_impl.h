@@ -1,0 +1,179 @@
+/*
+ * net_impl.h — the network's internal shape: layers, per-op parameters, the
+ * op dispatch table and the execution context. Internal: not API.
+ */
+#ifndef FP_ENGINE_NET_IMPL_H
+#define FP_ENGINE_NET_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fogpipe/net.h"
+#include "model/cfg.h"
+
+enum { FPI_MAX_ANCHORS = 32 }; /* anchor pairs in a region/yolo head */
+
+typedef struct fpi_conv_params {
+    int filters; /* output channels */
+    int size;    /* kernel side */
+    int stride;  /* stride in both directions */
+    int pad;     /* zero padding on each side */
+    int groups;  /* channel groups (groups == in.c: depthwise) */
+    int bn;      /* batch_normalize: scales/mean/variance in the weights file */
+} fpi_conv_params;
+
+typedef struct fpi_pool_params {
+    int size;   /* window side */
+    int stride; /* step */
+    int pad;    /* darknet "padding": total, split as -pad/2 on the top/left */
+} fpi_pool_params;
+
+typedef struct fpi_connected_params {
+    int outputs; /* output features */
+    int bn;      /* batch_normalize */
+} fpi_connected_params;
+
+typedef struct fpi_softmax_params {
+    int groups;        /* independent softmax groups over the flat input */
+    float temperature; /* divides the logits */
+} fpi_softmax_params;
+
+typedef struct fpi_shortcut_params {
+    float alpha; /* weight of the previous layer's output */
+    float beta;  /* weight of the `from` layer's output */
+} fpi_shortcut_params;
+
+typedef struct fpi_upsample_params {
+    int stride;  /* nearest-neighbour factor */
+    float scale; /* multiplies every value */
+} fpi_upsample_params;
+
+typedef struct fpi_reorg_params {
+    int stride;  /* block side */
+    int reverse; /* darknet's reverse flag */
+} fpi_reorg_params;
+
+/* Parameters of the three detection heads; the decoder reads them too. */
+typedef struct fpi_head_params {
+    int classes;                      /* object classes */
+    int coords;                       /* box coordinates (4) */
+    int num;                          /* boxes per cell (yolo: masked anchors) */
+    int side;                         /* detection: grid side */
+    int softmax;                      /* detection/region: softmax over classes */
+    int sqrt;                         /* detection: w,h predicted as square roots */
+    int background;                   /* region: no objectness */
+    int total;                        /* yolo: anchors listed */
+    int mask[FPI_MAX_ANCHORS];        /* yolo: anchors used by this head */
+    float biases[2 * FPI_MAX_ANCHORS];/* anchors (w,h pairs) */
+} fpi_head_params;
+
+typedef struct fpi_layer {
+    fp_op op;                 /* layer type */
+    int index;                /* position in the network */
+    int line;                 /* cfg line of the section header */
+    fp_activation act;        /* activation applied to the output */
+    fp_shape in;              /* shape of input 0 */
+    fp_shape out;             /* output shape */
+    int n_src;                /* number of inputs */
+    int src[FP_MAX_ROUTE];    /* producing layers; -1 = network input */
+    fp_shape src_shape[FP_MAX_ROUTE]; /* shapes of those inputs (set after parse) */
+    union {
+        fpi_conv_params conv;
+        fpi_pool_params pool;
+        fpi_connected_params fc;
+        fpi_softmax_params softmax;
+        fpi_shortcut_params shortcut;
+        fpi_upsample_params upsample;
+        fpi_reorg_params reorg;
+        fpi_head_params head;
+    } p;                      /* per-op parameters (by op) */
+    size_t n_params;          /* floats this layer reads from the weights file */
+    size_t param_off;         /* offset (floats) of them in fp_net.params */
+    const float *kernel;      /* weights used by the kernel (folded), or NULL */
+    const float *bias;        /* bias used by the kernel (folded), or NULL */
+    uint64_t flops;           /* per image */
+    size_t workspace;         /* scratch floats the kernel needs */
+    size_t out_off;           /* byte offset of the output in the arena */
+    int last_use;             /* last layer that reads the output */
+    char desc[64];            /* short human description */
+} fpi_layer;
+
+struct fpi_pool;
+
+/* What a kernel gets besides its inputs and output. */
+typedef struct fpi_exec {
+    float *workspace;         /* scratch of at least layer->workspace floats */
+    struct fpi_pool *pool;    /* worker threads (may be NULL) */
+} fpi_exec;
+
+/* Shape inference context while building from a cfg. */
+typedef struct fpi_build {
+    const fpi_cfg *cfg;       /* the parsed cfg */
+    fp_shape input;           /* network input shape */
+    fpi_layer *layers;        /* layers built so far (index < current) */
+    int n;                    /* current layer index */
+} fpi_build;
+
+/* One op's hooks; the table is generated from ops.def. */
+typedef struct fpi_op_vtable {
+    const char *name;
+    /* Reads options, fills l->p, l->out, l->src, l->n_params, l->flops,
+     * l->workspace, l->desc. l->in is set to the previous output already. */
+    fp_status (*parse)(fpi_layer *l, const fpi_cfg_section *s, fpi_build *b);
+    /* Reference kernel: inputs in src[0..n_src), output in out. */
+    void (*forward)(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x);
+} fpi_op_vtable;
+
+extern const fpi_op_vtable fpi_ops[FP_OP_COUNT];
+
+/* Per-op hooks, declared from ops.def so a missing one fails to link. */
+#define FP_OP(name, cfgname, prefix)                                                        \
+    fp_status fpi_##prefix##_parse(fpi_layer *l, const fpi_cfg_section *s, fpi_build *b);   \
+    void fpi_##prefix##_forward(const fpi_layer *l, const float *const *src, float *out,    \
+                                const fpi_exec *x);
+#include "fogpipe/ops.def"
+#undef FP_OP
+
+/* Shape of layer j's output, j = -1 meaning the network input. */
+fp_shape fpi_build_shape(const fpi_build *b, int j);
+
+/* Parses `activation=` (default `def`) into l->act. */
+fp_status fpi_parse_activation(const fpi_cfg *cfg, const fpi_cfg_section *s, const char *def,
+                               fp_activation *out);
+
+/* Applies an activation in place to n values. */
+void fpi_activate(float *x, size_t n, fp_activation act);
+
+/* Numerically darknet's softmax over n values spaced `stride` apart. */
+void fpi_softmax(const float *in, int n, float temp, int stride, float *out);
+
+/* Validates that a product of dims fits comfortably (< 2^31 elements). */
+fp_status fpi_check_shape(const fpi_cfg *cfg, const fpi_cfg_section *s, fp_shape sh);
+
+struct fp_net {
+    fp_shape input;           /* network input shape */
+    int n;                    /* number of layers */
+    fpi_layer *layers;        /* n layers */
+    float *params;            /* all parameters as in the weights file (raw) */
+    size_t n_params;          /* floats in params */
+    float *folded;            /* batch-norm-folded conv/connected weights+biases */
+    size_t n_folded;          /* floats in folded */
+    int weights_loaded;       /* params hold real values */
+    int weights_prepared;     /* kernel/bias pointers are set */
+    unsigned char *arena;     /* activation arena (one allocation) */
+    size_t arena_bytes;       /* its size */
+    size_t input_off;         /* byte offset of the network input */
+    float *workspace;         /* scratch shared by kernels */
+    size_t workspace_floats;  /* its size */
+    int threads;              /* kernel threads */
+    struct fpi_pool *pool;    /* worker pool when threads > 1 */
+};
+
+/* Thread pool: runs fn(i, ctx) for i in [0, n) on the pool's threads and
+ * the caller; returns when all are done. pool may be NULL (runs inline). */
+typedef void (*fpi_task_fn)(int i, void *ctx);
+void fpi_parallel_for(struct fpi_pool *pool, int n, fpi_task_fn fn, void *ctx);
+fp_status fpi_pool_create(int threads, struct fpi_pool **out);
+void fpi_pool_destroy(struct fpi_pool *pool);
+
+#endif /* FP_ENGINE_NET_IMPL_H */
