@@ -16,7 +16,7 @@ static fp_flag fp_det_flags[] = {
     {"cfg", 'c', "PATH", "darknet .cfg file", NULL},
     {"weights", 'w', "PATH", "darknet .weights file", NULL},
     {"names", 'n', "PATH", "class names, one per line (default: \"class N\")", NULL},
-    {"threshold", 0, "T", "score threshold (default: 0.2 for YOLOv1 heads, 0.5 otherwise, as darknet)", NULL},
+    {"threshold", 0, "T", "score threshold, >= 0 (default: 0.2 for YOLOv1 heads, 0.5 otherwise, as darknet; YOLOv1 scores are not bounded by 1)", NULL},
     {"nms", 0, "N", "NMS IoU threshold, 0 = off (default: 0.4 for YOLOv1, 0.45 otherwise)", NULL},
     {"annotate", 'a', "DIR", "write a copy of each image with boxes and labels drawn into DIR", NULL},
     {"threads", 't', "N", "kernel threads (default 1)", NULL},
@@ -190,7 +190,7 @@ int fp_cmd_detect(int argc, char **argv)
         goto done;
     }
     double thresh = lb ? .5 : .2, nms = lb ? .45 : .4;
-    if ((rc = fp_flag_float(&fp_det_cmd, "threshold", 0, 1, &thresh)) ||
+    if ((rc = fp_flag_float(&fp_det_cmd, "threshold", 0, 1e6, &thresh)) ||
         (rc = fp_flag_float(&fp_det_cmd, "nms", 0, 1, &nms)))
         goto done;
     if (nm.n && nm.n < fp_detect_classes(net))

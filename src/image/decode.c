@@ -4,9 +4,11 @@
  * JPEG goes through libjpeg-turbo with the settings OpenCV's imread uses
  * (islow IDCT, fancy upsampling, CMYK converted with OpenCV's formula, EXIF
  * orientation applied), because darknet's Debian build loads images with
- * imread. PNG and BMP go through stb_image (Debian's compiled libstb), PPM
- * and PGM through a small parser here. Every decoder checks the declared
- * size before allocating, and truncated files are refused.
+ * imread. PNG and BMP go through stb_image (Debian's compiled libstb), with
+ * PNG eXIf orientation applied; 16-bit BMP, PPM and PGM through small
+ * decoders here that copy OpenCV's conversions. All of it was checked float
+ * for float against libdarknet's load_image_color(). Every decoder checks
+ * the declared size before allocating, and truncated files are refused.
  */
 #include <limits.h>
 #include <setjmp.h>
@@ -23,7 +25,7 @@
 enum { FPI_JPEG_MAX_SCANS = 500 };                 /* progressive scans (libjpeg-turbo's advice) */
 enum { FPI_JPEG_MAX_MEMORY = 1024 * 1024 * 1024 }; /* libjpeg working memory, bytes */
 
-/* Byte b as darknet's mat_to_image() stores it: b/255. (rounded to float). */
+/* Byte v as darknet's mat_to_image() stores it: v/255. (rounded to float). */
 static inline float fpi_unit(unsigned v) { return (float)(v / 255.0); }
 
 /* Checks declared dimensions before anything is allocated: FP_ECORRUPT for a
@@ -69,6 +71,12 @@ static fpi_orient fpi_orient_make(int o, int w, int h)
     return m;
 }
 
+/* Reads a big-endian 32-bit value. */
+static uint32_t fpi_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
 /* Reads a 16- or 32-bit TIFF integer in the given byte order. */
 static unsigned fpi_tiff16(const uint8_t *p, int le) { return le ? p[0] | p[1] << 8 : p[0] << 8 | p[1]; }
 static uint32_t fpi_tiff32(const uint8_t *p, int le)
@@ -77,14 +85,13 @@ static uint32_t fpi_tiff32(const uint8_t *p, int le)
               : (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
 }
 
-/* Returns the orientation tag (1..8) of an APP1 "Exif\0\0" payload of n
- * bytes, or 1 when absent or malformed. Every read is bounds-checked. */
-static int fpi_exif_orientation(const uint8_t *d, size_t n)
+/* Returns the orientation tag (1..8) of a TIFF structure of n bytes (the
+ * payload of a PNG eXIf chunk), or 1 when absent or malformed. Reads IFD0
+ * only, as OpenCV does; every read is bounds-checked. */
+static int fpi_tiff_orientation(const uint8_t *t, size_t tn)
 {
-    if (n < 6 + 8 || memcmp(d, "Exif\0\0", 6) != 0) return 1;
-    const uint8_t *t = d + 6; /* TIFF header; offsets are relative to it */
-    size_t tn = n - 6;
     int le;
+    if (tn < 8) return 1;
     if (t[0] == 'I' && t[1] == 'I') le = 1;
     else if (t[0] == 'M' && t[1] == 'M') le = 0;
     else return 1;
@@ -101,6 +108,13 @@ static int fpi_exif_orientation(const uint8_t *d, size_t n)
         return (o >= 1 && o <= 8) ? (int)o : 1;
     }
     return 1;
+}
+
+/* Orientation of a JPEG APP1 payload ("Exif\0\0" + TIFF), 1 if none. */
+static int fpi_exif_orientation(const uint8_t *d, size_t n)
+{
+    if (n < 6 || memcmp(d, "Exif\0\0", 6) != 0) return 1;
+    return fpi_tiff_orientation(d + 6, n - 6);
 }
 
 /* libjpeg error manager that returns through longjmp instead of exit(). */
@@ -275,44 +289,141 @@ static fp_status fpi_decode_jpeg(const uint8_t *bytes, size_t len, const char *n
 static uint32_t fpi_le16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
 static uint32_t fpi_le32(const uint8_t *p) { return fpi_le16(p) | fpi_le16(p + 2) << 16; }
 
-/* Checks what stb_image does not: that an uncompressed BMP holds all the
- * pixel rows it declares (stb pads a short file with zeros), and that the
- * compression is one stb decodes. */
-static fp_status fpi_bmp_check(const uint8_t *d, size_t len, const char *name)
+/* Converts interleaved 8-bit RGB (w×h) to a new float image, applying EXIF
+ * orientation o. *out is written only on success. */
+static fp_status fpi_rgb8_to_image(const unsigned char *px, int w, int h, int o, const char *name,
+                                   fp_image *out)
 {
-    if (len < 26) return fpi_error(FP_ECORRUPT, "%s: truncated BMP header", name);
-    uint32_t off = fpi_le32(d + 10), hsize = fpi_le32(d + 14);
-    long long w, h;
-    uint32_t bpp, comp = 0;
-    if (hsize == 12) { /* OS/2 BITMAPCOREHEADER */
-        w = fpi_le16(d + 18);
-        h = fpi_le16(d + 20);
-        bpp = fpi_le16(d + 24);
-    } else {
-        if (len < 34) return fpi_error(FP_ECORRUPT, "%s: truncated BMP header", name);
-        w = (int32_t)fpi_le32(d + 18);
-        h = (int32_t)fpi_le32(d + 22);
-        bpp = fpi_le16(d + 28);
-        comp = fpi_le32(d + 30);
+    fpi_orient m = fpi_orient_make(o, w, h);
+    fp_image im = {0};
+    fp_status st = fp_image_make(m.out_w, m.out_h, 3, 0.0f, &im);
+    if (st) return fpi_error_context(st, "%s", name);
+    const size_t plane = (size_t)w * (size_t)h;
+    float *r = im.data, *g = r + plane, *b = g + plane;
+    for (ptrdiff_t y = 0; y < h; y++) {
+        ptrdiff_t idx = m.base + y * m.sy;
+        const unsigned char *p = px + (size_t)y * (size_t)w * 3;
+        for (int x = 0; x < w; x++, p += 3, idx += m.sx) {
+            r[idx] = fpi_unit(p[0]);
+            g[idx] = fpi_unit(p[1]);
+            b[idx] = fpi_unit(p[2]);
+        }
     }
-    if (h < 0) h = -h; /* top-down */
-    fp_status st = fpi_check_declared(name, "BMP", w, h);
-    if (st) return st;
-    if (comp != 0 && comp != 3 && comp != 6)
-        return fpi_error(FP_EUNSUPPORTED, "%s: BMP compression %u (RLE/JPEG/PNG) is not supported",
-                         name, (unsigned)comp);
-    if (bpp != 1 && bpp != 4 && bpp != 8 && bpp != 16 && bpp != 24 && bpp != 32)
-        return fpi_error(FP_ECORRUPT, "%s: BMP with %u bits per pixel", name, (unsigned)bpp);
-    long long stride = ((w * bpp + 31) / 32) * 4;
-    if ((long long)off + stride * h > (long long)len)
-        return fpi_error(FP_ECORRUPT, "%s: truncated BMP (%zu bytes, pixel data needs %lld)", name,
-                         len, (long long)off + stride * h);
+    *out = im;
     return FP_OK;
 }
 
-/* PNG and BMP through stb_image; the header is read first for the size check. */
+/* What fpi_bmp_check learns from a BMP header. */
+typedef struct fpi_bmp {
+    uint32_t off;  /* offset of the pixel rows */
+    long long w;   /* columns */
+    long long h;   /* rows (absolute) */
+    int top_down;  /* 1 when the first row is the top one */
+    uint32_t bpp;  /* bits per pixel */
+    uint32_t comp; /* compression: 0 RGB, 3/6 bit fields */
+} fpi_bmp;
+
+/* Checks what stb_image does not: that an uncompressed BMP holds all the
+ * pixel rows it declares (stb pads a short file with zeros), and that the
+ * compression is one we decode. Fills *b. */
+static fp_status fpi_bmp_check(const uint8_t *d, size_t len, const char *name, fpi_bmp *b)
+{
+    if (len < 26) return fpi_error(FP_ECORRUPT, "%s: truncated BMP header", name);
+    uint32_t hsize = fpi_le32(d + 14);
+    b->off = fpi_le32(d + 10);
+    b->comp = 0;
+    if (hsize == 12) { /* OS/2 BITMAPCOREHEADER */
+        b->w = fpi_le16(d + 18);
+        b->h = fpi_le16(d + 20);
+        b->bpp = fpi_le16(d + 24);
+    } else {
+        if (len < 34) return fpi_error(FP_ECORRUPT, "%s: truncated BMP header", name);
+        b->w = (int32_t)fpi_le32(d + 18);
+        b->h = (int32_t)fpi_le32(d + 22);
+        b->bpp = fpi_le16(d + 28);
+        b->comp = fpi_le32(d + 30);
+    }
+    b->top_down = b->h < 0;
+    if (b->h < 0) b->h = -b->h;
+    fp_status st = fpi_check_declared(name, "BMP", b->w, b->h);
+    if (st) return st;
+    if (b->comp != 0 && b->comp != 3 && b->comp != 6)
+        return fpi_error(FP_EUNSUPPORTED, "%s: BMP compression %u (RLE/JPEG/PNG) is not supported",
+                         name, (unsigned)b->comp);
+    if (b->bpp != 1 && b->bpp != 4 && b->bpp != 8 && b->bpp != 16 && b->bpp != 24 && b->bpp != 32)
+        return fpi_error(FP_ECORRUPT, "%s: BMP with %u bits per pixel", name, (unsigned)b->bpp);
+    long long stride = ((b->w * b->bpp + 31) / 32) * 4;
+    if ((long long)b->off + stride * b->h > (long long)len)
+        return fpi_error(FP_ECORRUPT, "%s: truncated BMP (%zu bytes, pixel data needs %lld)", name,
+                         len, (long long)b->off + stride * b->h);
+    return FP_OK;
+}
+
+/* 16-bit BMPs the way OpenCV reads them: 5-5-5 (or 5-6-5 bit fields)
+ * widened by a shift, without replicating the top bits as stb does. */
+static fp_status fpi_decode_bmp16(const uint8_t *d, size_t len, const char *name, const fpi_bmp *b,
+                                  fp_image *out)
+{
+    int g6 = 0;
+    if (b->comp != 0) {
+        if (b->comp != 3 || len < 66)
+            return fpi_error(FP_EUNSUPPORTED, "%s: 16-bit BMP with compression %u is not supported",
+                             name, (unsigned)b->comp);
+        uint32_t rm = fpi_le32(d + 54), gm = fpi_le32(d + 58), bm = fpi_le32(d + 62);
+        if (rm == 0xF800 && gm == 0x7E0 && bm == 0x1F) g6 = 1;
+        else if (!(rm == 0x7C00 && gm == 0x3E0 && bm == 0x1F))
+            return fpi_error(FP_EUNSUPPORTED, "%s: 16-bit BMP bit fields other than 5-5-5 and 5-6-5",
+                             name);
+    }
+    const int w = (int)b->w, h = (int)b->h;
+    const size_t stride = (((size_t)w * 16 + 31) / 32) * 4;
+    fp_image im = {0};
+    fp_status st = fp_image_make(w, h, 3, 0.0f, &im);
+    if (st) return fpi_error_context(st, "%s", name);
+    const size_t plane = (size_t)w * (size_t)h;
+    for (int y = 0; y < h; y++) {
+        const uint8_t *row = d + b->off + (size_t)(b->top_down ? y : h - 1 - y) * stride;
+        for (int x = 0; x < w; x++) {
+            unsigned t = fpi_le16(row + 2 * (size_t)x);
+            unsigned rv = g6 ? (t >> 8) & 0xF8 : (t >> 7) & 0xF8;
+            unsigned gv = g6 ? (t >> 3) & 0xFC : (t >> 2) & 0xF8;
+            unsigned bv = (t << 3) & 0xF8;
+            size_t i = (size_t)y * (size_t)w + (size_t)x;
+            im.data[i] = fpi_unit(rv);
+            im.data[plane + i] = fpi_unit(gv);
+            im.data[2 * plane + i] = fpi_unit(bv);
+        }
+    }
+    *out = im;
+    return FP_OK;
+}
+
+/* Walks the PNG chunk list (bounded by len): *orientation gets the EXIF
+ * orientation of the first eXIf chunk (OpenCV applies it wherever the chunk
+ * sits; 1 if none). Returns 0 when the list does not end in a complete IEND
+ * chunk, i.e. the file is truncated (stb would decode it anyway). */
+static int fpi_png_walk(const uint8_t *d, size_t len, int *orientation)
+{
+    size_t pos = 8;
+    int seen_exif = 0;
+    *orientation = 1;
+    while (len - pos >= 12) {
+        uint32_t n = fpi_be32(d + pos);
+        if (n > len - pos - 12) return 0;
+        if (!memcmp(d + pos + 4, "eXIf", 4) && !seen_exif) {
+            *orientation = fpi_tiff_orientation(d + pos + 8, n);
+            seen_exif = 1;
+        }
+        if (!memcmp(d + pos + 4, "IEND", 4)) return 1;
+        pos += 12 + (size_t)n;
+    }
+    return 0;
+}
+
+/* PNG and BMP through stb_image; the header is read first for the size
+ * check. o is the EXIF orientation to apply. */
 static fp_status fpi_decode_stb(const uint8_t *bytes, size_t len, const char *name,
-                                const char *fmt, fp_image *out)
+                                const char *fmt, int o, fp_image *out)
 {
     int w, h, n, w2, h2, n2;
     if (len > INT_MAX) return fpi_error(FP_ETOOBIG, "%s: file too large", name);
@@ -328,25 +439,11 @@ static fp_status fpi_decode_stb(const uint8_t *bytes, size_t len, const char *na
             return fpi_error(FP_ENOMEM, "%s: out of memory decoding %s", name, fmt);
         return fpi_error(FP_ECORRUPT, "%s: corrupt %s (%s)", name, fmt, why ? why : "?");
     }
-    if (w2 != w || h2 != h) {
+    if (w2 != w || h2 != h)
         st = fpi_error(FP_ECORRUPT, "%s: %s decoder size %dx%d differs from header %dx%d", name,
                        fmt, w2, h2, w, h);
-        goto done;
-    }
-    fp_image im = {0};
-    st = fp_image_make(w, h, 3, 0.0f, &im);
-    if (st) {
-        st = fpi_error_context(st, "%s", name);
-        goto done;
-    }
-    const size_t plane = (size_t)w * (size_t)h;
-    for (size_t i = 0; i < plane; i++) {
-        im.data[i] = fpi_unit(px[3 * i + 0]);
-        im.data[plane + i] = fpi_unit(px[3 * i + 1]);
-        im.data[2 * plane + i] = fpi_unit(px[3 * i + 2]);
-    }
-    *out = im;
-done:
+    else
+        st = fpi_rgb8_to_image(px, w, h, o, name, out);
     stbi_image_free(px);
     return st;
 }
@@ -358,6 +455,7 @@ typedef struct fpi_pnm {
     size_t pos;       /* next byte */
 } fpi_pnm;
 
+/* 1 for the white space PNM headers allow. */
 static int fpi_pnm_space(int c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; }
 
 /* Skips white space and '#' comments, then reads a decimal integer of at
@@ -382,13 +480,13 @@ static int fpi_pnm_int(fpi_pnm *p, long *v)
     return digits > 0;
 }
 
-/* Binary PGM (P5) and PPM (P6), 8 or 16 bits. Samples are scaled to 8 bits
- * as v*255/maxval (integer) — exact for the usual maxval 255; 16-bit
- * samples are big-endian. */
+/* Binary PGM (P5) and PPM (P6). Like OpenCV's imread (and stb), samples are
+ * not rescaled by maxval: 8-bit samples are taken as they are, 16-bit
+ * (big-endian, maxval > 255) samples keep their high byte. */
 static fp_status fpi_decode_pnm(const uint8_t *bytes, size_t len, const char *name, fp_image *out)
 {
     fpi_pnm p = {bytes, len, 2};
-    const int nc = bytes[1] == '6' ? 3 : 1;
+    const size_t nc = bytes[1] == '6' ? 3 : 1;
     long w, h, maxval;
     if (!fpi_pnm_int(&p, &w) || !fpi_pnm_int(&p, &h) || !fpi_pnm_int(&p, &maxval))
         return fpi_error(FP_ECORRUPT, "%s: corrupt PNM header", name);
@@ -401,7 +499,7 @@ static fp_status fpi_decode_pnm(const uint8_t *bytes, size_t len, const char *na
     p.pos++; /* the single white space before the samples */
     const size_t bps = maxval > 255 ? 2 : 1;
     const size_t plane = (size_t)w * (size_t)h;
-    const size_t need = plane * (size_t)nc * bps;
+    const size_t need = plane * nc * bps;
     if (len - p.pos < need)
         return fpi_error(FP_ECORRUPT, "%s: truncated PNM (%zu bytes of pixel data, need %zu)", name,
                          len - p.pos, need);
@@ -410,14 +508,9 @@ static fp_status fpi_decode_pnm(const uint8_t *bytes, size_t len, const char *na
     st = fp_image_make((int)w, (int)h, 3, 0.0f, &im);
     if (st) return fpi_error_context(st, "%s", name);
     const uint8_t *s = bytes + p.pos;
-    for (size_t i = 0; i < plane; i++) {
-        for (int k = 0; k < 3; k++) {
-            const uint8_t *q = s + (i * (size_t)nc + (size_t)(nc == 3 ? k : 0)) * bps;
-            unsigned long v = bps == 2 ? (unsigned long)q[0] << 8 | q[1] : q[0];
-            if (v > (unsigned long)maxval) v = (unsigned long)maxval;
-            im.data[(size_t)k * plane + i] = fpi_unit((unsigned)(v * 255 / (unsigned long)maxval));
-        }
-    }
+    for (size_t i = 0; i < plane; i++)
+        for (size_t k = 0; k < 3; k++)
+            im.data[k * plane + i] = fpi_unit(s[(i * nc + (nc == 3 ? k : 0)) * bps]);
     *out = im;
     return FP_OK;
 }
@@ -435,11 +528,23 @@ fp_status fp_image_decode(const uint8_t *bytes, size_t len, const char *name, fp
     static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
     if (len >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF)
         return fpi_decode_jpeg(bytes, len, name, out);
-    if (len >= 8 && !memcmp(bytes, png_sig, 8)) return fpi_decode_stb(bytes, len, name, "PNG", out);
+    if (len >= 8 && !memcmp(bytes, png_sig, 8)) {
+        /* stb refuses large PNGs with a vague message; check IHDR first. */
+        if (len >= 24 && !memcmp(bytes + 12, "IHDR", 4)) {
+            fp_status st = fpi_check_declared(name, "PNG", fpi_be32(bytes + 16), fpi_be32(bytes + 20));
+            if (st) return st;
+        }
+        int orientation;
+        if (!fpi_png_walk(bytes, len, &orientation))
+            return fpi_error(FP_ECORRUPT, "%s: truncated PNG (no complete IEND chunk)", name);
+        return fpi_decode_stb(bytes, len, name, "PNG", orientation, out);
+    }
     if (len >= 2 && bytes[0] == 'B' && bytes[1] == 'M') {
-        fp_status st = fpi_bmp_check(bytes, len, name);
+        fpi_bmp bmp = {0};
+        fp_status st = fpi_bmp_check(bytes, len, name, &bmp);
         if (st) return st;
-        return fpi_decode_stb(bytes, len, name, "BMP", out);
+        if (bmp.bpp == 16) return fpi_decode_bmp16(bytes, len, name, &bmp, out);
+        return fpi_decode_stb(bytes, len, name, "BMP", 1, out);
     }
     if (len >= 2 && bytes[0] == 'P' && (bytes[1] == '5' || bytes[1] == '6'))
         return fpi_decode_pnm(bytes, len, name, out);

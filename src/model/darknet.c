@@ -93,16 +93,16 @@ fp_status fp_net_parse_cfg(const char *text, const char *name, fp_net **out)
     for (int i = 0; i < net->n; i++) {
         const fpi_cfg_section *s = &cfg.sections[i + 1];
         fpi_layer *l = &net->layers[i];
+        if (strcmp(s->type, "net") == 0 || strcmp(s->type, "network") == 0) {
+            st = fpi_cfg_error(&cfg, s, FP_ECORRUPT, "[net] may only be the first section");
+            goto error;
+        }
         int op = fpi_lookup_op(s->type);
         if (op < 0) {
             char list[256];
             st = fpi_cfg_error(&cfg, s, FP_EUNSUPPORTED, "%s layer type (supported: %s)",
                                op == -2 ? "unsupported" : "unknown",
                                fpi_supported_list(list, sizeof list));
-            goto error;
-        }
-        if (i > 0 && strcmp(s->type, "net") == 0) {
-            st = fpi_cfg_error(&cfg, s, FP_ECORRUPT, "[net] may only be the first section");
             goto error;
         }
         b.n = i;

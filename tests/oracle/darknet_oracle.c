@@ -16,11 +16,12 @@
  *       like examples/yolo.c test_yolo (resize_image, relative boxes);
  *       [region]/[yolo] nets like examples/detector.c test_detector
  *       (letterbox_image, hier .5, relative=1). do_nms_sort if NMS > 0.
- *   darknet_oracle pickthresh CFG WEIGHTS NMS MIN MAX IMAGE...
- *       Prints "THRESH COUNT": a detection threshold at which darknet reports
- *       between 1 and MAX detections in total over the images (MIN of them
- *       before NMS when there are enough scores), placed in a wide gap
- *       between scores so that tiny float differences cannot flip a
+ *   darknet_oracle pickthresh CFG WEIGHTS NMS MIN MAX MAXTHRESH IMAGE...
+ *       Prints "THRESH COUNT": a detection threshold <= MAXTHRESH at which
+ *       darknet reports between 1 and MAX detections in total over the
+ *       images (MIN..MAX before NMS when there are enough scores; more than
+ *       MAX only when no threshold <= MAXTHRESH allows fewer), placed in a
+ *       gap between scores so that tiny float differences cannot flip a
  *       detection in or out. Exit 1 if there is no usable threshold.
  *   darknet_oracle randinput N SEED OUT.f32
  *       N float32 values uniform in [0,1) from a fixed generator.
@@ -52,6 +53,15 @@
 #include <sys/stat.h>
 
 #include "darknet.h"
+
+/* libdarknet leaks by design (parsed cfg lists, per-layer buffers that
+ * free_network misses); in a sanitizer build of the tests, do not let
+ * LeakSanitizer turn those into failures of the oracle. Unused otherwise. */
+__attribute__((used, visibility("default"))) const char *__asan_default_options(void);
+__attribute__((used, visibility("default"))) const char *__asan_default_options(void)
+{
+    return "detect_leaks=0";
+}
 
 /* ------------------------------------------------------------------ util */
 
@@ -386,30 +396,37 @@ static int count_dets(network *net, run_ctx *r, float thresh, float nms)
     return c;
 }
 
-/* With random weights the scores bunch up (e.g. all near objectness/classes),
- * so a fixed list of thresholds either gives nothing or thousands. Instead:
- * collect every positive (box, class) score of every image before NMS, sort,
- * and put the threshold in the middle of the widest relative gap between the
- * k-th and (k+1)-th score for k in [MIN, MAX] (or below MIN if there are
- * fewer scores). NMS only removes detections and never the best one, so the
- * final count is in [1, MAX]; the gap keeps every score well away from the
- * threshold, so small float differences cannot flip a detection. */
+/* With random weights the scores bunch up (e.g. all near objectness/classes,
+ * or all near 1 where the logistic saturates), so a fixed list of thresholds
+ * either gives nothing or thousands. Instead: collect every positive
+ * (box, class) score of every image before NMS, sort, and put the threshold
+ * in the middle of the widest relative gap between the k-th and (k+1)-th
+ * score, for k in [MIN, MAX] (k below MIN if there are fewer scores; if no
+ * threshold <= MAXTHRESH admits MAX or fewer, the smallest k possible, up to
+ * 5000). NMS only removes detections and never the best one, so darknet
+ * prints at least one; the gap (at least MINGAP relative) keeps every score
+ * away from the threshold, so small float differences cannot flip a
+ * detection in or out. MAXTHRESH: the largest threshold the engine under
+ * test accepts (YOLOv1 scores are raw linear outputs, not bounded by 1). */
+enum { PICK_HARD_CAP = 5000 };
+static const double kMinGap = 1e-4;
+
 static int cmd_pickthresh(int argc, char **argv)
 {
-    if (argc < 8) return 2;
+    if (argc < 9) return 2;
     char *cfg = argv[2], *weights = argv[3];
     float nms = (float)atof(argv[4]);
     int lo = atoi(argv[5]), hi = atoi(argv[6]);
-    if (lo < 1 || hi < lo) return 2;
+    double maxt = atof(argv[7]);
+    if (lo < 1 || hi < lo || !(maxt > 0)) return 2;
     network *net = load_checked(cfg, weights);
-    int nimg = argc - 7;
+    int first_img = 8, nimg = argc - first_img;
     long ns = 0, cap = 1024;
     float *scores = malloc(sizeof(float) * cap);
     float **saved = calloc((size_t)nimg * net->n, sizeof(float *));
     run_ctx *ctx = calloc(nimg, sizeof(run_ctx));
-    /* keep each image's top scores only: at most hi of them can matter */
     for (int a = 0; a < nimg; ++a) {
-        run_ctx r = ctx[a] = run_image(net, argv[7 + a]);
+        run_ctx r = ctx[a] = run_image(net, argv[first_img + a]);
         for (int i = 0; i < net->n; ++i) {
             layer l = net->layers[i];
             if (l.type != DETECTION && l.type != REGION && l.type != YOLO) continue;
@@ -418,7 +435,6 @@ static int cmd_pickthresh(int argc, char **argv)
         }
         int n = 0;
         detection *dets = boxes_for(net, &r, 0.f, 0.f, &n);
-        long start = ns;
         for (int i = 0; i < n; ++i)
             for (int j = 0; j < r.classes; ++j)
                 if (dets[i].prob[j] > 0) {
@@ -426,37 +442,40 @@ static int cmd_pickthresh(int argc, char **argv)
                     scores[ns++] = dets[i].prob[j];
                 }
         free_detections(dets, n);
-        qsort(scores + start, ns - start, sizeof(float), desc_float);
-        if (ns - start > hi + 1) ns = start + hi + 1;
     }
     qsort(scores, ns, sizeof(float), desc_float);
-    if (ns == 0) {
-        fprintf(stderr, "darknet_oracle: no positive score on any image\n");
-        free_network(net);
-        return 1;
-    }
-    /* scores[k-1] is the k-th best; a threshold between scores[k-1] and
-     * scores[k] admits k detections before NMS */
-    int kmin = lo, kmax = hi < ns ? hi : (int)ns;
-    if (kmin > kmax) kmin = 1;
+    /* k scores above the threshold: t between scores[k-1] and scores[k],
+     * clipped to maxt */
     int best = -1;
-    double best_gap = -1;
-    for (int k = kmin; k <= kmax; ++k) {
-        double above = scores[k - 1], below = k < ns ? scores[k] : 0;
-        double gap = (above - below) / above;
-        if (gap > best_gap) {
-            best_gap = gap;
-            best = k;
+    double best_gap = -1, best_t = 0;
+    for (int pass = 0; pass < 3 && best < 0; ++pass) {
+        long k0, k1;
+        if (pass == 0) k0 = lo, k1 = hi;                  /* the wanted range */
+        else if (pass == 1) k0 = 1, k1 = lo - 1;          /* fewer scores than MIN */
+        else k0 = hi + 1, k1 = PICK_HARD_CAP;             /* too many above MAXTHRESH */
+        if (k1 > ns) k1 = ns;
+        for (long k = k0; k <= k1; ++k) {
+            double below = k < ns ? scores[k] : 0;
+            double above = scores[k - 1] < maxt ? scores[k - 1] : maxt;
+            if (!(above > below) || above <= 0) continue;
+            double gap = (above - below) / above;
+            if (gap < kMinGap) continue;
+            if (gap > best_gap) {
+                best_gap = gap;
+                best = (int)k;
+                best_t = (above + below) / 2;
+            }
+            if (pass == 2) break; /* the smallest feasible count */
         }
     }
-    double above = scores[best - 1], below = best < ns ? scores[best] : 0;
-    float t = (float)((above + below) / 2);
-    if (best_gap < 2e-3) {
-        fprintf(stderr, "darknet_oracle: scores too close together: best gap %.3g%% at %d "
-                        "(%.9g vs %.9g)\n", best_gap * 100, best, above, below);
+    if (best < 0) {
+        fprintf(stderr, "darknet_oracle: no threshold <= %g with a %.3g%% gap between scores "
+                        "(%ld positive scores, best %.9g)\n", maxt, kMinGap * 100, ns,
+                ns ? scores[0] : 0.);
         free_network(net);
         return 1;
     }
+    float t = (float)best_t;
     /* count what darknet will actually print (after NMS) at t, from each
      * image's saved detection-layer outputs */
     long total = 0;
@@ -467,14 +486,16 @@ static int cmd_pickthresh(int argc, char **argv)
                        sizeof(float) * net->layers[i].outputs);
         total += count_dets(net, &ctx[a], t, nms);
     }
+    fprintf(stderr, "darknet_oracle: threshold %.9g between scores %.9g and %.9g (gap %.2g%%): "
+                    "%d before NMS, %ld after%s\n", t, scores[best - 1],
+            best < ns ? scores[best] : 0., best_gap * 100, best, total,
+            best > hi ? " (more than wanted: no higher threshold allowed)" : "");
     for (int a = 0; a < nimg; ++a) {
         free_image(ctx[a].im);
         for (int i = 0; i < net->n; ++i) free(saved[(size_t)a * net->n + i]);
     }
     free(saved);
     free(ctx);
-    fprintf(stderr, "darknet_oracle: threshold %.9g between scores %.9g and %.9g (gap %.2g%%): "
-                    "%d before NMS, %ld after\n", t, above, below, best_gap * 100, best, total);
     free(scores);
     free_network(net);
     if (total < 1) return 1;
@@ -1023,7 +1044,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: darknet_oracle forward CFG WEIGHTS IN.f32 OUTDIR\n"
             "       darknet_oracle detect CFG WEIGHTS NAMES THRESH NMS IMAGE...\n"
-            "       darknet_oracle pickthresh CFG WEIGHTS NMS MIN MAX IMAGE...\n"
+            "       darknet_oracle pickthresh CFG WEIGHTS NMS MIN MAX MAXTHRESH IMAGE...\n"
             "       darknet_oracle randinput N SEED OUT.f32\n"
             "       darknet_oracle randweights CFG SEED OUT.weights\n"
             "       darknet_oracle compare A.f32 REF.f32 TOL\n"

@@ -93,13 +93,13 @@ static void fpi_conv_rows(int t, void *vctx)
     const fpi_conv_task *c = vctx;
     int r0 = t * c->chunk, r1 = r0 + c->chunk < c->m ? r0 + c->chunk : c->m;
     for (int i = r0; i < r1; i++) {
-        float *o = c->out + (size_t)i * c->n;
+        float *restrict o = c->out + (size_t)i * c->n;
         float bias = c->bias[i];
         for (int j = 0; j < c->n; j++) o[j] = 0;
         const float *wr = c->w + (size_t)i * c->k;
         for (int kk = 0; kk < c->k; kk++) {
             float a = wr[kk];
-            const float *br = c->col + (size_t)kk * c->n;
+            const float *restrict br = c->col + (size_t)kk * c->n;
             for (int j = 0; j < c->n; j++) o[j] += a * br[j];
         }
         for (int j = 0; j < c->n; j++) o[j] += bias;

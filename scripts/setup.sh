@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs everything fogpipe needs to build, test and run its demo on a
+# Debian machine (run as root). Idempotent; safe to run again.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+pkgs=(
+  build-essential cmake pkg-config   # toolchain
+  libjpeg-dev libstb-dev libcjson-dev # JPEG (libjpeg-turbo), PNG/BMP/PPM + writers, JSON
+  darknet                            # the reference engine: oracle for tests, cfgs and sample images
+  python3                            # small helpers in tests and benchmarks
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "setup: dependencies present" >&2
