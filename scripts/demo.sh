@@ -22,7 +22,7 @@ done
 echo "demo: detecting in ${#images[@]} images with $cfg (random weights: the boxes mean nothing)" >&2
 start=$(date +%s.%N)
 build/fogpipe detect --cfg "$cfg" --weights "$weights" --names /usr/share/darknet/data/voc.names \
-  --threads "$(nproc)" --annotate "$out/annotated" "${images[@]}" > "$out/detections.jsonl"
+  --threshold "${FOGPIPE_THRESHOLD:-2.0}" --threads "$(nproc)" --annotate "$out/annotated" "${images[@]}" > "$out/detections.jsonl"
 end=$(date +%s.%N)
 python3 - "$out/detections.jsonl" "$start" "$end" <<'PY'
 import json, sys
