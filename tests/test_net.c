@@ -637,6 +637,57 @@ static void test_weights_roundtrip_dag(void)
     remove(path);
 }
 
+/* A load that fails part-way must not leave a half-loaded network that
+ * fp_net_setup accepts: a network that had weights either keeps exactly
+ * its old parameters or has none (setup then fails with FP_ESTATE). */
+static void test_weights_failed_load(void)
+{
+    char path[64];
+    if (!temp_path(path, sizeof path)) return;
+    fp_net *src = NULL;
+    CHECK_OK(fp_net_parse_cfg(fc_cfg, "fc.cfg", &src));
+    if (!src) return;
+    CHECK_OK(fp_net_init_weights_random(src, 1));
+    size_t np = src->n_params;
+    float *old = malloc(np * sizeof(float));
+    /* a NaN in the last layer's parameters, after every other layer's */
+    static const uint32_t nan_bits = 0x7fc00000u;
+    memcpy(&src->params[np - 1], &nan_bits, 4);
+    CHECK_OK(fp_net_save_weights(src, path));
+    for (int variant = 0; variant < 2; variant++) {
+        fp_net *net = NULL;
+        CHECK_OK(fp_net_parse_cfg(fc_cfg, "fc.cfg", &net));
+        if (!net) break;
+        CHECK_OK(fp_net_init_weights_random(net, 2));
+        memcpy(old, net->params, np * sizeof(float));
+        if (variant == 1) {
+            /* the same through a transposed header (layers are transposed as read) */
+            unsigned char *f;
+            size_t len;
+            if ((f = slurp(path, &len)) != NULL) {
+                int32_t h[4] = {0, 1001, 0, 0};
+                CHECK(spit(path, h, 16, f + 20, len - 20));
+                free(f);
+            }
+        }
+        CHECK_ERR(fp_net_load_weights(net, path), FP_ECORRUPT);
+        fp_status st = fp_net_setup(net);
+        CHECK_MSG(st == FP_ESTATE || (st == FP_OK && memcmp(net->params, old, np * sizeof(float)) == 0),
+                  "variant %d: after a failed load, setup returned %s with %s parameters", variant,
+                  fp_status_name(st), memcmp(net->params, old, np * sizeof(float)) ? "changed" : "the old");
+        if (st == FP_OK) {
+            fill_input(net, 1);
+            CHECK_OK(fp_net_run(net, 0, fp_net_layer_count(net) - 1, NULL, NULL));
+            const float *out = fp_net_output(net, fp_net_layer_count(net) - 1);
+            CHECK(all_finite(out, 37));
+        }
+        fp_net_destroy(net);
+    }
+    free(old);
+    fp_net_destroy(src);
+    remove(path);
+}
+
 /* ---- threads ---------------------------------------------------------- */
 
 static void test_threads(void)
@@ -743,6 +794,7 @@ TEST_LIST = {
     {"run_errors", test_run_errors},
     {"weights_roundtrip", test_weights_roundtrip},
     {"weights_roundtrip_dag", test_weights_roundtrip_dag},
+    {"weights_failed_load", test_weights_failed_load},
     {"threads", test_threads},
     {"alloc_failures", test_alloc_failures},
     {NULL, NULL},

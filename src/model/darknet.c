@@ -219,6 +219,9 @@ fp_status fp_net_load_weights(fp_net *net, const char *path)
                        path, size, want, net->n_params, header, major, minor, hdr[2]);
         goto done;
     }
+    /* From here on a failure leaves partly overwritten parameters: the
+     * network then counts as having no weights. */
+    net->weights_loaded = 0;
     if ((st = fpi_alloc_params(net))) goto done;
     for (int i = 0; i < net->n; i++) {
         fpi_layer *l = &net->layers[i];

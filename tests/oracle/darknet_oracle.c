@@ -1037,6 +1037,22 @@ static int cmd_compare_detect(int argc, char **argv)
     return bad ? 1 : 0;
 }
 
+/* ----------------------------------------------------------------- shapes */
+
+/* Prints "index out_w out_h out_c outputs" for every layer darknet builds
+ * from a cfg (no weights), for checking fogpipe's shape inference. */
+static int cmd_shapes(int argc, char **argv)
+{
+    if (argc != 3) return 2;
+    network *net = parse_network_cfg(argv[2]);
+    if (!net) return 1;
+    for (int i = 0; i < net->n; i++) {
+        layer l = net->layers[i];
+        printf("%d %d %d %d %d\n", i, l.out_w, l.out_h, l.out_c, l.outputs);
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------- main */
 
 static void usage(void)
@@ -1045,6 +1061,7 @@ static void usage(void)
             "usage: darknet_oracle forward CFG WEIGHTS IN.f32 OUTDIR\n"
             "       darknet_oracle detect CFG WEIGHTS NAMES THRESH NMS IMAGE...\n"
             "       darknet_oracle pickthresh CFG WEIGHTS NMS MIN MAX MAXTHRESH IMAGE...\n"
+            "       darknet_oracle shapes CFG\n"
             "       darknet_oracle randinput N SEED OUT.f32\n"
             "       darknet_oracle randweights CFG SEED OUT.weights\n"
             "       darknet_oracle compare A.f32 REF.f32 TOL\n"
@@ -1063,6 +1080,7 @@ int main(int argc, char **argv)
     if (!strcmp(m, "forward")) rc = cmd_forward(argc, argv);
     else if (!strcmp(m, "detect")) rc = cmd_detect(argc, argv);
     else if (!strcmp(m, "pickthresh")) rc = cmd_pickthresh(argc, argv);
+    else if (!strcmp(m, "shapes")) rc = cmd_shapes(argc, argv);
     else if (!strcmp(m, "randinput")) rc = cmd_randinput(argc, argv);
     else if (!strcmp(m, "randweights")) rc = cmd_randweights(argc, argv);
     else if (!strcmp(m, "compare")) rc = cmd_compare(argc, argv);
