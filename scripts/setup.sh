@@ -8,8 +8,10 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 pkgs=(
   build-essential cmake pkg-config   # toolchain
   libjpeg-dev libstb-dev libcjson-dev # JPEG (libjpeg-turbo), PNG/BMP/PPM + writers, JSON
+  liblz4-dev libzstd-dev             # feature-map compression on the links between stages
   darknet                            # the reference engine: oracle for tests, cfgs and sample images
   python3                            # small helpers in tests and benchmarks
+  libopenblas0-pthread               # sgemm/sgemv for the fast kernels (loaded at run time; optional)
 )
 missing=()
 for p in "${pkgs[@]}"; do
