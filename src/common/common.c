@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define FPI_ERRBUF 512
 
@@ -182,6 +183,19 @@ error:
     fclose(f);
     fpi_free(buf);
     return st;
+}
+
+size_t fpi_memory_limit(void)
+{
+    const char *env = getenv("FP_MEMORY_LIMIT_MB");
+    if (env && *env) {
+        char *end;
+        unsigned long long mb = strtoull(env, &end, 10);
+        if (*end == '\0' && mb > 0 && mb < (SIZE_MAX >> 20)) return (size_t)mb << 20;
+    }
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0) return SIZE_MAX;
+    return (size_t)pages * (size_t)page;
 }
 
 double fpi_now(void)

@@ -63,6 +63,10 @@ void fpi_alloc_fail_after(long n);
  * FP_EIO (cannot open/read), FP_ETOOBIG (larger than max_bytes) or FP_ENOMEM. */
 fp_status fpi_read_file(const char *path, size_t max_bytes, char **data, size_t *size);
 
+/* The most bytes one network may ask for at once: physical memory, or
+ * FP_MEMORY_LIMIT_MB from the environment when set (smaller or larger). */
+size_t fpi_memory_limit(void);
+
 /* Monotonic clock in seconds. */
 double fpi_now(void);
 

@@ -146,14 +146,20 @@ fp_status fp_net_setup(fp_net *net)
         else net->layers[plan[i].id].out_off = plan[i].off;
     }
     fpi_free(plan);
+    /* Refuse up front what cannot fit: a short cfg can ask for terabytes. */
+    size_t ws_bytes = 0, need = 0;
+    if (!fpi_mul_size(ws, sizeof(float), &ws_bytes) || !fpi_add_size(total, ws_bytes, &need) ||
+        need > fpi_memory_limit())
+        return fpi_error(FP_ENOMEM,
+                         "the network needs %zu MiB of activations and %zu MiB of scratch, more than the %zu MiB this machine allows",
+                         total >> 20, ws_bytes >> 20, fpi_memory_limit() >> 20);
     net->arena = fpi_malloc_aligned(total);
-    net->workspace = ws ? fpi_malloc_aligned(ws * sizeof(float)) : NULL;
-    if (!net->arena || (ws && !net->workspace)) {
+    if (!net->arena) return fpi_error(FP_ENOMEM, "out of memory for a %zu MiB activation arena", total >> 20);
+    net->workspace = ws ? fpi_malloc_aligned(ws_bytes) : NULL;
+    if (ws && !net->workspace) {
         fpi_free_aligned(net->arena);
-        fpi_free_aligned(net->workspace);
         net->arena = NULL;
-        net->workspace = NULL;
-        return fpi_error(FP_ENOMEM, "out of memory for a %zu MiB activation arena", total >> 20);
+        return fpi_error(FP_ENOMEM, "out of memory for %zu MiB of convolution scratch", ws_bytes >> 20);
     }
     memset(net->arena, 0, total);
     net->arena_bytes = total;

@@ -61,8 +61,13 @@ fp_status fpi_cfg_parse(const char *text, const char *name, fpi_cfg *cfg)
 
     /* Count headers first so the section array is allocated once. */
     size_t cap = 0;
-    for (const char *p = text; *p; p++)
-        if (*p == '[') cap++;
+    for (const char *p = text; *p; p++) {
+        const char *q = p;
+        while (*q == ' ' || *q == '\t') q++;
+        if (*q == '[') cap++;
+        p = strchr(q, '\n');
+        if (!p) break;
+    }
     if (cap > (size_t)FP_MAX_LAYERS + 1)
         return fpi_error(FP_ETOOBIG, "%s: more than %d sections", cfg->name, FP_MAX_LAYERS + 1);
 

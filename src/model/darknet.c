@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/common.h"
 #include "engine/net_impl.h"
@@ -187,6 +188,11 @@ fp_status fp_net_load_weights(fp_net *net, const char *path)
         return fpi_error(FP_ESTATE, "%s: weights already prepared; load them before fp_net_setup", path);
     FILE *f = fopen(path, "rb");
     if (!f) return fpi_error(FP_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return fpi_error(FP_EIO, "%s: not a regular file", path);
+    }
     fp_status st;
     int32_t hdr[3];
     if ((st = fpi_read_exact(f, hdr, sizeof hdr, path, "the header"))) goto done;

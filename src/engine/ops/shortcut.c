@@ -11,6 +11,7 @@ fp_status fpi_shortcut_parse(fpi_layer *l, const fpi_cfg_section *s, fpi_build *
     fpi_shortcut_params *p = &l->p.shortcut;
     int from;
     fp_status st;
+    if (b->n == 0) return fpi_cfg_error(b->cfg, s, FP_ECORRUPT, "shortcut cannot be the first layer");
     if (!fpi_cfg_str(s, "from")) return fpi_cfg_error(b->cfg, s, FP_ECORRUPT, "from= is required");
     if ((st = fpi_cfg_int(b->cfg, s, "from", 0, -FP_MAX_LAYERS, FP_MAX_LAYERS, &from)) ||
         (st = fpi_parse_activation(b->cfg, s, "linear", &l->act)) ||
@@ -21,7 +22,6 @@ fp_status fpi_shortcut_parse(fpi_layer *l, const fpi_cfg_section *s, fpi_build *
     if (j < 0 || j >= b->n)
         return fpi_cfg_error(b->cfg, s, FP_ECORRUPT, "from=%d refers to layer %d, outside 0..%d",
                              from, j, b->n - 1);
-    if (b->n == 0) return fpi_cfg_error(b->cfg, s, FP_ECORRUPT, "shortcut cannot be the first layer");
     l->n_src = 2;
     l->src[1] = j;
     fp_shape a = b->layers[j].out, o = l->in;
