@@ -1,39 +1,46 @@
 #!/usr/bin/env bash
-# Engine benchmark: ms per image (median of LOOPS after warm-up) for each
-# model at 1 and 2 threads, side by side with Debian's darknet on the same cfg
-# and weights, interleaved over ROUNDS rounds (the machine is shared and
-# noisy); prints the median of the rounds and the ratio darknet/fogpipe.
+# Engine benchmark: ms per image (median of LOOPS after warm-up, `fogpipe
+# bench`) for each model: fogpipe's fast kernels at 1 and 2 threads, its
+# reference kernels (FP_NO_FAST=1, 1 thread) and Debian's darknet on the same
+# cfg and weights, interleaved over ROUNDS rounds (the machine is shared and
+# noisy); prints the median of the rounds and the ratios.
 #   bench/engine.sh [LOOPS=5] [ROUNDS=3]
+# OPENBLAS_CORETYPE / OPENBLAS_NUM_THREADS are cleared for fogpipe so it picks
+# its kernels as on a fresh machine (FP_BENCH_KEEP_ENV=1 keeps them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LOOPS=${1:-5}
 ROUNDS=${2:-3}
 B=${FP_BUILD:-build}
-[ -x "$B/bench_engine" ] || { echo "build first: make build" >&2; exit 1; }
+[ -x "$B/fogpipe" ] || { echo "build first: make build" >&2; exit 1; }
 DN=/usr/share/darknet/cfg
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 models=("models/yolov1-tiny-tf.cfg" "$DN/yolov1-tiny.cfg" "$DN/yolov2-tiny.cfg" "$DN/yolov3-tiny.cfg")
+clean=(env -u OPENBLAS_CORETYPE -u OPENBLAS_NUM_THREADS)
+[ "${FP_BENCH_KEEP_ENV:-0}" = 1 ] && clean=(env)
 med() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
-printf "%-20s %10s %10s %10s %9s %9s\n" model "fp 1t ms" "fp 2t ms" "darknet ms" "dn/fp 1t" "dn/fp 2t"
+ms() { sed -n 's/.*median_ms=\([0-9.]*\).*/\1/p'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "") print "n/a"; else printf "%.2f", a/b }'; }
+"${clean[@]}" "$B/fogpipe" bench --cfg "${models[2]}" --iters 1 --warmup 0 | sed -n 's/^kernels: /fogpipe kernels: /p'
+printf "%-16s %9s %9s %9s %10s %8s %8s %8s %8s\n" model "fast 1t" "fast 2t" "ref 1t" darknet \
+  "ref/1t" "ref/2t" "dn/1t" "dn/2t"
 for cfg in "${models[@]}"; do
   name=$(basename "$cfg" .cfg)
   w=$tmp/$name.weights
   "$B/fogpipe" random-weights --cfg "$cfg" --seed 1 -o "$w" 2>/dev/null
-  : > "$tmp/f1"; : > "$tmp/f2"; : > "$tmp/d"
+  : > "$tmp/f1"; : > "$tmp/f2"; : > "$tmp/r"; : > "$tmp/d"
   for r in $(seq "$ROUNDS"); do
     echo "  $name round $r/$ROUNDS" >&2
-    "$B/bench_engine" "$cfg" "$w" "$LOOPS" 1 | sed 's/.*median_ms=\([0-9.]*\).*/\1/' >> "$tmp/f1"
-    "$B/bench_engine" "$cfg" "$w" "$LOOPS" 2 | sed 's/.*median_ms=\([0-9.]*\).*/\1/' >> "$tmp/f2"
+    "${clean[@]}" "$B/fogpipe" bench --cfg "$cfg" --weights "$w" --iters "$LOOPS" --threads 1 | ms >> "$tmp/f1"
+    "${clean[@]}" "$B/fogpipe" bench --cfg "$cfg" --weights "$w" --iters "$LOOPS" --threads 2 | ms >> "$tmp/f2"
+    FP_NO_FAST=1 "$B/fogpipe" bench --cfg "$cfg" --weights "$w" --iters "$LOOPS" --warmup 1 | ms >> "$tmp/r"
     if [ -x "$B/darknet_time" ]; then
-      "$B/darknet_time" "$cfg" "$w" "$LOOPS" 2>/dev/null | sed 's/.*median_ms=\([0-9.]*\).*/\1/' >> "$tmp/d"
+      "$B/darknet_time" "$cfg" "$w" "$LOOPS" 2>/dev/null | ms >> "$tmp/d"
     fi
   done
-  f1=$(med < "$tmp/f1"); f2=$(med < "$tmp/f2"); d=$(med < "$tmp/d" || true)
-  if [ -n "$d" ]; then
-    printf "%-20s %10.1f %10.1f %10.1f %9.2f %9.2f\n" "$name" "$f1" "$f2" "$d" \
-      "$(awk -v a="$d" -v b="$f1" 'BEGIN{print a/b}')" "$(awk -v a="$d" -v b="$f2" 'BEGIN{print a/b}')"
-  else
-    printf "%-20s %10.1f %10.1f %10s\n" "$name" "$f1" "$f2" "n/a"
-  fi
+  f1=$(med < "$tmp/f1"); f2=$(med < "$tmp/f2"); rf=$(med < "$tmp/r"); d=$(med < "$tmp/d" || true)
+  printf "%-16s %9.1f %9.1f %9.1f %10s %8s %8s %8s %8s\n" "$name" "$f1" "$f2" "$rf" "${d:-n/a}" \
+    "$(ratio "$rf" "$f1")" "$(ratio "$rf" "$f2")" "$(ratio "$d" "$f1")" "$(ratio "$d" "$f2")"
 done
-echo "(darknet's CPU path is single-threaded; its figure is the same for both ratios)"
+echo "(ms per image, median of $ROUNDS rounds of median-of-$LOOPS; ratios are speedups of fogpipe's fast"
+echo " kernels over its reference kernels (ref) and over darknet (dn), whose CPU path is single-threaded)"

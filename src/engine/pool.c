@@ -90,6 +90,8 @@ void fpi_pool_destroy(struct fpi_pool *p)
     fpi_free(p);
 }
 
+int fpi_pool_threads(const struct fpi_pool *p) { return p ? p->n_threads + 1 : 1; }
+
 void fpi_parallel_for(struct fpi_pool *p, int n, fpi_task_fn fn, void *ctx)
 {
     if (!p || p->n_threads == 0 || n <= 1) {

@@ -3,6 +3,7 @@
  * setup. Reference kernel: one dot product per output, split across threads. */
 #include <stdio.h>
 
+#include "engine/fast/fast.h"
 #include "engine/net_impl.h"
 
 fp_status fpi_connected_parse(fpi_layer *l, const fpi_cfg_section *s, fpi_build *b)
@@ -48,6 +49,7 @@ static void fpi_fc_rows(int t, void *vctx)
 
 void fpi_connected_forward(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x)
 {
+    if (fpi_connected_fast(l, src, out, x)) return;
     fpi_fc_task t = {l, src[0], out, fp_shape_count(l->in), 16};
     fpi_parallel_for(x->pool, (l->out.c + t.chunk - 1) / t.chunk, fpi_fc_rows, &t);
 }

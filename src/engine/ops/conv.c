@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "engine/fast/fast.h"
 #include "engine/net_impl.h"
 
 fp_status fpi_conv_parse(fpi_layer *l, const fpi_cfg_section *s, fpi_build *b)
@@ -109,6 +110,7 @@ static void fpi_conv_rows(int t, void *vctx)
 
 void fpi_conv_forward(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x)
 {
+    if (fpi_conv_fast(l, src, out, x)) return;
     const fpi_conv_params *p = &l->p.conv;
     int cg = l->in.c / p->groups, m = p->filters / p->groups;
     int k = cg * p->size * p->size, n = l->out.h * l->out.w;

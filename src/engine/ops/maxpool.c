@@ -4,6 +4,7 @@
 #include <float.h>
 #include <stdio.h>
 
+#include "engine/fast/fast.h"
 #include "engine/net_impl.h"
 
 fp_status fpi_maxpool_parse(fpi_layer *l, const fpi_cfg_section *s, fpi_build *b)
@@ -26,6 +27,7 @@ fp_status fpi_maxpool_parse(fpi_layer *l, const fpi_cfg_section *s, fpi_build *b
 
 void fpi_maxpool_forward(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x)
 {
+    if (fpi_maxpool_fast(l, src, out, x)) return;
     const fpi_pool_params *p = &l->p.pool;
     int off = -p->pad / 2;
     for (int k = 0; k < l->out.c; k++) {

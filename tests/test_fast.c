@@ -1,0 +1,295 @@
+/*
+ * test_fast.c — every fast kernel (src/engine/fast/) against the reference
+ * kernel of its op, over sweeps of shapes: 1x1, 3x3, 5x5, strides 1 and 2,
+ * odd sizes, groups, depthwise (with and without a channel multiplier), tiny
+ * and large channel counts, every activation, batch-norm folded, 1 and 2
+ * threads. Each case runs the network once with the reference kernels
+ * (FPI_FAST_OFF), then calls the fast hook directly on the same layer and
+ * input, checking that it took the layer (so a silently declining hook
+ * fails) and that every value is within TOL of the reference, relative to
+ * the largest magnitude in the reference output. Both fast modes run: with
+ * OpenBLAS (FPI_FAST_AUTO) and as if it were not installed
+ * (FPI_FAST_NO_BLAS: the GEMM convolutions and connected layers must
+ * decline, the direct kernels must still run).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/common.h"
+#include "engine/fast/fast.h"
+#include "engine/net_impl.h"
+#include "fogpipe/net.h"
+#include "test.h"
+
+#define TOL 1e-5
+
+static const char *const act_names[] = {"linear", "leaky", "relu", "logistic"};
+
+/* Deterministic input values in [-1, 1). */
+static void fill_input(float *x, size_t n, uint32_t seed)
+{
+    uint32_t s = seed;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        x[i] = (float)((s >> 8) * (1.0 / 8388608.0)) - 1.f;
+    }
+}
+
+typedef int (*fast_hook)(const fpi_layer *, const float *const *, float *, const fpi_exec *);
+
+/* Builds the one-layer network in `cfg`, runs the reference kernel, then the
+ * fast hook in each mode, and compares. `blas_needed`: whether the hook
+ * needs the library (it must decline without it). Returns 1 if all agree. */
+static int check_layer(const char *cfg, const char *what, int threads, fast_hook hook, int blas_needed,
+                       double tol)
+{
+    fp_net *net = NULL;
+    fp_status st = fp_net_parse_cfg(cfg, "fast.cfg", &net);
+    CHECK_MSG(st == FP_OK, "%s: parse: %s", what, fp_last_error());
+    if (st) return 0;
+    int ok = 1;
+    float *fast = NULL;
+    if ((st = fp_net_init_weights_random(net, 42)) || (st = fp_net_set_threads(net, threads)) ||
+        (st = fp_net_setup(net))) {
+        CHECK_MSG(0, "%s: %s", what, fp_last_error());
+        fp_net_destroy(net);
+        return 0;
+    }
+    const fpi_layer *l = &net->layers[0];
+    size_t nin = fp_shape_count(fp_net_input_shape(net)), nout = fp_shape_count(l->out);
+    fill_input(fp_net_input(net), nin, (uint32_t)nin * 7u + 3u);
+
+    fpi_fast_set_mode(FPI_FAST_OFF);
+    CHECK_OK(fp_net_run(net, 0, 0, NULL, NULL));
+    const float *ref = fp_net_output(net, 0);
+    double mag = 1e-30;
+    for (size_t i = 0; i < nout; i++)
+        if (fabs(ref[i]) > mag) mag = fabs(ref[i]);
+    fast = malloc(nout * sizeof *fast);
+    const float *src[1] = {fp_net_input(net)};
+    fpi_exec x = {net->workspace, net->pool};
+    static const fpi_fast_mode modes[] = {FPI_FAST_AUTO, FPI_FAST_NO_BLAS};
+    for (int mi = 0; mi < 2 && fast; mi++) {
+        fpi_fast_set_mode(modes[mi]);
+        /* FP_NO_FAST=1 in the environment: every hook must decline */
+        int expect = fpi_fast_enabled() && !(blas_needed && !fpi_blas_get());
+        for (size_t i = 0; i < nout; i++) fast[i] = NAN;
+        int took = hook(l, src, fast, &x);
+        CHECK_MSG(took == expect, "%s threads=%d mode=%s: hook returned %d, expected %d", what, threads,
+                  mi ? "no-blas" : "auto", took, expect);
+        if (!took) {
+            ok &= took == expect;
+            continue;
+        }
+        size_t bad = 0, first = 0;
+        for (size_t i = 0; i < nout; i++)
+            if (!(fabs((double)fast[i] - ref[i]) <= tol * mag)) {
+                if (!bad) first = i;
+                bad++;
+            }
+        CHECK_MSG(bad == 0, "%s threads=%d mode=%s: %zu of %zu differ, first [%zu] fast %.9g ref %.9g (max |ref| %.4g)",
+                  what, threads, mi ? "no-blas" : "auto", bad, nout, first, (double)fast[first],
+                  (double)ref[first], mag);
+        if (bad) ok = 0;
+    }
+    CHECK(fast != NULL);
+    fpi_fast_set_mode(FPI_FAST_AUTO);
+    free(fast);
+    fp_net_destroy(net);
+    return ok;
+}
+
+/* ---- convolutional ----------------------------------------------------- */
+
+static void test_conv(void)
+{
+    static const struct {
+        int w, h, c;       /* input */
+        int f, size, stride, pad, groups;
+    } cases[] = {
+        {7, 5, 4, 6, 1, 1, 0, 1},      /* 1x1/1: no im2col */
+        {7, 5, 4, 6, 1, 2, 0, 1},      /* 1x1/2 */
+        {9, 9, 4, 6, 1, 1, 1, 1},      /* 1x1 with padding */
+        {7, 5, 4, 6, 3, 1, 1, 1},      /* odd sizes */
+        {7, 5, 4, 6, 3, 2, 1, 1},      /* stride 2 */
+        {13, 11, 5, 7, 5, 1, 2, 1},    /* 5x5 */
+        {13, 11, 5, 7, 5, 2, 0, 1},    /* 5x5/2, no padding */
+        {8, 8, 3, 3, 3, 1, 3, 1},      /* padding wider than half the kernel */
+        {40, 33, 3, 16, 3, 1, 1, 1},   /* first layer: direct kernel */
+        {41, 35, 3, 13, 3, 2, 1, 1},   /* direct, stride 2, filters not a multiple of 4 */
+        {20, 17, 1, 5, 3, 1, 1, 1},    /* one input channel */
+        {4, 6, 4, 6, 3, 1, 1, 2},      /* groups */
+        {9, 7, 8, 12, 3, 2, 1, 4},     /* groups, stride 2 */
+        {9, 7, 8, 8, 3, 1, 1, 8},      /* depthwise */
+        {10, 9, 6, 12, 3, 2, 1, 6},    /* depthwise, multiplier 2, stride 2 */
+        {16, 16, 8, 8, 5, 1, 2, 8},    /* depthwise 5x5 */
+        {2, 1, 3, 4, 3, 1, 1, 1},      /* tiny map */
+        {1, 1, 17, 9, 1, 1, 0, 1},     /* 1x1 map */
+        {64, 48, 16, 32, 3, 1, 1, 1},  /* many columns: several tiles */
+        {128, 96, 8, 16, 3, 1, 1, 1},  /* more tiles than threads */
+        {7, 7, 256, 300, 3, 1, 1, 1},  /* deep and small: row split */
+        {5, 3, 600, 48, 1, 1, 0, 1},   /* large k, 1x1 */
+        {13, 13, 512, 64, 3, 1, 1, 1}, /* k = 4608 */
+    };
+    int n = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int act = 0; act < FP_ACT_COUNT; act++)
+            for (int bn = 0; bn < 2; bn++) {
+                if ((act + bn + (int)i) % 2 && i > 2) continue; /* half the (act, bn) pairs beyond the first cases */
+                char cfg[512], what[200];
+                snprintf(cfg, sizeof cfg,
+                         "[net]\nwidth=%d\nheight=%d\nchannels=%d\n[convolutional]\nbatch_normalize=%d\n"
+                         "filters=%d\nsize=%d\nstride=%d\npadding=%d\ngroups=%d\nactivation=%s\n",
+                         cases[i].w, cases[i].h, cases[i].c, bn, cases[i].f, cases[i].size, cases[i].stride,
+                         cases[i].pad, cases[i].groups, act_names[act]);
+                snprintf(what, sizeof what, "conv in=%dx%dx%d f=%d %dx%d/%d pad=%d g=%d bn=%d %s", cases[i].w,
+                         cases[i].h, cases[i].c, cases[i].f, cases[i].size, cases[i].size, cases[i].stride,
+                         cases[i].pad, cases[i].groups, bn, act_names[act]);
+                int cg = cases[i].c / cases[i].groups;
+                int ow = (cases[i].w + 2 * cases[i].pad - cases[i].size) / cases[i].stride + 1;
+                /* the kernel choice of fpi_conv_fast: depthwise and small first
+                 * layers are direct, the rest need sgemm */
+                int direct = cg == 1 || (cases[i].groups == 1 && cg * cases[i].size * cases[i].size <= 32 && ow >= 16);
+                for (int t = 1; t <= 2; t++) {
+                    check_layer(cfg, what, t, fpi_conv_fast, !direct, TOL);
+                    n++;
+                }
+            }
+    CHECK_MSG(n > 100, "only %d cases", n);
+}
+
+/* ---- connected ---------------------------------------------------------- */
+
+static void test_connected(void)
+{
+    static const struct { int w, h, c, out; } cases[] = {
+        {1, 1, 1, 1}, {1, 1, 7, 3}, {3, 5, 5, 17}, {1, 1, 256, 100}, {7, 7, 64, 33}, {1, 1, 4096, 300},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int act = 0; act < FP_ACT_COUNT; act++)
+            for (int bn = 0; bn < 2; bn++)
+                for (int t = 1; t <= 2; t++) {
+                    char cfg[256], what[128];
+                    snprintf(cfg, sizeof cfg,
+                             "[net]\nwidth=%d\nheight=%d\nchannels=%d\n[connected]\noutput=%d\n"
+                             "batch_normalize=%d\nactivation=%s\n",
+                             cases[i].w, cases[i].h, cases[i].c, cases[i].out, bn, act_names[act]);
+                    snprintf(what, sizeof what, "connected %dx%dx%d -> %d bn=%d %s", cases[i].w, cases[i].h,
+                             cases[i].c, cases[i].out, bn, act_names[act]);
+                    check_layer(cfg, what, t, fpi_connected_fast, 1, TOL);
+                }
+}
+
+/* ---- maxpool ------------------------------------------------------------ */
+
+static void test_maxpool(void)
+{
+    static const struct { int size, stride, padding, w, h, c; } cases[] = {
+        {2, 2, -1, 8, 6, 3},  {2, 2, -1, 7, 5, 2},  {2, 2, 0, 7, 5, 2},   {2, 1, -1, 13, 13, 5},
+        {3, 2, -1, 7, 5, 2},  {3, 2, 1, 7, 5, 2},   {3, 1, -1, 6, 4, 3},   {3, 2, 2, 8, 8, 1},
+        {5, 1, -1, 5, 5, 1},  {1, 1, -1, 3, 2, 2},  {2, 2, -1, 416, 30, 4}, {3, 3, 4, 19, 17, 3},
+        {6, 2, -1, 4, 4, 2},  {2, 2, -1, 1, 1, 2},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int t = 1; t <= 2; t++) {
+            char cfg[256], what[128];
+            int k = snprintf(cfg, sizeof cfg, "[net]\nwidth=%d\nheight=%d\nchannels=%d\n[maxpool]\nsize=%d\nstride=%d\n",
+                             cases[i].w, cases[i].h, cases[i].c, cases[i].size, cases[i].stride);
+            if (cases[i].padding >= 0) snprintf(cfg + k, sizeof cfg - (size_t)k, "padding=%d\n", cases[i].padding);
+            snprintf(what, sizeof what, "maxpool %dx%d/%d padding=%d in=%dx%dx%d", cases[i].size, cases[i].size,
+                     cases[i].stride, cases[i].padding, cases[i].w, cases[i].h, cases[i].c);
+            check_layer(cfg, what, t, fpi_maxpool_fast, 0, 0.0); /* same comparisons: exact */
+        }
+}
+
+/* ---- modes and the library ---------------------------------------------- */
+
+/* OpenBLAS is installed by scripts/setup.sh: it must load, with the kernel
+ * family cpuid chose, and leave the environment as it was. */
+static void test_blas_load(void)
+{
+    const fpi_cpu *cpu = fpi_cpu_get();
+    CHECK(cpu->x86 || cpu->arm64 || (!cpu->avx2 && !cpu->avx512));
+    const char *core = fpi_cpu_blas_coretype(cpu);
+    /* what a user who set nothing gets (this test's own environment may pin
+     * a kernel family; the library is loaded once, here) */
+    unsetenv("OPENBLAS_CORETYPE");
+    int had_threads = getenv("OPENBLAS_NUM_THREADS") != NULL;
+    if (getenv("FP_NO_FAST") && strcmp(getenv("FP_NO_FAST"), "0") && *getenv("FP_NO_FAST")) {
+        CHECK(!fpi_fast_enabled() && fpi_blas_get() == NULL);
+        return;
+    }
+    const fpi_blas *b = fpi_blas_get();
+    CHECK_MSG(b != NULL, "libopenblas.so.0 did not load (%s); run scripts/setup.sh", fpi_fast_describe());
+    if (!b) return;
+    CHECK(b->sgemm && b->sgemv);
+    if (core) CHECK_MSG(strstr(b->desc, core) != NULL, "wanted %s kernels, got \"%s\"", core, b->desc);
+    CHECK_MSG(getenv("OPENBLAS_CORETYPE") == NULL, "OPENBLAS_CORETYPE left set");
+    CHECK_MSG((getenv("OPENBLAS_NUM_THREADS") != NULL) == had_threads, "OPENBLAS_NUM_THREADS changed");
+    fpi_fast_set_mode(FPI_FAST_NO_BLAS);
+    CHECK(fpi_blas_get() == NULL);
+    CHECK(fpi_fast_enabled());
+    fpi_fast_set_mode(FPI_FAST_OFF);
+    CHECK(fpi_blas_get() == NULL);
+    CHECK(!fpi_fast_enabled());
+    CHECK(strstr(fpi_fast_describe(), "reference") != NULL);
+    fpi_fast_set_mode(FPI_FAST_AUTO);
+    CHECK(fpi_fast_enabled());
+    printf("     %s\n", fpi_fast_describe());
+}
+
+/* A whole network (conv, maxpool, route, connected) gives the same output
+ * through fp_net_run with fast kernels on and off. */
+static void test_whole_net(void)
+{
+    static const char cfg[] =
+        "[net]\nwidth=64\nheight=48\nchannels=3\n"
+        "[convolutional]\nbatch_normalize=1\nfilters=16\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
+        "[maxpool]\nsize=2\nstride=2\n"
+        "[convolutional]\nbatch_normalize=1\nfilters=32\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
+        "[convolutional]\ngroups=32\nfilters=32\nsize=3\nstride=2\npad=1\nactivation=relu\n"
+        "[convolutional]\nfilters=24\nsize=1\nstride=1\npad=0\nactivation=linear\n"
+        "[maxpool]\nsize=2\nstride=1\n"
+        "[connected]\noutput=50\nactivation=logistic\n";
+    float *want = NULL;
+    size_t n = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int t = 1; t <= 2; t++) {
+            fpi_fast_set_mode(pass ? FPI_FAST_AUTO : FPI_FAST_OFF);
+            fp_net *net = NULL;
+            CHECK_OK(fp_net_parse_cfg(cfg, "whole.cfg", &net));
+            if (!net) continue;
+            CHECK_OK(fp_net_init_weights_random(net, 5));
+            CHECK_OK(fp_net_set_threads(net, t));
+            CHECK_OK(fp_net_setup(net));
+            fill_input(fp_net_input(net), fp_shape_count(fp_net_input_shape(net)), 9);
+            int last = fp_net_layer_count(net) - 1;
+            CHECK_OK(fp_net_run(net, 0, last, NULL, NULL));
+            fp_layer_info li;
+            CHECK_OK(fp_net_layer_info(net, last, &li));
+            n = fp_shape_count(li.out);
+            const float *out = fp_net_output(net, last);
+            if (!want) {
+                want = malloc(n * sizeof *want);
+                if (want) memcpy(want, out, n * sizeof *want);
+            } else {
+                for (size_t i = 0; i < n; i++)
+                    CHECK_MSG(fabs(out[i] - want[i]) <= TOL, "pass %d threads %d [%zu]: %.9g vs %.9g", pass, t, i,
+                              (double)out[i], (double)want[i]);
+            }
+            fp_net_destroy(net);
+        }
+    fpi_fast_set_mode(FPI_FAST_AUTO);
+    free(want);
+}
+
+TEST_LIST = {
+    {"blas_load", test_blas_load},
+    {"conv", test_conv},
+    {"connected", test_connected},
+    {"maxpool", test_maxpool},
+    {"whole_net", test_whole_net},
+    {NULL, NULL},
+};
