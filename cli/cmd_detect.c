@@ -12,26 +12,38 @@
 #include "fogpipe/detect.h"
 #include "fogpipe/image.h"
 
+/* Where scripts/setup.sh puts face-api's tiny face detector: the default
+ * model of `fogpipe detect` (FP_DATA_DIR is the repository's data/). */
+#ifndef FP_DATA_DIR
+#define FP_DATA_DIR "data"
+#endif
+#define FP_DEFAULT_MODEL FP_DATA_DIR "/face-api/tiny_face_detector_model-weights_manifest.json"
+
 static fp_flag fp_det_flags[] = {
-    {"cfg", 'c', "PATH", "darknet .cfg file", NULL},
-    {"weights", 'w', "PATH", "darknet .weights file", NULL},
-    {"names", 'n', "PATH", "class names, one per line (default: \"class N\")", NULL},
-    {"threshold", 0, "T", "score threshold, >= 0 (default: 0.2 for YOLOv1 heads, 0.5 otherwise, as darknet; YOLOv1 scores are not bounded by 1)", NULL},
-    {"nms", 0, "N", "NMS IoU threshold, 0 = off (default: 0.4 for YOLOv1, 0.45 otherwise)", NULL},
+    {"model", 'm', "PATH", "TF.js weights manifest of face-api's tiny face detector (default: " FP_DEFAULT_MODEL ", installed by scripts/setup.sh)", NULL},
+    {"input-size", 's', "S", "input side for --model: a multiple of 32 in [128, 608] (default 416; a cfg fixes its own)", NULL},
+    {"cfg", 'c', "PATH", "darknet .cfg file (instead of --model)", NULL},
+    {"weights", 'w', "PATH", "darknet .weights file (with --cfg)", NULL},
+    {"names", 'n', "PATH", "class names, one per line (default: the model's, \"face\", or \"class N\")", NULL},
+    {"threshold", 0, "T", "score threshold, >= 0 (default: 0.5; 0.2 for YOLOv1 heads, as darknet; YOLOv1 scores are not bounded by 1)", NULL},
+    {"nms", 0, "N", "NMS IoU threshold, 0 = off (default: 0.4 for the face detector and YOLOv1, 0.45 otherwise)", NULL},
     {"annotate", 'a', "DIR", "write a copy of each image with boxes and labels drawn into DIR", NULL},
     {"threads", 't', "N", "kernel threads (default 1)", NULL},
     {NULL, 0, NULL, NULL, NULL},
 };
 
 static fp_command fp_det_cmd = {
-    "detect", "--cfg PATH --weights PATH [--names PATH] [--threshold T] [--nms N] [--annotate DIR] IMAGE...",
-    "Detects objects in JPEG, PNG, BMP or PPM images. Prints one JSON object per\n"
-    "image on stdout:\n"
+    "detect", "[--model PATH [--input-size S] | --cfg PATH --weights PATH] [--names PATH] [--threshold T] [--nms N] [--annotate DIR] IMAGE...",
+    "Detects faces (face-api's tiny face detector, the default model) or, with\n"
+    "--cfg, the objects of a darknet network in JPEG, PNG, BMP or PPM images.\n"
+    "Prints one JSON object per image on stdout:\n"
     "  {\"image\": PATH, \"width\": W, \"height\": H, \"detections\": [{\"label\": L,\n"
     "   \"class\": I, \"score\": S, \"box\": {\"x\": X, \"y\": Y, \"w\": W, \"h\": H}}]}\n"
     "with boxes in the original image's pixels (x, y = top-left corner).",
-    "Images are prepared as darknet's tools do: stretched to the network input for\n"
-    "YOLOv1 ([detection]) networks, letterboxed for YOLOv2/v3 ([region], [yolo]).\n"
+    "Images are prepared as each model's own tools do: face-api pads to a square\n"
+    "(black on the right or bottom) and resizes as TensorFlow does; darknet\n"
+    "stretches to the network input for YOLOv1 ([detection]) networks and\n"
+    "letterboxes for YOLOv2/v3 ([region], [yolo]).\n"
     "An image that cannot be read is reported on stderr and skipped; the exit\n"
     "status is then 1.",
     fp_det_flags, 1, 1 << 20};
@@ -72,17 +84,19 @@ static void fp_names_free(fp_names *nm)
     free(nm->names);
 }
 
-/* Label of class j (a name or "class j"). */
-static const char *fp_label(const fp_names *nm, int j, char *buf, size_t n)
+/* Label of class j: from the names file, the model's own, or "class j". */
+static const char *fp_label(const fp_net *net, const fp_names *nm, int j, char *buf, size_t n)
 {
     if (j < nm->n) return nm->names[j];
+    if (fp_detect_class_name(net, j)) return fp_detect_class_name(net, j);
     snprintf(buf, n, "class %d", j);
     return buf;
 }
 
 /* Draws detections the way darknet does: box width h*0.006, class colour. */
-static void fp_annotate(fp_image *im, const fp_detection *d, int n, int classes, const fp_names *nm)
+static void fp_annotate(fp_image *im, const fp_detection *d, int n, const fp_net *net, const fp_names *nm)
 {
+    int classes = fp_detect_classes(net);
     int width = (int)(im->h * .006);
     if (width < 1) width = 1;
     for (int i = 0; i < n; i++) {
@@ -91,7 +105,7 @@ static void fp_annotate(fp_image *im, const fp_detection *d, int n, int classes,
         fp_image_class_color(d[i].cls, classes, rgb);
         int x0 = (int)d[i].x, y0 = (int)d[i].y, x1 = (int)(d[i].x + d[i].w), y1 = (int)(d[i].y + d[i].h);
         fp_image_draw_box(im, x0, y0, x1, y1, width, rgb);
-        snprintf(text, sizeof text, "%s %.0f%%", fp_label(nm, d[i].cls, buf, sizeof buf),
+        snprintf(text, sizeof text, "%s %.0f%%", fp_label(net, nm, d[i].cls, buf, sizeof buf),
                  (double)d[i].score * 100);
         int th = (int)(im->h * .03);
         fp_image_draw_label(im, x0, y0 - th - 2 > 0 ? y0 - th - 2 : y0, text, th < 10 ? 10 : th, rgb);
@@ -118,8 +132,7 @@ static int fp_detect_one(fp_net *net, const char *path, float thresh, float nms,
     int n = 0, rc = 0;
     fp_shape in = fp_net_input_shape(net);
     if (fp_image_load(path, &im)) return fp_cli_fail();
-    fp_status st = fp_detect_letterbox(net) ? fp_image_letterbox(&im, in.w, in.h, &sized)
-                                            : fp_image_resize(&im, in.w, in.h, &sized);
+    fp_status st = fp_detect_prepare(net, &im, &sized);
     if (!st && sized.c != in.c)
         st = fpi_error(FP_EUNSUPPORTED, "%s: the network takes %d channels; images decode to %d (RGB)",
                        path, in.c, sized.c);
@@ -137,7 +150,7 @@ static int fp_detect_one(fp_net *net, const char *path, float thresh, float nms,
     for (int i = 0; i < n; i++) {
         char buf[32];
         cJSON *o = cJSON_CreateObject(), *b;
-        cJSON_AddStringToObject(o, "label", fp_label(nm, d[i].cls, buf, sizeof buf));
+        cJSON_AddStringToObject(o, "label", fp_label(net, nm, d[i].cls, buf, sizeof buf));
         cJSON_AddNumberToObject(o, "class", d[i].cls);
         cJSON_AddNumberToObject(o, "score", d[i].score);
         b = cJSON_AddObjectToObject(o, "box");
@@ -157,7 +170,7 @@ static int fp_detect_one(fp_net *net, const char *path, float thresh, float nms,
     if (annotate) {
         char out[4096];
         fp_annotated_path(annotate, path, out, sizeof out);
-        fp_annotate(&im, d, n, fp_detect_classes(net), nm);
+        fp_annotate(&im, d, n, net, nm);
         if (fp_image_save(&im, out)) rc = fp_cli_fail();
     }
 done:
@@ -167,29 +180,70 @@ done:
     return rc;
 }
 
+/* Loads face-api's tiny face detector from `model` (NULL: the default one),
+ * ready to run. On failure prints one line and returns FP_EXIT_FAIL. */
+static int fp_load_face_model(const char *model, int size, int threads, fp_net **out)
+{
+    fp_net *net = NULL;
+    *out = NULL;
+    if (!model) {
+        FILE *f = fopen(FP_DEFAULT_MODEL, "rb");
+        if (!f) {
+            fprintf(stderr,
+                    "fogpipe: no --model or --cfg given and the default face detector is not installed at %s: "
+                    "run `bash scripts/setup.sh` (it fetches @vladmandic/face-api with npm)\n",
+                    FP_DEFAULT_MODEL);
+            return FP_EXIT_FAIL;
+        }
+        fclose(f);
+        model = FP_DEFAULT_MODEL;
+    }
+    if (fp_net_load_tfjs(model, size, &net) || fp_net_set_threads(net, threads) || fp_net_setup(net)) {
+        fp_net_destroy(net);
+        return fp_cli_fail();
+    }
+    *out = net;
+    return 0;
+}
+
 int fp_cmd_detect(int argc, char **argv)
 {
     char **pos;
     int npos, rc = fp_args_parse(&fp_det_cmd, argc, argv, &pos, &npos);
     if (rc) return rc < 0 ? 0 : rc;
     const char *cfg = fp_flag_get(&fp_det_cmd, "cfg"), *weights = fp_flag_get(&fp_det_cmd, "weights");
+    const char *model = fp_flag_get(&fp_det_cmd, "model");
     const char *names = fp_flag_get(&fp_det_cmd, "names"), *annotate = fp_flag_get(&fp_det_cmd, "annotate");
-    long threads = 1;
-    if (!cfg) return fp_args_require(&fp_det_cmd, "cfg");
-    if (!weights) return fp_args_require(&fp_det_cmd, "weights");
-    if ((rc = fp_flag_int(&fp_det_cmd, "threads", 1, 256, &threads))) return rc;
+    long threads = 1, size = 416;
+    if (cfg && model) {
+        fprintf(stderr, "fogpipe detect: --cfg and --model exclude each other (see fogpipe detect --help)\n");
+        return FP_EXIT_USAGE;
+    }
+    if (cfg && !weights) return fp_args_require(&fp_det_cmd, "weights");
+    if (!cfg && weights) return fp_args_require(&fp_det_cmd, "cfg");
+    if ((rc = fp_flag_int(&fp_det_cmd, "threads", 1, 256, &threads)) ||
+        (rc = fp_flag_int(&fp_det_cmd, "input-size", FP_TFJS_MIN_INPUT, FP_TFJS_MAX_INPUT, &size)))
+        return rc;
+    if (size % 32) {
+        fprintf(stderr, "fogpipe detect: --input-size: expected a multiple of 32 in [%d, %d] (got %ld)\n",
+                FP_TFJS_MIN_INPUT, FP_TFJS_MAX_INPUT, size);
+        return FP_EXIT_USAGE;
+    }
     fp_names nm = {0};
     fp_net *net = NULL;
     if (names && (rc = fp_names_load(names, &nm))) goto done;
     if (annotate && (rc = fp_cli_mkdir(annotate))) goto done;
-    if ((rc = fp_cli_load_net(cfg, weights, (int)threads, &net))) goto done;
-    int lb = fp_detect_letterbox(net);
-    if (lb < 0) {
+    rc = cfg ? fp_cli_load_net(cfg, weights, (int)threads, &net)
+             : fp_load_face_model(model, (int)size, (int)threads, &net);
+    if (rc) goto done;
+    if (fp_detect_input_prep(net) == FP_DETECT_PREP_NONE) {
         fprintf(stderr, "fogpipe: %s: the network has no detection head ([detection], [region] or [yolo])\n", cfg);
         rc = FP_EXIT_FAIL;
         goto done;
     }
-    double thresh = lb ? .5 : .2, nms = lb ? .45 : .4;
+    float t0, n0;
+    fp_detect_defaults(net, &t0, &n0);
+    double thresh = t0, nms = n0;
     if ((rc = fp_flag_float(&fp_det_cmd, "threshold", 0, 1e6, &thresh)) ||
         (rc = fp_flag_float(&fp_det_cmd, "nms", 0, 1, &nms)))
         goto done;

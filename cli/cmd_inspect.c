@@ -7,12 +7,14 @@
 
 static fp_flag fp_inspect_flags[] = {
     {"cfg", 'c', "PATH", "darknet .cfg file", NULL},
+    {"model", 'm', "PATH", "or a TF.js weights manifest (face-api's tiny face detector; reads its weights)", NULL},
+    {"input-size", 's', "S", "input side for --model: a multiple of 32 in [128, 608] (default 416)", NULL},
     {"json", 0, NULL, "print JSON instead of a table", NULL},
     {NULL, 0, NULL, NULL, NULL},
 };
 
 static fp_command fp_inspect_cmd = {
-    "inspect", "--cfg PATH [--json]",
+    "inspect", "--cfg PATH | --model PATH [--input-size S] [--json]",
     "Shows every layer of a network: index, type, input and output shape (W x H x C),\n"
     "FLOPs, parameters and output bytes, and the totals. Needs no weights.",
     NULL, fp_inspect_flags, 0, 0};
@@ -31,10 +33,17 @@ int fp_cmd_inspect(int argc, char **argv)
     char **pos;
     int npos, rc = fp_args_parse(&fp_inspect_cmd, argc, argv, &pos, &npos);
     if (rc) return rc < 0 ? 0 : rc;
-    const char *cfg = fp_flag_get(&fp_inspect_cmd, "cfg");
-    if (!cfg) return fp_args_require(&fp_inspect_cmd, "cfg");
+    const char *cfg = fp_flag_get(&fp_inspect_cmd, "cfg"), *model = fp_flag_get(&fp_inspect_cmd, "model");
+    long size = 416;
+    if (!cfg && !model) return fp_args_require(&fp_inspect_cmd, "cfg");
+    if (cfg && model) {
+        fprintf(stderr, "fogpipe inspect: --cfg and --model exclude each other\n");
+        return FP_EXIT_USAGE;
+    }
+    if ((rc = fp_flag_int(&fp_inspect_cmd, "input-size", FP_TFJS_MIN_INPUT, FP_TFJS_MAX_INPUT, &size))) return rc;
     fp_net *net;
-    if (fp_net_load_cfg(cfg, &net)) return fp_cli_fail();
+    if (cfg ? fp_net_load_cfg(cfg, &net) : fp_net_load_tfjs(model, (int)size, &net)) return fp_cli_fail();
+    if (!cfg) cfg = model;
     int n = fp_net_layer_count(net);
     uint64_t flops = 0, params = 0, bytes = 0;
     fp_shape in = fp_net_input_shape(net);

@@ -1,16 +1,52 @@
 #!/usr/bin/env bash
-# The demo: sets up, builds, and runs detection over the sample images that
-# Debian's darknet package ships, writing JSON Lines and annotated images.
+# The demo: sets up, builds, and runs detection in two parts, writing JSON
+# Lines and annotated images.
 #
-# The network is the original prototype's yolov1-tiny-tf with RANDOM weights
-# (no trained weights can be downloaded here), so the boxes mean nothing:
-# the demo shows the pipeline working end to end, not detection quality.
+# 1. Faces, with a real pretrained detector: face-api's tiny face detector
+#    (TF.js weights fetched with `npm pack` by scripts/setup.sh; the default
+#    model of `fogpipe detect`) at input size 608 (FOGPIPE_DEMO_INPUT_SIZE; the
+#    small faces need it), over sample images from Debian packages:
+#    python3-skimage's astronaut.png and friends, opencv-doc's example images
+#    and darknet's data images. Results in out/demo/faces/.
+# 2. The darknet pipeline: the original prototype's yolov1-tiny-tf with
+#    RANDOM weights (no trained darknet weights can be downloaded here), so
+#    its boxes mean nothing: it shows the darknet path working end to end.
+#    Results in out/demo/detections.jsonl and out/demo/annotated/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 make build >/dev/null
 out=${FOGPIPE_DEMO_OUT:-out/demo}
-mkdir -p "$out/annotated"
+mkdir -p "$out/annotated" "$out/faces/annotated"
+
+# Part 1: faces.
+model=data/face-api/tiny_face_detector_model-weights_manifest.json
+[ -s "$model" ] || { echo "demo: the face detector is missing ($model): scripts/setup.sh could not fetch it" >&2; exit 1; }
+faces=()
+for f in data/samples/skimage/*.png data/samples/opencv/*.jpg data/samples/opencv/*.png /usr/share/darknet/data/*.jpg; do
+  [ -f "$f" ] && faces+=("$f")
+done
+echo "demo (1/2): face detection with face-api's tiny face detector (pretrained) in ${#faces[@]} images" >&2
+start=$(date +%s.%N)
+rc=0
+build/fogpipe detect --model "$model" --input-size "${FOGPIPE_DEMO_INPUT_SIZE:-608}" --threads "$(nproc)" \
+  --annotate "$out/faces/annotated" "${faces[@]}" > "$out/faces/detections.jsonl" || rc=$?
+end=$(date +%s.%N)
+python3 - "$out/faces/detections.jsonl" "$start" "$end" "${#faces[@]}" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+secs = float(sys.argv[3]) - float(sys.argv[2])
+hit = [r for r in rows if r["detections"]]
+for r in hit:
+    scores = ", ".join(f"{d['score']:.2f}" for d in r["detections"])
+    print(f"  {r['image']}: {len(r['detections'])} face(s), scores {scores}")
+print(f"demo: faces in {len(hit)} of {len(rows)} images ({sum(len(r['detections']) for r in rows)} in all), "
+      f"{len(rows)} images in {secs:.1f} s (including model load)")
+if len(rows) != int(sys.argv[4]):
+    print(f"demo: {int(sys.argv[4]) - len(rows)} image(s) could not be read (see the messages above)")
+PY
+
+# Part 2: the darknet pipeline with random weights.
 cfg=models/yolov1-tiny-tf.cfg
 weights=$out/yolov1-tiny-tf.random.weights
 [ -f "$weights" ] || build/fogpipe random-weights --cfg "$cfg" --seed 1 -o "$weights"
@@ -19,7 +55,7 @@ images=()
 for f in dog eagle giraffe horses person scream; do
   [ -f /usr/share/darknet/data/$f.jpg ] && images+=(/usr/share/darknet/data/$f.jpg)
 done
-echo "demo: detecting in ${#images[@]} images with $cfg (random weights: the boxes mean nothing)" >&2
+echo "demo (2/2): darknet pipeline, ${#images[@]} images with $cfg (random weights: the boxes mean nothing)" >&2
 start=$(date +%s.%N)
 build/fogpipe detect --cfg "$cfg" --weights "$weights" --names /usr/share/darknet/data/voc.names \
   --threshold "${FOGPIPE_THRESHOLD:-2.0}" --threads "$(nproc)" --annotate "$out/annotated" "${images[@]}" > "$out/detections.jsonl"
@@ -32,4 +68,6 @@ for r in rows:
     print(f"  {r['image']}: {r['width']}x{r['height']}, {len(r['detections'])} boxes")
 print(f"demo: {len(rows)} images in {secs:.1f} s (including model load)")
 PY
-echo "demo: results in $out/detections.jsonl and $out/annotated/" >&2
+echo "demo: face results in $out/faces/detections.jsonl and $out/faces/annotated/" >&2
+echo "demo: darknet (random weights) results in $out/detections.jsonl and $out/annotated/" >&2
+exit "$rc"

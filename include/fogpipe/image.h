@@ -87,6 +87,16 @@ fp_status fp_image_resize(const fp_image *im, int w, int h, fp_image *out);
  * fp_image_resize. */
 fp_status fp_image_letterbox(const fp_image *im, int w, int h, fp_image *out);
 
+/* The input preparation of TF.js models (face-api's NetInput without
+ * centring): pad with 0 (black) on the right of a tall image or the bottom of
+ * a wide one to a square of side max(w, h), then resize to size×size with
+ * TensorFlow's bilinear resize (align_corners=false, half_pixel_centers=
+ * false: source = destination × side/size, interpolating between the floor
+ * and the next pixel, clamped), in double as TF.js's CPU kernel. The square
+ * is never materialised. *out is new (size×size, im->c channels). Errors as
+ * fp_image_resize. */
+fp_status fp_image_pad_square(const fp_image *im, int size, fp_image *out);
+
 /* Draws a rectangle outline between the inclusive corners (x0,y0) and
  * (x1,y1), `thickness` pixels wide (< 1 counts as 1) growing inwards like
  * darknet's draw_box_width, in colour rgb (each in [0,1]). Parts outside the

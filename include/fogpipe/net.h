@@ -105,6 +105,26 @@ fp_status fp_net_load_cfg(const char *path, fp_net **out);
  * The text is not kept. */
 fp_status fp_net_parse_cfg(const char *text, const char *name, fp_net **out);
 
+enum { FP_TFJS_MIN_INPUT = 128, FP_TFJS_MAX_INPUT = 608 }; /* input sides of TF.js models */
+
+/* Builds a network and its weights from a TensorFlow.js weights manifest
+ * (model.json-style "…-weights_manifest.json" plus its binary shards,
+ * float32/float16/uint8/uint16 dequantised at load). The architecture is
+ * recognised from the tensor names; today that is face-api's tiny face
+ * detector (@vladmandic/face-api, tiny_face_detector_model), built as
+ * ordinary convolutional/maxpool layers and a one-class [region] head.
+ * `input_size` is the square input side, a multiple of 32 in
+ * [FP_TFJS_MIN_INPUT, FP_TFJS_MAX_INPUT] (face-api's default is 416).
+ * Images for it are prepared with fp_detect_prepare() (padded to a square,
+ * not letterboxed). The network comes with its weights: call
+ * fp_net_set_threads / fp_net_setup next. On success *out owns a new
+ * network (fp_net_destroy); on failure *out is untouched and
+ * fp_last_error() names the manifest or shard and the reason. Errors:
+ * FP_EINVAL (input size), FP_EIO (missing manifest or shard), FP_ECORRUPT
+ * (bad JSON, a spec, shard sizes or a tensor shape not as the model needs),
+ * FP_EUNSUPPORTED (dtype, or another model), FP_ETOOBIG, FP_ENOMEM. */
+fp_status fp_net_load_tfjs(const char *manifest, int input_size, fp_net **out);
+
 /* Frees a network and everything it owns. NULL is a no-op. */
 void fp_net_destroy(fp_net *net);
 

@@ -1,4 +1,5 @@
-/* detect.c — box decoding and NMS with darknet's semantics, per head type. */
+/* detect.c — image preparation per model, box decoding and NMS: darknet's
+ * semantics per head type, and face-api's box mapping for TF.js models. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,14 +21,45 @@ static int fpi_is_head(fp_op op)
     return op == FP_OP_DETECTION || op == FP_OP_REGION || op == FP_OP_YOLO;
 }
 
+fp_detect_prep fp_detect_input_prep(const fp_net *net)
+{
+    if (!net) return FP_DETECT_PREP_NONE;
+    for (int i = net->n - 1; i >= 0; i--) {
+        if (!fpi_is_head(net->layers[i].op)) continue;
+        if (net->prep == FPI_PREP_PAD_SQUARE) return FP_DETECT_PREP_PAD_SQUARE;
+        return net->layers[i].op == FP_OP_DETECTION ? FP_DETECT_PREP_STRETCH : FP_DETECT_PREP_LETTERBOX;
+    }
+    return FP_DETECT_PREP_NONE;
+}
+
 int fp_detect_letterbox(const fp_net *net)
 {
-    if (!net) return -1;
-    for (int i = net->n - 1; i >= 0; i--) {
-        if (net->layers[i].op == FP_OP_DETECTION) return 0;
-        if (fpi_is_head(net->layers[i].op)) return 1;
+    fp_detect_prep p = fp_detect_input_prep(net);
+    return p == FP_DETECT_PREP_NONE ? -1 : p == FP_DETECT_PREP_LETTERBOX;
+}
+
+fp_status fp_detect_prepare(const fp_net *net, const fp_image *im, fp_image *out)
+{
+    switch (fp_detect_input_prep(net)) {
+    case FP_DETECT_PREP_STRETCH: return fp_image_resize(im, net->input.w, net->input.h, out);
+    case FP_DETECT_PREP_LETTERBOX: return fp_image_letterbox(im, net->input.w, net->input.h, out);
+    case FP_DETECT_PREP_PAD_SQUARE: return fp_image_pad_square(im, net->input.w, out);
+    case FP_DETECT_PREP_NONE: break;
     }
-    return -1;
+    return fpi_error(FP_EINVAL, "fp_detect_prepare: the network has no detection head");
+}
+
+void fp_detect_defaults(const fp_net *net, float *thresh, float *nms)
+{
+    int v1 = fp_detect_input_prep(net) == FP_DETECT_PREP_STRETCH;
+    if (thresh) *thresh = net && net->def_thresh > 0 ? net->def_thresh : (v1 ? .2f : .5f);
+    if (nms) *nms = net && net->def_nms > 0 ? net->def_nms : (v1 ? .4f : .45f);
+}
+
+const char *fp_detect_class_name(const fp_net *net, int cls)
+{
+    if (!net || !net->names || cls < 0 || cls >= net->n_names) return NULL;
+    return net->names[cls];
 }
 
 int fp_detect_classes(const fp_net *net)
@@ -54,6 +86,24 @@ static void fpi_correct_letterbox(fpi_det *d, int n, int w, int h, int netw, int
         d[i].y = (float)((d[i].y - (neth - new_h) / 2. / neth) / ((float)new_h / neth));
         d[i].w *= (float)netw / new_w;
         d[i].h *= (float)neth / new_h;
+    }
+}
+
+/* face-api's mapping back from a padded square: coordinates relative to the
+ * net input become relative to the image scaled so that its long side is the
+ * input side (each side rounded, as face-api's computeReshapedDimensions). */
+static void fpi_correct_pad_square(fpi_det *d, int n, int w, int h, int side)
+{
+    double scale = (double)side / (w > h ? w : h);
+    double rw = floor(w * scale + .5), rh = floor(h * scale + .5);
+    /* a side that rounds to 0 (an image over 2*side times longer than wide)
+     * would divide by zero in face-api; keep it at 1 */
+    double fx = side / (rw < 1 ? 1 : rw), fy = side / (rh < 1 ? 1 : rh);
+    for (int i = 0; i < n; i++) {
+        d[i].x = (float)(d[i].x * fx);
+        d[i].w = (float)(d[i].w * fx);
+        d[i].y = (float)(d[i].y * fy);
+        d[i].h = (float)(d[i].h * fy);
     }
 }
 
@@ -122,7 +172,8 @@ static int fpi_decode_head(const fp_net *net, const fpi_layer *l, const float *o
         }
     }
     if (l->op == FP_OP_REGION) count = hw * p->num;
-    fpi_correct_letterbox(d, count, img_w, img_h, net->input.w, net->input.h);
+    if (net->prep == FPI_PREP_PAD_SQUARE) fpi_correct_pad_square(d, count, img_w, img_h, net->input.w);
+    else fpi_correct_letterbox(d, count, img_w, img_h, net->input.w, net->input.h);
     return count;
 }
 
@@ -187,7 +238,7 @@ fp_status fp_detect_boxes(const fp_net *net, int img_w, int img_h, float thresh,
     if (!net || !dets || !n || img_w < 1 || img_h < 1)
         return fpi_error(FP_EINVAL, "fp_detect_boxes: bad arguments");
     if (!net->arena) return fpi_error(FP_ESTATE, "fp_detect_boxes: the network has not run");
-    int classes = fp_detect_classes(net), letterbox = fp_detect_letterbox(net);
+    int classes = fp_detect_classes(net);
     if (classes == 0) return fpi_error(FP_ESTATE, "the network has no detection head");
     size_t cap = 0;
     for (int i = 0; i < net->n; i++) {
@@ -211,7 +262,6 @@ fp_status fp_detect_boxes(const fp_net *net, int img_w, int img_h, float thresh,
         const float *o = (const float *)(net->arena + l->out_off);
         total += fpi_decode_head(net, l, o, img_w, img_h, thresh, d + total, classes);
     }
-    (void)letterbox; /* boxes are relative to the original image either way */
     if (nms > 0) fpi_nms_sort(d, total, classes, nms);
     int count = 0;
     for (int i = 0; i < total; i++)

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Face detector benchmark: ms per image for face-api's tiny face detector at
+# input size SIZE (default 416), one thread, fogpipe (bench_facedet: prepare
+# + network + boxes on a decoded image) side by side with face-api on TF.js's
+# WASM backend (bench/facedet_faceapi.js: detectAllFaces on a decoded image),
+# interleaved over ROUNDS rounds of LOOPS timed runs each (the machine is
+# shared and noisy); prints the median of the rounds' medians and the ratio.
+#   bench/facedet.sh [LOOPS=20] [ROUNDS=3] [SIZE=416]   (or: make bench-facedet)
+# Needs what scripts/setup.sh installs into data/ (model, npm packages).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LOOPS=${1:-20}
+ROUNDS=${2:-3}
+SIZE=${3:-416}
+B=${FP_BUILD:-build}
+MODEL=data/face-api
+MODS=data/node/node_modules
+[ -x "$B/bench_facedet" ] && [ -x "$B/image_to_ppm" ] || { echo "build first: make build" >&2; exit 1; }
+[ -s "$MODEL/tiny_face_detector_model-weights_manifest.json" ] && [ -d "$MODS/@tensorflow/tfjs-backend-wasm" ] ||
+  { echo "the model or the npm packages are missing: run scripts/setup.sh" >&2; exit 1; }
+IMG=${FACEDET_IMAGE:-data/samples/skimage/astronaut.png}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+"$B/image_to_ppm" "$IMG" "$tmp/img.ppm"
+med() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
+: > "$tmp/fp"; : > "$tmp/fpnet"; : > "$tmp/fa"
+for r in $(seq "$ROUNDS"); do
+  echo "  round $r/$ROUNDS" >&2
+  "$B/bench_facedet" "$MODEL/tiny_face_detector_model-weights_manifest.json" "$tmp/img.ppm" "$SIZE" "$LOOPS" 1 > "$tmp/o"
+  field median_ms < "$tmp/o" >> "$tmp/fp"; field net_ms < "$tmp/o" >> "$tmp/fpnet"
+  node bench/facedet_faceapi.js "$MODS" "$MODEL" "$tmp/img.ppm" "$SIZE" "$LOOPS" 2>/dev/null > "$tmp/o"
+  grep -q 'backend=wasm threads=1' "$tmp/o" || { echo "face-api did not run on WASM with 1 thread: $(cat "$tmp/o")" >&2; exit 1; }
+  field median_ms < "$tmp/o" >> "$tmp/fa"
+done
+fp=$(med < "$tmp/fp"); fpnet=$(med < "$tmp/fpnet"); fa=$(med < "$tmp/fa")
+echo "face detector, $(basename "$IMG"), input $SIZE, 1 thread, median of $ROUNDS rounds x $LOOPS runs:"
+printf "  %-36s %8.1f ms per image (network alone %.1f ms)\n" "fogpipe" "$fp" "$fpnet"
+printf "  %-36s %8.1f ms per image\n" "face-api, TF.js $(sed -n 's/.*"version": "\(.*\)".*/\1/p' "$MODS/@tensorflow/tfjs/package.json") WASM backend" "$fa"
+printf "  %-36s %8.2f x\n" "face-api / fogpipe" "$(awk -v a="$fa" -v b="$fp" 'BEGIN{print a/b}')"
