@@ -4,10 +4,11 @@
 #   make asan       build in build-asan/ with ASan+UBSan and run the quick tier there
 #   make check      test + asan: what CI runs (after scripts/setup.sh)
 #   make bench      build and run the engine benchmark against darknet
+#   make bench-facedet  the face detector against face-api on TF.js WASM (1 thread)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 
-.PHONY: all build test asan check bench clean
+.PHONY: all build test asan check bench bench-facedet clean
 
 all: build
 
@@ -27,6 +28,9 @@ check: test asan
 
 bench: build
 	bench/engine.sh
+
+bench-facedet: build
+	bench/facedet.sh
 
 clean:
 	rm -rf build build-asan

@@ -9,6 +9,9 @@ int fp_cmd_inspect(int argc, char **argv);
 int fp_cmd_random_weights(int argc, char **argv);
 int fp_cmd_forward(int argc, char **argv);
 int fp_cmd_detect(int argc, char **argv);
+int fp_cmd_bench(int argc, char **argv);
+int fp_cmd_profile(int argc, char **argv);
+int fp_cmd_plan(int argc, char **argv);
 
 /* Prints "fogpipe: <fp_last_error()>" and returns FP_EXIT_FAIL. */
 int fp_cli_fail(void);

@@ -18,6 +18,9 @@ static const struct {
     {"detect", fp_cmd_detect, "detect objects in images (JSON Lines; annotated copies with --annotate)"},
     {"forward", fp_cmd_forward, "run a network on a raw float32 input; dump every layer's output"},
     {"random-weights", fp_cmd_random_weights, "write a darknet weights file of fixed-seed random values"},
+    {"bench", fp_cmd_bench, "time a whole network: median ms per image, GFLOP/s, kernels, peak memory"},
+    {"profile", fp_cmd_profile, "measure each layer's time on this machine (the partitioner's cost model)"},
+    {"plan", fp_cmd_plan, "split a network into pipeline stages over a cluster; predict images/min"},
 };
 
 static void fp_usage(FILE *to)

@@ -23,3 +23,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 echo "setup: dependencies present" >&2
+# face-api's tiny face detector (the default model of `fogpipe detect`), the
+# npm packages its reference test and benchmark use, and sample images, all
+# into data/ (gitignored). Without the npm registry the rest still works and
+# those tests skip, saying so.
+bash "$(dirname "$0")/setup-face.sh" ||
+  echo "setup: WARNING: could not fetch the face detector or its test packages (see above); face tests will skip" >&2

@@ -24,6 +24,10 @@ if(DARKNET_LIBRARY AND DARKNET_INCLUDE_DIR AND EXISTS ${CMAKE_SOURCE_DIR}/tests/
   set_target_properties(darknet_oracle PROPERTIES BUILD_RPATH /usr/lib/darknet)
 endif()
 
+# Test tools the script tests call.
+add_executable(image_to_ppm ${CMAKE_SOURCE_DIR}/tests/tools/image_to_ppm.c)
+target_link_libraries(image_to_ppm PRIVATE fogpipe_core)
+
 file(GLOB FP_SCRIPT_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/*.sh)
 foreach(script ${FP_SCRIPT_TESTS})
   get_filename_component(name ${script} NAME_WE)

@@ -167,6 +167,18 @@ struct fp_net {
     size_t workspace_floats;  /* its size */
     int threads;              /* kernel threads */
     struct fpi_pool *pool;    /* worker pool when threads > 1 */
+    /* What a model loader knows beyond the graph (zero for darknet cfgs): */
+    int prep;                 /* FPI_PREP_*: how images become the input */
+    const char *const *names; /* built-in class names (static strings), or NULL */
+    int n_names;              /* entries in names */
+    float def_thresh;         /* the model's default score threshold, or 0: the head's */
+    float def_nms;            /* the model's default NMS IoU threshold, or 0: the head's */
+};
+
+/* How images are prepared for a network (fp_net.prep). */
+enum {
+    FPI_PREP_DARKNET = 0,    /* by head: stretched ([detection]) or letterboxed ([region], [yolo]) */
+    FPI_PREP_PAD_SQUARE = 1, /* TF.js models: fp_image_pad_square */
 };
 
 /* Thread pool: runs fn(i, ctx) for i in [0, n) on the pool's threads and
@@ -175,5 +187,7 @@ typedef void (*fpi_task_fn)(int i, void *ctx);
 void fpi_parallel_for(struct fpi_pool *pool, int n, fpi_task_fn fn, void *ctx);
 fp_status fpi_pool_create(int threads, struct fpi_pool **out);
 void fpi_pool_destroy(struct fpi_pool *pool);
+/* Threads that run a job's tasks, the caller included (1 for a NULL pool). */
+int fpi_pool_threads(const struct fpi_pool *pool);
 
 #endif /* FP_ENGINE_NET_IMPL_H */

@@ -1,0 +1,271 @@
+/* profile.c — per-layer time profiles: measuring them on this machine,
+ * deriving other device kinds by a speed factor, and their JSON files. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/common.h"
+#include "partition/partition_impl.h"
+
+enum { FPI_PROFILE_MAX_BYTES = 4 << 20 }; /* largest profile file read */
+
+void fp_profile_destroy(fp_profile *p)
+{
+    if (!p) return;
+    fpi_free(p->layer_s);
+    fpi_free(p);
+}
+
+/* A zeroed profile of n layers. */
+static fp_status fpi_profile_new(int n, fp_profile **out)
+{
+    if (n < 1 || n > FP_MAX_LAYERS)
+        return fpi_error(FP_EINVAL, "profile: layer count must be in [1, %d] (got %d)", FP_MAX_LAYERS, n);
+    fp_profile *p = fpi_calloc(1, sizeof *p);
+    if (p) p->layer_s = fpi_calloc((size_t)n, sizeof *p->layer_s);
+    if (!p || !p->layer_s) {
+        fp_profile_destroy(p);
+        return fpi_error(FP_ENOMEM, "out of memory for a profile");
+    }
+    p->n_layers = n;
+    p->speed = 1;
+    *out = p;
+    return FP_OK;
+}
+
+static int fpi_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Per-pass state of the timing callback. */
+typedef struct {
+    double *t;      /* layers × iters, row per layer */
+    int iters;      /* passes */
+    int iter;       /* current pass */
+    double last;    /* clock at the previous layer's end */
+} fpi_timing;
+
+static int fpi_time_layer(void *user, int layer, const float *out, fp_shape shape)
+{
+    fpi_timing *tm = user;
+    double now = fpi_now();
+    tm->t[(size_t)layer * (size_t)tm->iters + (size_t)tm->iter] = now - tm->last;
+    tm->last = now;
+    return 0;
+}
+
+fp_status fp_profile_measure(fp_net *net, int iters, int warmup, fp_profile **out)
+{
+    if (!net || !out) return fpi_error(FP_EINVAL, "fp_profile_measure: NULL argument");
+    if (iters < 1 || iters > 1000 || warmup < 0 || warmup > 100)
+        return fpi_error(FP_EINVAL, "profile: iterations must be in [1, 1000] and warm-up in [0, 100] (got %d, %d)",
+                         iters, warmup);
+    float *in = fp_net_input(net);
+    if (!in) return fpi_error(FP_ESTATE, "profile: the network is not set up");
+    int n = fp_net_layer_count(net);
+    fp_profile *p = NULL;
+    fp_status st = fpi_profile_new(n, &p);
+    if (st) return st;
+    fpi_timing tm = {fpi_malloc((size_t)n * (size_t)iters * sizeof(double)), iters, 0, 0};
+    double *total = fpi_malloc((size_t)iters * sizeof *total);
+    if (!tm.t || !total) {
+        st = fpi_error(FP_ENOMEM, "out of memory for %d x %d timings", n, iters);
+        goto error;
+    }
+    size_t cnt = fp_shape_count(fp_net_input_shape(net));
+    for (size_t i = 0; i < cnt; i++) in[i] = (float)((i * 2654435761u) % 1000) / 1000.f;
+    for (int w = 0; w < warmup; w++)
+        if ((st = fp_net_run(net, 0, n - 1, NULL, NULL))) goto error;
+    for (tm.iter = 0; tm.iter < iters; tm.iter++) {
+        double t0 = fpi_now();
+        tm.last = t0;
+        if ((st = fp_net_run(net, 0, n - 1, fpi_time_layer, &tm))) goto error;
+        total[tm.iter] = fpi_now() - t0;
+    }
+    for (int l = 0; l < n; l++) {
+        double *row = tm.t + (size_t)l * (size_t)iters;
+        qsort(row, (size_t)iters, sizeof *row, fpi_cmp_double);
+        p->layer_s[l] = row[iters / 2];
+    }
+    qsort(total, (size_t)iters, sizeof *total, fpi_cmp_double);
+    p->total_s = total[iters / 2];
+    p->iters = iters;
+    p->warmup = warmup;
+    fpi_free(tm.t);
+    fpi_free(total);
+    *out = p;
+    return FP_OK;
+error:
+    fpi_free(tm.t);
+    fpi_free(total);
+    fp_profile_destroy(p);
+    return st;
+}
+
+fp_status fp_profile_derive(const fp_profile *p, double speed, const char *device, fp_profile **out)
+{
+    if (!p || !out) return fpi_error(FP_EINVAL, "fp_profile_derive: NULL argument");
+    if (!isfinite(speed) || speed <= 0 || speed > 1e6)
+        return fpi_error(FP_EINVAL, "profile: speed must be in (0, 1e6] (got %g)", speed);
+    fp_profile *q = NULL;
+    fp_status st = fpi_profile_new(p->n_layers, &q);
+    if (st) return st;
+    double *t = q->layer_s;
+    *q = *p;
+    q->layer_s = t;
+    for (int l = 0; l < p->n_layers; l++) t[l] = p->layer_s[l] / speed;
+    q->total_s = p->total_s / speed;
+    q->speed = p->speed * speed;
+    if (device) snprintf(q->device, sizeof q->device, "%s", device);
+    *out = q;
+    return FP_OK;
+}
+
+/* Adds a string field unless it is empty (readers refuse empty strings). */
+static void fpi_add_string(cJSON *o, const char *key, const char *v)
+{
+    if (v && v[0]) cJSON_AddStringToObject(o, key, v);
+}
+
+fp_status fp_profile_to_json(const fp_profile *p, char **text)
+{
+    if (!p || !text) return fpi_error(FP_EINVAL, "fp_profile_to_json: NULL argument");
+    cJSON *root = cJSON_CreateObject();
+    if (!root) return fpi_error(FP_ENOMEM, "out of memory");
+    cJSON_AddNumberToObject(root, "fogpipe_profile", FP_PROFILE_VERSION);
+    cJSON *m = cJSON_AddObjectToObject(root, "model");
+    fpi_add_string(m, "cfg", p->cfg);
+    fpi_add_string(m, "cfg_hash", p->cfg_hash);
+    cJSON_AddNumberToObject(m, "layers", p->n_layers);
+    cJSON *mc = cJSON_AddObjectToObject(root, "machine");
+    fpi_add_string(mc, "cpu", p->cpu);
+    fpi_add_string(mc, "host", p->host);
+    cJSON_AddNumberToObject(mc, "cores", p->cores);
+    cJSON_AddNumberToObject(mc, "threads", p->threads);
+    fpi_add_string(root, "device", p->device);
+    cJSON_AddNumberToObject(root, "speed", p->speed);
+    cJSON_AddNumberToObject(root, "iters", p->iters);
+    cJSON_AddNumberToObject(root, "warmup", p->warmup);
+    cJSON_AddNumberToObject(root, "total_ms", round(p->total_s * 1e7) / 1e4);
+    cJSON *ls = cJSON_AddArrayToObject(root, "layers_ms");
+    for (int l = 0; ls && l < p->n_layers; l++) cJSON_AddItemToArray(ls, cJSON_CreateNumber(round(p->layer_s[l] * 1e7) / 1e4));
+    fp_status st = fpi_json_print(root, text);
+    cJSON_Delete(root);
+    return st;
+}
+
+fp_status fp_profile_save(const fp_profile *p, const char *path)
+{
+    char *text;
+    fp_status st = fp_profile_to_json(p, &text);
+    if (st) return st;
+    st = fpi_write_text(path, text);
+    free(text);
+    return st;
+}
+
+fp_status fp_profile_parse(const char *text, const char *name, fp_profile **out)
+{
+    static const char *const keys[] = {"fogpipe_profile", "model", "machine", "device", "speed", "iters",
+                                       "warmup", "total_ms", "layers_ms", NULL};
+    static const char *const mkeys[] = {"cfg", "cfg_hash", "layers", NULL};
+    static const char *const ckeys[] = {"cpu", "host", "cores", "threads", NULL};
+    if (!text || !out) return fpi_error(FP_EINVAL, "fp_profile_parse: NULL argument");
+    if (!name) name = "profile";
+    cJSON *root;
+    fp_profile *p = NULL;
+    fp_status st = fpi_json_parse(text, name, &root);
+    if (st) return st;
+    long version = 0, layers = 0, cores = 0, threads = 0, iters = 0, warmup = 0;
+    double speed = 1, total = 0;
+    if ((st = fpi_json_keys(root, keys, name, "top level")) ||
+        (st = fpi_json_int(root, "fogpipe_profile", 1, 0, 1000000, name, "top level", &version)))
+        goto error;
+    if (version != FP_PROFILE_VERSION) {
+        st = fpi_error(FP_EUNSUPPORTED, "%s: profile version %ld (this build reads version %d)", name, version,
+                       FP_PROFILE_VERSION);
+        goto error;
+    }
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "model");
+    const cJSON *mc = cJSON_GetObjectItemCaseSensitive(root, "machine");
+    const cJSON *ls = cJSON_GetObjectItemCaseSensitive(root, "layers_ms");
+    if (!cJSON_IsObject(m)) {
+        st = fpi_error(FP_ECORRUPT, "%s: missing \"model\" object", name);
+        goto error;
+    }
+    if ((st = fpi_json_keys(m, mkeys, name, "model")) ||
+        (st = fpi_json_int(m, "layers", 1, 1, FP_MAX_LAYERS, name, "model", &layers)) ||
+        (st = fpi_profile_new((int)layers, &p)) ||
+        (st = fpi_json_string(m, "cfg", 0, name, "model", p->cfg, sizeof p->cfg)) ||
+        (st = fpi_json_string(m, "cfg_hash", 0, name, "model", p->cfg_hash, sizeof p->cfg_hash)))
+        goto error;
+    if (mc && !cJSON_IsObject(mc)) {
+        st = fpi_error(FP_ECORRUPT, "%s: \"machine\" must be an object", name);
+        goto error;
+    }
+    if (mc && ((st = fpi_json_keys(mc, ckeys, name, "machine")) ||
+               (st = fpi_json_string(mc, "cpu", 0, name, "machine", p->cpu, sizeof p->cpu)) ||
+               (st = fpi_json_string(mc, "host", 0, name, "machine", p->host, sizeof p->host)) ||
+               (st = fpi_json_int(mc, "cores", 0, 0, 1 << 20, name, "machine", &cores)) ||
+               (st = fpi_json_int(mc, "threads", 0, 0, 256, name, "machine", &threads))))
+        goto error;
+    if ((st = fpi_json_string(root, "device", 0, name, "top level", p->device, sizeof p->device)) ||
+        (st = fpi_json_number(root, "speed", 0, 1e-6, 1e6, name, "top level", &speed)) ||
+        (st = fpi_json_int(root, "iters", 0, 0, 1000, name, "top level", &iters)) ||
+        (st = fpi_json_int(root, "warmup", 0, 0, 100, name, "top level", &warmup)) ||
+        (st = fpi_json_number(root, "total_ms", 0, 0, 1e9, name, "top level", &total)))
+        goto error;
+    if (!cJSON_IsArray(ls) || cJSON_GetArraySize(ls) != layers) {
+        st = fpi_error(FP_ECORRUPT, "%s: \"layers_ms\" must be a list of %ld numbers (model.layers)", name, layers);
+        goto error;
+    }
+    int l = 0;
+    for (const cJSON *it = ls->child; it; it = it->next, l++) {
+        if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || it->valuedouble < 0 || it->valuedouble > 1e9) {
+            st = fpi_error(FP_ECORRUPT, "%s: layers_ms[%d] must be a number of milliseconds in [0, 1e9]", name, l);
+            goto error;
+        }
+        p->layer_s[l] = it->valuedouble / 1e3;
+    }
+    p->cores = (int)cores;
+    p->threads = (int)threads;
+    p->iters = (int)iters;
+    p->warmup = (int)warmup;
+    p->speed = speed;
+    p->total_s = total / 1e3;
+    cJSON_Delete(root);
+    *out = p;
+    return FP_OK;
+error:
+    cJSON_Delete(root);
+    fp_profile_destroy(p);
+    return st;
+}
+
+fp_status fp_profile_load(const char *path, fp_profile **out)
+{
+    char *text = NULL;
+    size_t len;
+    fp_status st = fpi_read_file(path, FPI_PROFILE_MAX_BYTES, &text, &len);
+    if (st) return st;
+    st = strlen(text) != len ? fpi_error(FP_ECORRUPT, "%s: contains a NUL byte", path)
+                             : fp_profile_parse(text, path, out);
+    fpi_free(text);
+    return st;
+}
+
+fp_status fp_profile_check(const fp_profile *p, const char *name, int n_layers, const char *cfg_hash)
+{
+    if (!p) return fpi_error(FP_EINVAL, "fp_profile_check: NULL profile");
+    if (!name) name = "profile";
+    if (p->n_layers != n_layers)
+        return fpi_error(FP_EINVAL, "%s: the profile has %d layers but the model has %d (profile of %s)", name,
+                         p->n_layers, n_layers, p->cfg[0] ? p->cfg : "an unknown model");
+    if (cfg_hash && cfg_hash[0] && p->cfg_hash[0] && strcmp(cfg_hash, p->cfg_hash))
+        return fpi_error(FP_EINVAL, "%s: the profile is for %s (%s), not for this model (%s)", name,
+                         p->cfg[0] ? p->cfg : "another cfg", p->cfg_hash, cfg_hash);
+    return FP_OK;
+}
