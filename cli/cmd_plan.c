@@ -50,7 +50,10 @@ static fp_command fp_plan_cmd = {
     "spare devices to the slowest stage as replicas), all (the three side by\n"
     "side; -o/--json then give the optimal plan). --cuts evaluates a partition\n"
     "by hand on the first devices. Compute time on a device = profile time /\n"
-    "its speed. Codec ratios are assumptions until the transport measures them.",
+    "its speed. Codec bytes and costs come from the profile's measurements\n"
+    "(fogpipe profile encodes the model's feature maps); a cluster file's\n"
+    "\"codecs\" override them, and profiles without measurements fall back to\n"
+    "assumed ratios (docs/plan-format.md).",
     fp_plan_flags, 0, 0};
 
 /* Parses "5,9" into cuts (at most FP_PART_MAX_DEVICES - 1). */
@@ -280,6 +283,17 @@ int fp_cmd_plan(int argc, char **argv)
     pb.codecs = codecs;
     pb.replicas = !fp_flag_get(cmd, "no-replicas");
     if (input_bytes >= 0) pb.input_bytes = input_bytes;
+    for (int i = 0; i < n_profs && !pb.measured; i++)
+        if (profs[i]->codec_input[0]) pb.measured = profs[i];
+    if (!fp_flag_get(cmd, "json")) {
+        if (pb.measured)
+            printf("codecs: measured on %s by the profile of %s%s\n", pb.measured->codec_input,
+                   pb.measured->device[0] ? pb.measured->device : pb.measured->cfg,
+                   c->codecs_set ? " (the cluster file's codec parameters take precedence)" : "");
+        else
+            printf("codecs: %s (the profile has no codec measurements)\n",
+                   c->codecs_set ? "the cluster file's parameters, else assumed defaults" : "assumed defaults");
+    }
 
     if (all) {
         static const fp_strategy order[4] = {FP_STRATEGY_BY_TYPE, FP_STRATEGY_EQUAL_FLOPS, FP_STRATEGY_OPTIMAL,

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "fogpipe/detect.h"
+#include "fogpipe/image.h"
 #include "part_cli.h"
 
 static fp_flag fp_prof_flags[] = {
@@ -17,6 +19,8 @@ static fp_flag fp_prof_flags[] = {
     {"threads", 't', "N", "kernel threads (default 1)", NULL},
     {"iters", 'n', "N", "timed passes; each layer's median is kept (default 10, at most 1000)", NULL},
     {"warmup", 0, "N", "untimed passes first (default 2)", NULL},
+    {"image", 'i', "PATH", "measure the codecs on this image's feature maps (default: a fixed pseudo-random input)", NULL},
+    {"no-codecs", 0, NULL, "do not measure the codecs (the plan then assumes their ratios)", NULL},
     {"device", 'd', "TEXT", "what device kind the profile models (default: this machine's CPU and threads)", NULL},
     {"from", 0, "PATH", "derive from this profile instead of measuring (with --speed)", NULL},
     {"speed", 0, "X", "with --from: the new device is X times as fast (0.25 = four times slower)", NULL},
@@ -29,10 +33,14 @@ static fp_command fp_prof_cmd = {
                "       fogpipe profile --from PATH --speed X [--device TEXT] -o PATH",
     "Measures every layer's time on this machine (median of N passes after warm-up)\n"
     "and writes it, with the machine's description, as a profile for `fogpipe plan`.\n"
+    "Then runs one more pass and encodes the input and every layer's output with\n"
+    "each feature-map codec, recording the encoded bytes and the encode + decode\n"
+    "time, which `fogpipe plan` uses instead of assumed ratios.\n"
     "With --from, writes the profile of a device X times as fast instead.",
     "Run it on each kind of device in the cluster (it needs no weights), or on one\n"
     "and describe the others by a speed factor. Keep the machine otherwise idle:\n"
-    "times are wall-clock.",
+    "times are wall-clock. Codec ratios depend on the values: give real weights\n"
+    "(--weights, or a TF.js --model) and an --image for realistic ones.",
     fp_prof_flags, 0, 0};
 
 /* CPU model from /proc/cpuinfo ("model name" on x86, "Model"/"Hardware" on
@@ -60,6 +68,40 @@ static void fp_cpu_model(char *buf, size_t size)
     fclose(f);
 }
 
+/* Measures the codecs on --image (prepared as detect does) or the
+ * pseudo-random input. */
+static int fp_profile_codecs(fp_net *net, const char *image, fp_profile *p)
+{
+    if (!image) return fp_profile_measure_codecs(net, NULL, "pseudo-random", p) ? fp_cli_fail() : 0;
+    fp_image im = {0}, sized = {0};
+    fp_shape ish = fp_net_input_shape(net);
+    fp_status st = fp_image_load(image, &im);
+    if (!st) st = fp_detect_prepare(net, &im, &sized);
+    if (!st && (sized.c != ish.c || sized.h != ish.h || sized.w != ish.w)) {
+        fprintf(stderr, "fogpipe profile: --image: prepared to %dx%dx%d, but the input is %dx%dx%d\n", sized.c,
+                sized.h, sized.w, ish.c, ish.h, ish.w);
+        fp_image_free(&sized);
+        fp_image_free(&im);
+        return FP_EXIT_FAIL;
+    }
+    if (!st) st = fp_profile_measure_codecs(net, sized.data, image, p);
+    fp_image_free(&sized);
+    fp_image_free(&im);
+    return st ? fp_cli_fail() : 0;
+}
+
+/* Prints the measured codecs of a profile. */
+static void fp_print_codecs(const fp_profile *p)
+{
+    if (!p->codec_input[0]) return;
+    printf("codecs measured on %s (every tensor, bytes-weighted):\n", p->codec_input);
+    printf("  %-10s %8s %16s\n", "codec", "ratio", "ns/byte (enc+dec)");
+    for (int c = 0; c < FP_CODEC_COUNT; c++)
+        if (p->codecs[c].measured)
+            printf("  %-10s %8.4f %16.3f\n", fp_codec_name((fp_codec)c), p->codecs[c].ratio,
+                   p->codecs[c].cost_ns_per_byte);
+}
+
 /* Prints the per-layer table of a profile (types when net is given). */
 static void fp_print_profile(const fp_profile *p, fp_net *net)
 {
@@ -82,7 +124,7 @@ int fp_cmd_profile(int argc, char **argv)
     int npos, rc = fp_args_parse(&fp_prof_cmd, argc, argv, &pos, &npos);
     if (rc) return rc < 0 ? 0 : rc;
     const char *out = fp_flag_get(&fp_prof_cmd, "output"), *from = fp_flag_get(&fp_prof_cmd, "from");
-    const char *device = fp_flag_get(&fp_prof_cmd, "device");
+    const char *device = fp_flag_get(&fp_prof_cmd, "device"), *image = fp_flag_get(&fp_prof_cmd, "image");
     long threads = 1, iters = 10, warmup = 2;
     double speed = 0;
     if (!out) return fp_args_require(&fp_prof_cmd, "output");
@@ -95,8 +137,10 @@ int fp_cmd_profile(int argc, char **argv)
     fp_net *net = NULL;
     if (from) {
         if (!speed) return fp_args_require(&fp_prof_cmd, "speed");
-        if (fp_flag_get(&fp_prof_cmd, "cfg") || fp_flag_get(&fp_prof_cmd, "model")) {
-            fprintf(stderr, "fogpipe profile: --from derives a profile; it takes no --cfg or --model\n");
+        if (fp_flag_get(&fp_prof_cmd, "cfg") || fp_flag_get(&fp_prof_cmd, "model") || image ||
+            fp_flag_get(&fp_prof_cmd, "no-codecs")) {
+            fprintf(stderr, "fogpipe profile: --from derives a profile; it takes no --cfg, --model, --image or "
+                            "--no-codecs\n");
             return FP_EXIT_USAGE;
         }
         fp_profile *base = NULL;
@@ -118,6 +162,11 @@ int fp_cmd_profile(int argc, char **argv)
             fp_net_destroy(net);
             return fp_cli_fail();
         }
+        if (!fp_flag_get(&fp_prof_cmd, "no-codecs") && (rc = fp_profile_codecs(net, image, p))) {
+            fp_profile_destroy(p);
+            fp_net_destroy(net);
+            return rc;
+        }
         snprintf(p->cfg, sizeof p->cfg, "%s", m.model ? m.model : m.cfg);
         snprintf(p->cfg_hash, sizeof p->cfg_hash, "%s", m.hash);
         fp_cpu_model(p->cpu, sizeof p->cpu);
@@ -130,6 +179,7 @@ int fp_cmd_profile(int argc, char **argv)
         else snprintf(p->device, sizeof p->device, "%.100s, %ld thread%s", p->cpu, threads, threads > 1 ? "s" : "");
     }
     fp_print_profile(p, net);
+    fp_print_codecs(p);
     fflush(stdout);
     rc = fp_profile_save(p, out) ? fp_cli_fail() : 0;
     if (!rc) fprintf(stderr, "fogpipe: wrote %s\n", out);

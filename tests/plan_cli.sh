@@ -82,6 +82,46 @@ grep -q '"fogpipe_profile"' "$T/p.json" && grep -q '"layers_ms"' "$T/p.json" && 
     ok profile-file || bad profile-file "$(head -c 300 "$T/p.json")"
 expect profile-derive 0 "" $F profile --from "$T/p.json" --speed 0.25 --device "a slow board" -o "$T/slow.json"
 grep -Eq '"speed":[[:space:]]*0.25' "$T/slow.json" && ok derive-file || bad derive-file "$(head -c 300 "$T/slow.json")"
+# Codec measurements: in the profile, carried by --from, used by plan.
+grep -q '"codecs"' "$T/p.json" && grep -q '"int8+zstd"' "$T/p.json" &&
+    grep -Eq '"codec_input":[[:space:]]*"pseudo-random"' "$T/p.json" && ok profile-codecs ||
+    bad profile-codecs "$(head -c 600 "$T/p.json")"
+grep -q '"int8+lz4"' "$T/slow.json" && ok derive-codecs || bad derive-codecs "$(head -c 300 "$T/slow.json")"
+expect profile-no-codecs 0 "" $F profile $M --iters 1 --warmup 0 --no-codecs -o "$T/old.json"
+grep -q '"codecs"' "$T/old.json" && bad profile-no-codecs-file "has codecs" || ok profile-no-codecs-file
+IMG="$FP_SRC/data/samples/opencv/HappyFish.jpg"
+if [ -f "$IMG" ]; then
+    expect profile-image 0 "codecs measured on $IMG" $F profile $M --iters 1 --warmup 0 --image "$IMG" -o "$T/img.json"
+    grep -qF '"codec_input":' "$T/img.json" && grep -qF "HappyFish.jpg" "$T/img.json" && ok profile-image-file ||
+        bad profile-image-file "$(head -c 300 "$T/img.json")"
+fi
+expect profile-bad-image 1 "" $F profile $M --iters 1 --warmup 0 --image "$T/none.jpg" -o "$T/x.json"
+expect profile-from-image 2 "takes no" $F profile --from "$T/p.json" --speed 2 --image "$T/none.jpg" -o "$T/x.json"
+expect plan-measured 0 "codecs: measured on pseudo-random" $F plan $M --profile "$T/p.json" --devices 2 --link 1gbit
+expect plan-assumed 0 "codecs: assumed defaults" $F plan $M --profile "$T/old.json" --devices 2 --link 1gbit
+# The cut after layer 0 carries its 8×32×32 float32 output (32768 bytes): assumed
+# int8 = 32768 × 0.25 + 8 channels × 8 = 8256 bytes; a profile that measured
+# 1234 bytes for it makes the plan predict 1234.
+expect plan-assumed-int8 0 "" $F plan $M --profile "$T/old.json" --devices 2 --link 1gbit --cuts 0 --codec int8 --json
+grep -Eq '"bytes":[[:space:]]*8256[,}[:space:]]' "$T/out" && ok plan-assumed-bytes || bad plan-assumed-bytes "$(head -c 900 "$T/out")"
+cat >"$T/meas.json" <<EOF
+{"fogpipe_profile": 1, "model": {"layers": 7}, "layers_ms": [1, 1, 1, 1, 1, 1, 0.1],
+ "codec_input": "pseudo-random",
+ "codecs": {"int8": {"ratio": 0.05, "cost_ns_per_byte": 1, "bytes": [3072, 1234, 100, 100, 100, 100, 100, 100]}}}
+EOF
+expect plan-measured-int8 0 "" $F plan $M --profile "$T/meas.json" --devices 2 --link 1gbit --cuts 0 --codec int8 --json
+grep -Eq '"bytes":[[:space:]]*1234[,}[:space:]]' "$T/out" && ok plan-measured-bytes || bad plan-measured-bytes "$(head -c 900 "$T/out")"
+cat >"$T/ccodec.json" <<EOF
+{"fogpipe_cluster": 1, "profile": "meas.json", "devices": [{"name": "a"}, {"name": "b"}],
+ "links": {"default": {"bandwidth": "1gbit", "codecs": ["int8"]}},
+ "codecs": {"int8": {"ratio": 0.5, "channel_bytes": 0}}}
+EOF
+expect plan-cluster-codec 0 "take precedence" $F plan $M --cluster "$T/ccodec.json" --cuts 0
+expect plan-cluster-codec-json 0 "" $F plan $M --cluster "$T/ccodec.json" --cuts 0 --json
+grep -Eq '"bytes":[[:space:]]*16384[,}[:space:]]' "$T/out" && ok plan-cluster-codec-bytes ||
+    bad plan-cluster-codec-bytes "$(head -c 900 "$T/out")"
+sed 's/1234, 100/1234/' "$T/meas.json" >"$T/meas-bad.json"
+expect plan-measured-bad 1 "codecs.int8.bytes must be a list of 8 numbers" $F plan $M --profile "$T/meas-bad.json" --devices 2 --link 1gbit
 expect profile-usage 2 "--speed goes with --from" $F profile $M --speed 2 -o "$T/x.json"
 expect profile-nocfg 2 "--cfg is required" $F profile -o "$T/x.json"
 

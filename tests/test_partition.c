@@ -500,6 +500,26 @@ static void test_profile_json(void)
     if (!p) goto done;
     CHECK(p->n_layers == 10 && p->iters == 3 && p->warmup == 1);
     for (int l = 0; l < 10; l++) CHECK(p->layer_s[l] >= 0 && isfinite(p->layer_s[l]));
+    CHECK(!p->codec_input[0] && !p->codecs[FP_CODEC_INT8].measured);
+    CHECK_OK(fp_profile_measure_codecs(net, NULL, "pseudo-random", p));
+    {
+        /* Every tensor's encoded size: none is the raw bytes, fp16 half of
+         * them; int8 (per tensor) a quarter; ratios are bytes-weighted. */
+        fp_part_graph *g = NULL;
+        CHECK_OK(fp_part_graph_from_net(net, &g));
+        for (int t = -1; g && t < 10; t++) {
+            uint64_t raw = t < 0 ? g->input_bytes : g->layers[t].out_bytes;
+            CHECK_MSG(p->codecs[FP_CODEC_NONE].bytes[t + 1] == raw, "tensor %d: none %llu, raw %llu", t,
+                      (unsigned long long)p->codecs[FP_CODEC_NONE].bytes[t + 1], (unsigned long long)raw);
+            CHECK(p->codecs[FP_CODEC_FP16].bytes[t + 1] == raw / 2);
+            CHECK(p->codecs[FP_CODEC_INT8].bytes[t + 1] == raw / 4);
+        }
+        fp_part_graph_destroy(g);
+        CHECK_NEAR(p->codecs[FP_CODEC_NONE].ratio, 1, 1e-12);
+        CHECK_NEAR(p->codecs[FP_CODEC_FP16].ratio, 0.5, 1e-12);
+        for (int c = 0; c < FP_CODEC_COUNT; c++)
+            CHECK(p->codecs[c].measured && p->codecs[c].ratio > 0 && p->codecs[c].cost_ns_per_byte >= 0);
+    }
     snprintf(p->cfg, sizeof p->cfg, "dag.cfg");
     snprintf(p->cfg_hash, sizeof p->cfg_hash, "fnv1a64:0123456789abcdef");
     snprintf(p->cpu, sizeof p->cpu, "Test CPU");
@@ -518,10 +538,24 @@ static void test_profile_json(void)
         CHECK_MSG_HAS("the profile has 10 layers but the model has 11");
         CHECK_ERR(fp_profile_check(q, "p.json", 10, "fnv1a64:ffffffffffffffff"), FP_EINVAL);
         CHECK_MSG_HAS("not for this model");
+        /* Codec measurements survive the file. */
+        CHECK(!strcmp(q->codec_input, "pseudo-random"));
+        for (int c = 0; c < FP_CODEC_COUNT; c++) {
+            CHECK(q->codecs[c].measured && q->codecs[c].bytes);
+            if (!q->codecs[c].bytes || !p->codecs[c].bytes) continue;
+            CHECK_NEAR(q->codecs[c].ratio, p->codecs[c].ratio, 1e-6);
+            for (int t = 0; t <= 10; t++) CHECK(q->codecs[c].bytes[t] == p->codecs[c].bytes[t]);
+        }
         CHECK_OK(fp_profile_derive(q, 0.25, "a device 4x slower", &d));
         if (d) {
             CHECK_NEAR(d->layer_s[3], q->layer_s[3] * 4, 1e-12);
             CHECK(d->speed == 0.25 && !strcmp(d->device, "a device 4x slower"));
+            /* Bytes are the model's; CPU cost scales with the speed. */
+            CHECK(d->codecs[FP_CODEC_INT8].measured && d->codecs[FP_CODEC_INT8].bytes &&
+                  d->codecs[FP_CODEC_INT8].bytes != q->codecs[FP_CODEC_INT8].bytes &&
+                  d->codecs[FP_CODEC_INT8].bytes[4] == q->codecs[FP_CODEC_INT8].bytes[4]);
+            CHECK_NEAR(d->codecs[FP_CODEC_INT8].cost_ns_per_byte, q->codecs[FP_CODEC_INT8].cost_ns_per_byte * 4,
+                       1e-9);
         }
     }
     fp_profile *bad = NULL;
@@ -533,6 +567,30 @@ static void test_profile_json(void)
     CHECK_MSG_HAS("layers_ms[1]");
     CHECK_ERR(fp_profile_parse("{\"fogpipe_profile\": 7}", "b.json", &bad), FP_EUNSUPPORTED);
     CHECK(bad == NULL);
+    /* Codec measurements: optional, but checked when present. */
+    CHECK_OK(fp_profile_parse("{\"fogpipe_profile\": 1, \"model\": {\"layers\": 2}, \"layers_ms\": [1, 2]}", "old.json",
+                              &bad));
+    if (bad) CHECK(!bad->codec_input[0] && !bad->codecs[FP_CODEC_NONE].measured && !bad->codecs[FP_CODEC_NONE].bytes);
+    fp_profile_destroy(bad);
+    bad = NULL;
+    static const char *const broken[][2] = {
+        {"\"codec_input\": \"x\", \"codecs\": {\"int8\": {\"ratio\": 0.3, \"cost_ns_per_byte\": 1, \"bytes\": [1, 2]}}",
+         "codecs.int8.bytes must be a list of 3 numbers"},
+        {"\"codec_input\": \"x\", \"codecs\": {\"int9\": {}}", "unknown codec \"int9\""},
+        {"\"codec_input\": \"x\", \"codecs\": {\"fp16\": {\"ratio\": 0.5, \"bytes\": [1, 2, 3]}}",
+         "cost_ns_per_byte"},
+        {"\"codec_input\": \"x\", \"codecs\": {\"fp16\": {\"ratio\": 0.5, \"cost_ns_per_byte\": 1, \"bytes\": [1, 2.5, 3]}}",
+         "codecs.fp16.bytes[1]"},
+        {"\"codecs\": {\"fp16\": {\"ratio\": 0.5, \"cost_ns_per_byte\": 1, \"bytes\": [1, 2, 3]}}", "needs \"codec_input\""},
+    };
+    for (size_t i = 0; i < sizeof broken / sizeof broken[0]; i++) {
+        char doc[512];
+        snprintf(doc, sizeof doc, "{\"fogpipe_profile\": 1, \"model\": {\"layers\": 2}, \"layers_ms\": [1, 2], %s}",
+                 broken[i][0]);
+        CHECK_ERR(fp_profile_parse(doc, "b.json", &bad), FP_ECORRUPT);
+        CHECK_MSG_HAS(broken[i][1]);
+        CHECK(bad == NULL);
+    }
 done:
     fp_profile_destroy(p);
     fp_profile_destroy(q);
@@ -689,6 +747,63 @@ done:
     fp_cluster_destroy(c);
 }
 
+/* Measured codec bytes replace the assumed ratio, per tensor of each cut,
+ * unless the cluster file sets the codec's parameters. */
+static void test_measured_codecs(void)
+{
+    fp_part_graph *g = NULL;
+    fp_cluster *c = NULL;
+    fp_profile *prof = NULL;
+    double times[4];
+    fp_part_problem p;
+    small_problem(&g, &c, times, &p, 1e6);
+    CHECK_OK(fp_profile_parse("{\"fogpipe_profile\": 1, \"model\": {\"layers\": 4}, \"layers_ms\": [1, 1, 1, 0],"
+                              " \"codec_input\": \"pseudo-random\", \"codecs\": {"
+                              " \"int8\": {\"ratio\": 0.1, \"cost_ns_per_byte\": 2, \"bytes\": [40, 7000, 150, 30, 5]}}}",
+                              "m.json", &prof));
+    if (!g || !c || !prof) goto done;
+    p.codecs = FP_CODEC_BIT(FP_CODEC_INT8);
+    c->links[0][1].codecs = c->links[1][0].codecs = FP_CODECS_ALL;
+    c->links[1][2].codecs = c->links[2][1].codecs = FP_CODECS_ALL;
+    int cuts[1] = {0};
+    fp_plan plan;
+    /* Assumed: 100000 × 0.25 + 1 channel × 8 bytes. */
+    CHECK_OK(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan));
+    CHECK_NEAR(plan.stages[0].out_bytes, 100000 * 0.25 + 8, 1e-9);
+    CHECK_NEAR(plan.stages[0].out_s, (100000 * 0.25 + 8) * 8 / 1e6 + 100000 * 0.5e-9, 1e-12);
+    /* Measured: layer 0's int8 payload is 7000 bytes, 2 ns per raw byte. */
+    p.measured = prof;
+    CHECK_OK(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan));
+    CHECK_NEAR(plan.stages[0].out_bytes, 7000, 1e-9);
+    CHECK_NEAR(plan.stages[0].out_s, 7000 * 8 / 1e6 + 100000 * 2e-9, 1e-12);
+    CHECK_NEAR(plan.stages[1].out_bytes, 5, 1e-9); /* the head to the gateway */
+    /* The cut after layer 1 carries only layer 1's output. */
+    cuts[0] = 1;
+    CHECK_OK(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan));
+    CHECK_NEAR(plan.stages[0].out_bytes, 150, 1e-9);
+    /* A codec the profile did not measure keeps its assumed ratio. */
+    p.codecs = FP_CODEC_BIT(FP_CODEC_FP16);
+    CHECK_OK(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan));
+    CHECK_NEAR(plan.stages[0].out_bytes, 1000 * 0.5, 1e-9);
+    /* A cluster file's parameters beat the measurements. */
+    p.codecs = FP_CODEC_BIT(FP_CODEC_INT8);
+    c->codecs_set = FP_CODEC_BIT(FP_CODEC_INT8);
+    c->codecs[FP_CODEC_INT8].ratio = 0.5;
+    c->codecs[FP_CODEC_INT8].channel_bytes = 0;
+    CHECK_OK(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan));
+    CHECK_NEAR(plan.stages[0].out_bytes, 500, 1e-9);
+    /* Measurements of another layer count are refused. */
+    c->codecs_set = 0;
+    prof->n_layers = 5;
+    CHECK_ERR(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan), FP_EINVAL);
+    CHECK_MSG_HAS("codec measurements cover 5 layers");
+    prof->n_layers = 4;
+done:
+    fp_profile_destroy(prof);
+    fp_part_graph_destroy(g);
+    fp_cluster_destroy(c);
+}
+
 TEST_LIST = {
     {"rates_and_codecs", test_rates_and_codecs},
     {"cuts_on_a_dag", test_cuts_on_a_dag},
@@ -700,5 +815,6 @@ TEST_LIST = {
     {"profile_json", test_profile_json},
     {"plan_files", test_plan_files},
     {"stage_memory", test_stage_memory},
+    {"measured_codecs", test_measured_codecs},
     {NULL, NULL},
 };

@@ -3,7 +3,7 @@
  * cluster of small devices: per-layer profiles, cluster descriptions, a cost
  * model, the planning strategies, and plan files.
  *
- * Everything here except fp_profile_measure() and the *_load/_save file
+ * Everything here except fp_profile_measure*() and the *_load/_save file
  * helpers is a pure function of its inputs (a graph of layer costs, per-layer
  * times, devices, links and codecs), so it is unit-tested without a network.
  *
@@ -16,7 +16,9 @@
  *     (the network input included) that a layer after k reads, plus every
  *     output nobody reads (detection heads), which travels on to the gateway;
  *   - a link's time per frame = latency + encoded bytes × 8 / bandwidth +
- *     codec CPU time; encoded bytes = raw × ratio + channels × channel_bytes;
+ *     codec CPU time; encoded bytes = the sum of the measured encoded bytes
+ *     of the cut's tensors (a profile with codec measurements), else
+ *     raw × ratio + channels × channel_bytes;
  *   - the gateway sends stage 0 the encoded image (input_bytes) and receives
  *     the head outputs from the last stage; both are links like any other;
  *   - throughput = 1 / max(every stage and link time); latency = their sum;
@@ -57,12 +59,13 @@ enum { FP_PROFILE_VERSION = 1 };        /* profile file version written and read
 /* ---------------------------------------------------------------- codecs */
 
 /* X(NAME, "name", ratio, channel_bytes, cost_ns_per_byte): feature-map codecs
- * and their DEFAULT parameters. The transport does not exist yet, so these
- * are ASSUMPTIONS to be replaced by measurements (a cluster file overrides
- * them): fp16 halves the bytes, int8 quarters them and adds a float32 scale
- * and zero point per channel; lz4/zstd ratios are guesses for leaky-ReLU
- * feature maps. cost_ns_per_byte is encode + decode CPU time per raw float32
- * byte. Append only. */
+ * and their DEFAULT parameters. These are ASSUMPTIONS, used only when the
+ * profile carries no measurements (fp_profile_measure_codecs; profiles
+ * written before it) and the cluster file does not override them: fp16
+ * halves the bytes, int8 quarters them and adds a float32 scale and zero
+ * point per channel; lz4/zstd ratios are guesses for leaky-ReLU feature
+ * maps. cost_ns_per_byte is encode + decode CPU time per raw float32 byte.
+ * Append only. */
 #define FP_CODEC_LIST(X)                                   \
     X(NONE, "none", 1.00, 0, 0.0)                          \
     X(NONE_LZ4, "none+lz4", 0.90, 0, 1.0)                  \
@@ -169,6 +172,15 @@ fp_status fp_part_hash_file(const char *path, char *buf, size_t size);
 
 /* ---------------------------------------------------------------- profile */
 
+/* A codec measured by `fogpipe profile` on the model's own feature maps. */
+typedef struct fp_profile_codec {
+    int measured;            /* 1 if the profile measured this codec (else the rest is 0/NULL) */
+    double ratio;            /* Σ encoded / Σ raw float32 bytes over every tensor measured */
+    double cost_ns_per_byte; /* encode + decode time per raw byte over every tensor (this machine) */
+    uint64_t *bytes;         /* n_layers + 1: encoded payload bytes of the network input, then of each
+                                layer's output (owned) */
+} fp_profile_codec;
+
 /* Per-layer times of one model on one kind of device. */
 typedef struct fp_profile {
     int n_layers;                    /* layers profiled */
@@ -184,6 +196,9 @@ typedef struct fp_profile {
     int iters;                       /* timed passes (median over them) */
     int warmup;                      /* untimed passes before */
     double speed;                    /* 1 if measured; else the factor applied to a measured profile */
+    char codec_input[FP_PART_MAX_PATH]; /* what the codecs were measured on: "pseudo-random", an image
+                                           path, or "" when no codec was measured (older profiles) */
+    fp_profile_codec codecs[FP_CODEC_COUNT]; /* measured codecs (see codec_input) */
 } fp_profile;
 
 /* Times every layer of a set-up network: `warmup` untimed passes, then
@@ -192,6 +207,17 @@ typedef struct fp_profile {
  * *out is owned by the caller (fp_profile_destroy). FP_EINVAL, FP_ESTATE
  * (network not set up), FP_ENOMEM. */
 fp_status fp_profile_measure(fp_net *net, int iters, int warmup, fp_profile **out);
+
+/* Measures every codec of FP_CODEC_LIST on the network's own feature maps:
+ * runs one pass on `input` (fp_shape_count(fp_net_input_shape(net)) floats;
+ * NULL = the deterministic pseudo-random input fp_profile_measure uses) and
+ * encodes and decodes the input and every layer's output with each codec
+ * (fp_fmap_encode / fp_fmap_decode; "int8" is fmap's per-tensor int8),
+ * recording the encoded bytes of every tensor, the byte-weighted ratio and
+ * the encode + decode time per raw byte. `what` ("pseudo-random" or the
+ * image path) goes to p->codec_input. p must be a profile of this network.
+ * FP_EINVAL, FP_ESTATE (not set up), FP_ENOMEM, and the codecs' errors. */
+fp_status fp_profile_measure_codecs(fp_net *net, const float *input, const char *what, fp_profile *p);
 
 /* A copy of `p` whose times are divided by `speed` (> 0): the profile of a
  * device `speed` times as fast. `device` describes it (may be NULL). */
@@ -238,6 +264,9 @@ typedef struct fp_cluster {
     fp_device devices[FP_PART_MAX_DEVICES];           /* in pipeline order */
     fp_link links[FP_PART_MAX_DEVICES + 1][FP_PART_MAX_DEVICES + 1]; /* [from][to]; symmetric */
     fp_codec_params codecs[FP_CODEC_COUNT];           /* ratios and costs */
+    uint32_t codecs_set;                              /* codecs the cluster file gave parameters for
+                                                         (FP_CODEC_BIT mask): they beat a profile's
+                                                         measurements */
     char profile[FP_PART_MAX_PATH];                   /* base profile, "" if none given */
     uint64_t overhead_bytes;                          /* runtime memory per device besides the model */
 } fp_cluster;
@@ -301,6 +330,10 @@ typedef struct fp_part_problem {
     fp_objective objective;                      /* what "optimal" minimises */
     int replicas;                                /* optimal may replicate stages on spare devices */
     uint32_t codecs;                             /* codecs allowed on top of each link's own list */
+    const fp_profile *measured;                  /* codec measurements (fp_profile.codecs) used
+                                                    instead of the cluster's parameters for every
+                                                    codec it measured and the cluster file does not
+                                                    set; NULL = the cluster's parameters only */
 } fp_part_problem;
 
 /* Default input bytes: a JPEG of the input at 0.1 bytes per pixel and

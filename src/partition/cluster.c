@@ -232,6 +232,7 @@ static fp_status fpi_parse_codecs(const cJSON *o, const char *file, fp_cluster *
         snprintf(where, sizeof where, "codecs.%s", it->string);
         if (!cJSON_IsObject(it)) return fpi_error(FP_ECORRUPT, "%s: %s must be an object", file, where);
         fp_codec_params *cp = &c->codecs[k];
+        c->codecs_set |= FP_CODEC_BIT(k);
         if ((st = fpi_json_keys(it, keys, file, where)) ||
             (st = fpi_json_number(it, "ratio", 0, 1e-6, 1, file, where, &cp->ratio)) ||
             (st = fpi_json_number(it, "channel_bytes", 0, 0, 1e6, file, where, &cp->channel_bytes)) ||

@@ -148,6 +148,7 @@ void fpi_part_ctx_free(fpi_part_ctx *x)
     fpi_free(x->prefix);
     fpi_free(x->cut_raw);
     fpi_free(x->cut_ch);
+    fpi_free(x->cut_enc);
     fpi_free(x->wprefix);
     fpi_free(x->live);
     fpi_free(x->scratch);
@@ -168,6 +169,9 @@ fp_status fpi_part_ctx_init(const fp_part_problem *p, fpi_part_ctx *x)
         return fpi_error(FP_EINVAL, "partition: input bytes must be in [0, 1e12] (got %g)", p->input_bytes);
     if (!(p->codecs & FP_CODECS_ALL)) return fpi_error(FP_EINVAL, "partition: no codec allowed");
     int L = p->graph->n_layers, D = c->n_devices;
+    if (p->measured && p->measured->n_layers != L)
+        return fpi_error(FP_EINVAL, "partition: the codec measurements cover %d layers but the model has %d",
+                         p->measured->n_layers, L);
     for (int d = 0; d < D; d++) {
         if (!p->layer_s[d])
             return fpi_error(FP_EINVAL, "partition: no layer times for device %s", c->devices[d].name);
@@ -197,12 +201,13 @@ fp_status fpi_part_ctx_init(const fp_part_problem *p, fpi_part_ctx *x)
     x->prefix = fpi_calloc((size_t)D * (size_t)(L + 1), sizeof *x->prefix);
     x->cut_raw = fpi_calloc((size_t)L, sizeof *x->cut_raw);
     x->cut_ch = fpi_calloc((size_t)L, sizeof *x->cut_ch);
+    x->cut_enc = fpi_calloc((size_t)FP_CODEC_COUNT * (size_t)L, sizeof *x->cut_enc);
     x->wprefix = fpi_calloc((size_t)L + 1, sizeof *x->wprefix);
     x->live = fpi_calloc((size_t)L + 1, sizeof *x->live);
     x->scratch = fpi_calloc((size_t)L, sizeof *x->scratch);
     int *last = fpi_calloc((size_t)L + 1, sizeof *last);
     int64_t *diff = fpi_calloc((size_t)L + 1, sizeof *diff);
-    if (!x->prefix || !x->cut_raw || !x->cut_ch || !x->wprefix || !x->live || !x->scratch || !last ||
+    if (!x->prefix || !x->cut_raw || !x->cut_ch || !x->cut_enc || !x->wprefix || !x->live || !x->scratch || !last ||
         !diff) {
         st = fpi_error(FP_ENOMEM, "out of memory preparing the partitioner");
         goto error;
@@ -210,6 +215,14 @@ fp_status fpi_part_ctx_init(const fp_part_problem *p, fpi_part_ctx *x)
     for (int d = 0; d < D; d++) {
         double *pre = x->prefix + (size_t)d * (size_t)(L + 1), sp = c->devices[d].speed;
         for (int l = 0; l < L; l++) pre[l + 1] = pre[l] + p->layer_s[d][l] / sp;
+    }
+    /* A codec's measurements are used unless the cluster file sets its parameters. */
+    const uint64_t *meas[FP_CODEC_COUNT];
+    for (int cd = 0; cd < FP_CODEC_COUNT; cd++) {
+        const fp_profile_codec *pc = p->measured ? &p->measured->codecs[cd] : NULL;
+        int use = pc && pc->measured && pc->bytes && !(c->codecs_set & FP_CODEC_BIT(cd));
+        meas[cd] = use ? pc->bytes : NULL;
+        x->codec_cost[cd] = use ? pc->cost_ns_per_byte : c->codecs[cd].cost_ns_per_byte;
     }
     const fp_part_graph *g = p->graph;
     fpi_part_last_use(g, last);
@@ -222,6 +235,8 @@ fp_status fpi_part_ctx_init(const fp_part_problem *p, fpi_part_ctx *x)
         for (int k = from; k < to; k++) {
             x->cut_raw[k] += bytes;
             x->cut_ch[k] += ch;
+            for (int cd = 0; cd < FP_CODEC_COUNT; cd++)
+                if (meas[cd]) x->cut_enc[(size_t)cd * (size_t)L + (size_t)k] += (double)meas[cd][t + 1];
         }
         /* Alive while layers max(t,0)..min(last, L-1) run. */
         if (last[t + 1] < 0 || last[t + 1] < from) continue;
@@ -229,6 +244,10 @@ fp_status fpi_part_ctx_init(const fp_part_problem *p, fpi_part_ctx *x)
         diff[from] += (int64_t)bytes;
         diff[end + 1] -= (int64_t)bytes;
     }
+    for (int cd = 0; cd < FP_CODEC_COUNT; cd++)
+        for (int k = 0; !meas[cd] && k < L; k++)
+            x->cut_enc[(size_t)cd * (size_t)L + (size_t)k] =
+                (double)x->cut_raw[k] * c->codecs[cd].ratio + (double)x->cut_ch[k] * c->codecs[cd].channel_bytes;
     int64_t run = 0;
     for (int l = 0; l < L; l++) {
         run += diff[l];
@@ -283,11 +302,10 @@ double fpi_part_link_s(const fpi_part_ctx *x, int k, int a, int b, fp_codec c, d
         return lk->latency_s + x->p->input_bytes * 8.0 / lk->bandwidth_bps;
     }
     if (!(lk->codecs & x->p->codecs & FP_CODEC_BIT(c))) return INFINITY;
-    const fp_codec_params *cp = &x->c->codecs[c];
     double raw = (double)x->cut_raw[k];
-    double enc = raw * cp->ratio + (double)x->cut_ch[k] * cp->channel_bytes;
+    double enc = x->cut_enc[(size_t)c * (size_t)x->L + (size_t)k];
     if (bytes) *bytes = enc;
-    return lk->latency_s + enc * 8.0 / lk->bandwidth_bps + raw * cp->cost_ns_per_byte * 1e-9;
+    return lk->latency_s + enc * 8.0 / lk->bandwidth_bps + raw * x->codec_cost[c] * 1e-9;
 }
 
 double fpi_part_best_link(const fpi_part_ctx *x, int k, int a, int b, fp_codec *codec)

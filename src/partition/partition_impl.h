@@ -21,6 +21,9 @@ typedef struct fpi_part_ctx {
     double *prefix;            /* D × (L+1): cumulative seconds of layers on each device */
     uint64_t *cut_raw;         /* L: raw bytes of the cut after k (k = L-1: to the gateway) */
     uint64_t *cut_ch;          /* L: channels of those tensors */
+    double *cut_enc;           /* FP_CODEC_COUNT × L: encoded bytes of the cut after k with codec c
+                                  (measured per tensor, or raw × ratio + channels × channel_bytes) */
+    double codec_cost[FP_CODEC_COUNT]; /* ns per raw byte of each codec (measured or the cluster's) */
     uint64_t *wprefix;         /* L+1: cumulative weight bytes */
     uint64_t *live;            /* L: bytes of tensors alive while layer t runs */
     uint64_t *scratch;         /* L: kernel scratch of layer t */

@@ -6,13 +6,16 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "fogpipe/fmap.h"
 #include "partition/partition_impl.h"
 
 enum { FPI_PROFILE_MAX_BYTES = 4 << 20 }; /* largest profile file read */
+enum { FPI_CODEC_ROUNDS = 2 };             /* timed encode + decode rounds per tensor (the fastest counts) */
 
 void fp_profile_destroy(fp_profile *p)
 {
     if (!p) return;
+    for (int c = 0; c < FP_CODEC_COUNT; c++) fpi_free(p->codecs[c].bytes);
     fpi_free(p->layer_s);
     fpi_free(p);
 }
@@ -32,6 +35,12 @@ static fp_status fpi_profile_new(int n, fp_profile **out)
     p->speed = 1;
     *out = p;
     return FP_OK;
+}
+
+/* The deterministic input of the timed passes (values do not change times). */
+static void fpi_pseudo_random_input(float *in, size_t cnt)
+{
+    for (size_t i = 0; i < cnt; i++) in[i] = (float)((i * 2654435761u) % 1000) / 1000.f;
 }
 
 static int fpi_cmp_double(const void *a, const void *b)
@@ -75,8 +84,7 @@ fp_status fp_profile_measure(fp_net *net, int iters, int warmup, fp_profile **ou
         st = fpi_error(FP_ENOMEM, "out of memory for %d x %d timings", n, iters);
         goto error;
     }
-    size_t cnt = fp_shape_count(fp_net_input_shape(net));
-    for (size_t i = 0; i < cnt; i++) in[i] = (float)((i * 2654435761u) % 1000) / 1000.f;
+    fpi_pseudo_random_input(in, fp_shape_count(fp_net_input_shape(net)));
     for (int w = 0; w < warmup; w++)
         if ((st = fp_net_run(net, 0, n - 1, NULL, NULL))) goto error;
     for (tm.iter = 0; tm.iter < iters; tm.iter++) {
@@ -105,6 +113,118 @@ error:
     return st;
 }
 
+/* The planner's codecs as fmap codecs: the same names ("int8" is fmap's
+ * per-tensor int8). */
+static fp_status fpi_fmap_codec_of(fp_codec c, fp_fmap_codec *out)
+{
+    return fp_fmap_codec_parse(fp_codec_name(c), out);
+}
+
+/* State of the codec measuring callback. */
+typedef struct {
+    fp_profile *p;          /* receives the bytes */
+    fp_fmap_codec fc[FP_CODEC_COUNT];
+    double raw;             /* Σ raw bytes measured (per codec: the same tensors) */
+    double enc[FP_CODEC_COUNT]; /* Σ encoded bytes */
+    double ns[FP_CODEC_COUNT];  /* Σ encode + decode nanoseconds */
+    fp_buffer buf, scratch; /* encoder output, decoder scratch */
+    float *back;            /* decoded floats (the largest tensor) */
+    size_t back_n;          /* its capacity in floats */
+    fp_status st;           /* first error */
+} fpi_codec_meter;
+
+/* Encodes and decodes tensor `t` (-1 = input, else a layer) with every codec. */
+static fp_status fpi_meter_tensor(fpi_codec_meter *m, int t, const float *x, fp_shape shape)
+{
+    size_t n = fp_shape_count(shape);
+    if (n == 0) return FP_OK;
+    if (n > m->back_n) {
+        float *b = fpi_malloc(n * sizeof *b);
+        if (!b) return fpi_error(FP_ENOMEM, "out of memory measuring codecs");
+        fpi_free(m->back);
+        m->back = b;
+        m->back_n = n;
+    }
+    uint32_t dims[3] = {(uint32_t)(shape.c > 0 ? shape.c : 1), (uint32_t)(shape.h > 0 ? shape.h : 1),
+                        (uint32_t)(shape.w > 0 ? shape.w : 1)};
+    for (int c = 0; c < FP_CODEC_COUNT; c++) {
+        fp_frame_tensor ft;
+        double dt = INFINITY;
+        /* One untimed round (buffers grown, pages touched), then the faster of two. */
+        for (int r = 0; r < 1 + FPI_CODEC_ROUNDS; r++) {
+            double t0 = fpi_now();
+            fp_status st = fp_fmap_encode(m->fc[c], t, x, dims, 3, &m->buf, &ft);
+            if (!st) st = fp_fmap_decode(&ft, m->back, n, &m->scratch);
+            double d = fpi_now() - t0;
+            if (st) return fpi_error_context(st, "profile: codec %s on tensor %d", fp_codec_name((fp_codec)c), t);
+            if (r > 0 && d < dt) dt = d;
+        }
+        m->p->codecs[c].bytes[t + 1] = (uint64_t)ft.len;
+        m->enc[c] += (double)ft.len;
+        m->ns[c] += dt * 1e9;
+    }
+    m->raw += (double)n * sizeof(float);
+    return FP_OK;
+}
+
+static int fpi_meter_layer(void *user, int layer, const float *out, fp_shape shape)
+{
+    fpi_codec_meter *m = user;
+    m->st = fpi_meter_tensor(m, layer, out, shape);
+    return m->st ? 1 : 0;
+}
+
+fp_status fp_profile_measure_codecs(fp_net *net, const float *input, const char *what, fp_profile *p)
+{
+    if (!net || !p || !what) return fpi_error(FP_EINVAL, "fp_profile_measure_codecs: NULL argument");
+    float *in = fp_net_input(net);
+    if (!in) return fpi_error(FP_ESTATE, "profile: the network is not set up");
+    int n = fp_net_layer_count(net);
+    if (n != p->n_layers)
+        return fpi_error(FP_EINVAL, "profile: %d layers, but the network has %d", p->n_layers, n);
+    fp_shape ish = fp_net_input_shape(net);
+    size_t cnt = fp_shape_count(ish);
+    if (input) memcpy(in, input, cnt * sizeof *in);
+    else fpi_pseudo_random_input(in, cnt);
+    fpi_codec_meter m;
+    memset(&m, 0, sizeof m);
+    m.p = p;
+    fp_status st = FP_OK;
+    for (int c = 0; c < FP_CODEC_COUNT; c++) {
+        fpi_free(p->codecs[c].bytes);
+        memset(&p->codecs[c], 0, sizeof p->codecs[c]);
+    }
+    p->codec_input[0] = '\0';
+    for (int c = 0; c < FP_CODEC_COUNT && !st; c++) {
+        st = fpi_fmap_codec_of((fp_codec)c, &m.fc[c]);
+        if (!st && !(p->codecs[c].bytes = fpi_calloc((size_t)n + 1, sizeof *p->codecs[c].bytes)))
+            st = fpi_error(FP_ENOMEM, "out of memory measuring codecs");
+    }
+    if (!st) st = fpi_meter_tensor(&m, -1, in, ish);
+    if (!st) {
+        st = fp_net_run(net, 0, n - 1, fpi_meter_layer, &m);
+        if (m.st) st = m.st;
+    }
+    if (!st && !(m.raw > 0)) st = fpi_error(FP_EINVAL, "profile: the network has no tensor to measure codecs on");
+    if (!st) {
+        for (int c = 0; c < FP_CODEC_COUNT; c++) {
+            p->codecs[c].measured = 1;
+            p->codecs[c].ratio = m.enc[c] / m.raw;
+            p->codecs[c].cost_ns_per_byte = m.ns[c] / m.raw;
+        }
+        snprintf(p->codec_input, sizeof p->codec_input, "%s", what);
+    } else {
+        for (int c = 0; c < FP_CODEC_COUNT; c++) {
+            fpi_free(p->codecs[c].bytes);
+            memset(&p->codecs[c], 0, sizeof p->codecs[c]);
+        }
+    }
+    fp_buffer_free(&m.buf);
+    fp_buffer_free(&m.scratch);
+    fpi_free(m.back);
+    return st;
+}
+
 fp_status fp_profile_derive(const fp_profile *p, double speed, const char *device, fp_profile **out)
 {
     if (!p || !out) return fpi_error(FP_EINVAL, "fp_profile_derive: NULL argument");
@@ -116,6 +236,18 @@ fp_status fp_profile_derive(const fp_profile *p, double speed, const char *devic
     double *t = q->layer_s;
     *q = *p;
     q->layer_s = t;
+    /* Encoded bytes are the model's; codec CPU time scales like the layers'. */
+    for (int c = 0; c < FP_CODEC_COUNT; c++) q->codecs[c].bytes = NULL;
+    for (int c = 0; c < FP_CODEC_COUNT; c++) {
+        if (!p->codecs[c].measured) continue;
+        q->codecs[c].bytes = fpi_malloc(((size_t)p->n_layers + 1) * sizeof *q->codecs[c].bytes);
+        if (!q->codecs[c].bytes) {
+            fp_profile_destroy(q);
+            return fpi_error(FP_ENOMEM, "out of memory for a profile");
+        }
+        memcpy(q->codecs[c].bytes, p->codecs[c].bytes, ((size_t)p->n_layers + 1) * sizeof *q->codecs[c].bytes);
+        q->codecs[c].cost_ns_per_byte = p->codecs[c].cost_ns_per_byte / speed;
+    }
     for (int l = 0; l < p->n_layers; l++) t[l] = p->layer_s[l] / speed;
     q->total_s = p->total_s / speed;
     q->speed = p->speed * speed;
@@ -152,6 +284,20 @@ fp_status fp_profile_to_json(const fp_profile *p, char **text)
     cJSON_AddNumberToObject(root, "total_ms", round(p->total_s * 1e7) / 1e4);
     cJSON *ls = cJSON_AddArrayToObject(root, "layers_ms");
     for (int l = 0; ls && l < p->n_layers; l++) cJSON_AddItemToArray(ls, cJSON_CreateNumber(round(p->layer_s[l] * 1e7) / 1e4));
+    cJSON *cs = NULL;
+    for (int c = 0; c < FP_CODEC_COUNT; c++) {
+        const fp_profile_codec *pc = &p->codecs[c];
+        if (!pc->measured || !pc->bytes) continue;
+        if (!cs) {
+            fpi_add_string(root, "codec_input", p->codec_input[0] ? p->codec_input : "unknown");
+            cs = cJSON_AddObjectToObject(root, "codecs");
+        }
+        cJSON *o = cJSON_AddObjectToObject(cs, fp_codec_name((fp_codec)c));
+        cJSON_AddNumberToObject(o, "ratio", round(pc->ratio * 1e6) / 1e6);
+        cJSON_AddNumberToObject(o, "cost_ns_per_byte", round(pc->cost_ns_per_byte * 1e4) / 1e4);
+        cJSON *b = cJSON_AddArrayToObject(o, "bytes");
+        for (int t = 0; b && t <= p->n_layers; t++) cJSON_AddItemToArray(b, cJSON_CreateNumber((double)pc->bytes[t]));
+    }
     fp_status st = fpi_json_print(root, text);
     cJSON_Delete(root);
     return st;
@@ -167,10 +313,47 @@ fp_status fp_profile_save(const fp_profile *p, const char *path)
     return st;
 }
 
+/* Parses the optional "codecs" object: {name: {ratio, cost_ns_per_byte, bytes[n_layers + 1]}}. */
+static fp_status fpi_parse_profile_codecs(const cJSON *cs, const char *name, fp_profile *p)
+{
+    static const char *const keys[] = {"ratio", "cost_ns_per_byte", "bytes", NULL};
+    if (!cJSON_IsObject(cs)) return fpi_error(FP_ECORRUPT, "%s: \"codecs\" must be an object", name);
+    fp_status st;
+    for (const cJSON *it = cs->child; it; it = it->next) {
+        fp_codec k;
+        if (fp_codec_parse(it->string, &k)) return fpi_error_context(FP_ECORRUPT, "%s: codecs", name);
+        char where[48];
+        snprintf(where, sizeof where, "codecs.%s", it->string);
+        if (!cJSON_IsObject(it)) return fpi_error(FP_ECORRUPT, "%s: %s must be an object", name, where);
+        fp_profile_codec *pc = &p->codecs[k];
+        if (pc->measured) return fpi_error(FP_ECORRUPT, "%s: %s is given twice", name, where);
+        if ((st = fpi_json_keys(it, keys, name, where)) ||
+            (st = fpi_json_number(it, "ratio", 1, 0, 100, name, where, &pc->ratio)) ||
+            (st = fpi_json_number(it, "cost_ns_per_byte", 1, 0, 1e6, name, where, &pc->cost_ns_per_byte)))
+            return st;
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(it, "bytes");
+        if (!cJSON_IsArray(b) || cJSON_GetArraySize(b) != p->n_layers + 1)
+            return fpi_error(FP_ECORRUPT, "%s: %s.bytes must be a list of %d numbers (the input, then every layer)",
+                             name, where, p->n_layers + 1);
+        if (!(pc->bytes = fpi_calloc((size_t)p->n_layers + 1, sizeof *pc->bytes)))
+            return fpi_error(FP_ENOMEM, "out of memory for a profile");
+        int t = 0;
+        for (const cJSON *v = b->child; v; v = v->next, t++) {
+            if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0 || v->valuedouble > 1e15 ||
+                v->valuedouble != floor(v->valuedouble))
+                return fpi_error(FP_ECORRUPT, "%s: %s.bytes[%d] must be a whole number of bytes in [0, 1e15]", name,
+                                 where, t);
+            pc->bytes[t] = (uint64_t)v->valuedouble;
+        }
+        pc->measured = 1;
+    }
+    return FP_OK;
+}
+
 fp_status fp_profile_parse(const char *text, const char *name, fp_profile **out)
 {
     static const char *const keys[] = {"fogpipe_profile", "model", "machine", "device", "speed", "iters",
-                                       "warmup", "total_ms", "layers_ms", NULL};
+                                       "warmup", "total_ms", "layers_ms", "codec_input", "codecs", NULL};
     static const char *const mkeys[] = {"cfg", "cfg_hash", "layers", NULL};
     static const char *const ckeys[] = {"cpu", "host", "cores", "threads", NULL};
     if (!text || !out) return fpi_error(FP_EINVAL, "fp_profile_parse: NULL argument");
@@ -229,6 +412,15 @@ fp_status fp_profile_parse(const char *text, const char *name, fp_profile **out)
             goto error;
         }
         p->layer_s[l] = it->valuedouble / 1e3;
+    }
+    /* Codec measurements are optional: profiles written before them have none. */
+    const cJSON *cs = cJSON_GetObjectItemCaseSensitive(root, "codecs");
+    if ((st = fpi_json_string(root, "codec_input", 0, name, "top level", p->codec_input, sizeof p->codec_input)) ||
+        (cs && (st = fpi_parse_profile_codecs(cs, name, p))))
+        goto error;
+    if (cs && !p->codec_input[0]) {
+        st = fpi_error(FP_ECORRUPT, "%s: \"codecs\" needs \"codec_input\" (what they were measured on)", name);
+        goto error;
     }
     p->cores = (int)cores;
     p->threads = (int)threads;
