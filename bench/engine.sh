@@ -2,8 +2,12 @@
 # Engine benchmark: ms per image (median of LOOPS after warm-up, `fogpipe
 # bench`) for each model: fogpipe's fast kernels at 1 and 2 threads, its
 # reference kernels (FP_NO_FAST=1, 1 thread) and Debian's darknet on the same
-# cfg and weights, interleaved over ROUNDS rounds (the machine is shared and
-# noisy); prints the median of the rounds and the ratios.
+# cfg and weights, and ONNX Runtime (npm onnxruntime-node, 1 and 2 threads) on
+# the same network exported to ONNX (bench/onnx/export_onnx.py, heads
+# included), interleaved over ROUNDS rounds (the machine is shared and noisy);
+# prints the median of the rounds and the ratios. ONNX Runtime needs
+# bench/onnx/setup.sh (else its columns read n/a); bench/onnx/check.sh checks
+# the export against fogpipe.
 #   bench/engine.sh [LOOPS=5] [ROUNDS=3]
 # OPENBLAS_CORETYPE / OPENBLAS_NUM_THREADS are cleared for fogpipe so it picks
 # its kernels as on a fresh machine (FP_BENCH_KEEP_ENV=1 keeps them).
@@ -18,17 +22,25 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 models=("models/yolov1-tiny-tf.cfg" "$DN/yolov1-tiny.cfg" "$DN/yolov2-tiny.cfg" "$DN/yolov3-tiny.cfg")
 clean=(env -u OPENBLAS_CORETYPE -u OPENBLAS_NUM_THREADS)
 [ "${FP_BENCH_KEEP_ENV:-0}" = 1 ] && clean=(env)
+ort=0
+if command -v node >/dev/null && [ -f data/ort/node_modules/onnxruntime-node/package.json ] &&
+   /usr/bin/python3 -c 'import onnx, numpy' 2>/dev/null; then ort=1
+else echo "ONNX Runtime: n/a (run bench/onnx/setup.sh)" >&2; fi
 med() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 ms() { sed -n 's/.*median_ms=\([0-9.]*\).*/\1/p'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "") print "n/a"; else printf "%.2f", a/b }'; }
 "${clean[@]}" "$B/fogpipe" bench --cfg "${models[2]}" --iters 1 --warmup 0 | sed -n 's/^kernels: /fogpipe kernels: /p'
-printf "%-16s %9s %9s %9s %10s %8s %8s %8s %8s\n" model "fast 1t" "fast 2t" "ref 1t" darknet \
-  "ref/1t" "ref/2t" "dn/1t" "dn/2t"
+printf "%-16s %9s %9s %9s %10s %8s %8s %8s %8s %9s %9s %9s %9s\n" model "fast 1t" "fast 2t" "ref 1t" darknet \
+  "ref/1t" "ref/2t" "dn/1t" "dn/2t" "ORT 1t ms" "ORT 2t ms" "ORT/fp 1t" "ORT/fp 2t"
 for cfg in "${models[@]}"; do
   name=$(basename "$cfg" .cfg)
   w=$tmp/$name.weights
   "$B/fogpipe" random-weights --cfg "$cfg" --seed 1 -o "$w" 2>/dev/null
-  : > "$tmp/f1"; : > "$tmp/f2"; : > "$tmp/r"; : > "$tmp/d"
+  : > "$tmp/f1"; : > "$tmp/f2"; : > "$tmp/r"; : > "$tmp/d"; : > "$tmp/o1"; : > "$tmp/o2"
+  onnx=""
+  if [ "$ort" = 1 ] && /usr/bin/python3 bench/onnx/export_onnx.py "$cfg" "$w" "$tmp/$name.onnx" >/dev/null; then
+    onnx=$tmp/$name.onnx
+  fi
   for r in $(seq "$ROUNDS"); do
     echo "  $name round $r/$ROUNDS" >&2
     "${clean[@]}" "$B/fogpipe" bench --cfg "$cfg" --weights "$w" --iters "$LOOPS" --threads 1 | ms >> "$tmp/f1"
@@ -37,10 +49,18 @@ for cfg in "${models[@]}"; do
     if [ -x "$B/darknet_time" ]; then
       "$B/darknet_time" "$cfg" "$w" "$LOOPS" 2>/dev/null | ms >> "$tmp/d"
     fi
+    if [ -n "$onnx" ]; then
+      node bench/onnx/ort_time.js "$onnx" --threads 1 --warmup 2 --iters "$LOOPS" | ms >> "$tmp/o1"
+      node bench/onnx/ort_time.js "$onnx" --threads 2 --warmup 2 --iters "$LOOPS" | ms >> "$tmp/o2"
+    fi
   done
   f1=$(med < "$tmp/f1"); f2=$(med < "$tmp/f2"); rf=$(med < "$tmp/r"); d=$(med < "$tmp/d" || true)
-  printf "%-16s %9.1f %9.1f %9.1f %10s %8s %8s %8s %8s\n" "$name" "$f1" "$f2" "$rf" "${d:-n/a}" \
-    "$(ratio "$rf" "$f1")" "$(ratio "$rf" "$f2")" "$(ratio "$d" "$f1")" "$(ratio "$d" "$f2")"
+  o1=$(med < "$tmp/o1" || true); o2=$(med < "$tmp/o2" || true)
+  printf "%-16s %9.1f %9.1f %9.1f %10s %8s %8s %8s %8s %9s %9s %9s %9s\n" "$name" "$f1" "$f2" "$rf" "${d:-n/a}" \
+    "$(ratio "$rf" "$f1")" "$(ratio "$rf" "$f2")" "$(ratio "$d" "$f1")" "$(ratio "$d" "$f2")" \
+    "${o1:-n/a}" "${o2:-n/a}" "$(ratio "$o1" "$f1")" "$(ratio "$o2" "$f2")"
 done
 echo "(ms per image, median of $ROUNDS rounds of median-of-$LOOPS; ratios are speedups of fogpipe's fast"
-echo " kernels over its reference kernels (ref) and over darknet (dn), whose CPU path is single-threaded)"
+echo " kernels over its reference kernels (ref) and over darknet (dn), whose CPU path is single-threaded;"
+echo " ORT/fp: ONNX Runtime's ms over fogpipe fast's at the same thread count, > 1 means fogpipe is faster;"
+echo " every engine runs the whole network, detection heads included)"
