@@ -14,6 +14,7 @@
 #include "engine/net_impl.h"
 #include "fogpipe/net.h"
 #include "test.h"
+#include "capture.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -58,31 +59,6 @@ static fp_net *build(const char *cfg, uint64_t seed)
         return NULL;
     }
     return net;
-}
-
-/* Copies of every layer's output, taken by the run callback. */
-typedef struct {
-    float *out[64];
-    fp_shape shape[64];
-} captured;
-
-static int capture_cb(void *user, int layer, const float *out, fp_shape shape)
-{
-    captured *c = user;
-    if (layer < 0 || layer >= 64) return 1;
-    size_t n = fp_shape_count(shape);
-    free(c->out[layer]);
-    c->out[layer] = malloc(n * sizeof(float));
-    if (!c->out[layer]) return 1;
-    memcpy(c->out[layer], out, n * sizeof(float));
-    c->shape[layer] = shape;
-    return 0;
-}
-
-static void captured_free(captured *c)
-{
-    for (int i = 0; i < 64; i++) free(c->out[i]);
-    memset(c, 0, sizeof *c);
 }
 
 /* Sets up the network, writes `input`, runs every layer and captures each
