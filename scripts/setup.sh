@@ -9,6 +9,8 @@ pkgs=(
   build-essential cmake pkg-config   # toolchain
   libjpeg-dev libstb-dev libcjson-dev # JPEG (libjpeg-turbo), PNG/BMP/PPM + writers, JSON
   liblz4-dev libzstd-dev             # feature-map compression on the links between stages
+  libzmq3-dev                        # ZeroMQ: the transport between gateway and stages
+  libmicrohttpd-dev                  # HTTP: health, readiness, metrics and the gateway's API
   darknet                            # the reference engine: oracle for tests, cfgs and sample images
   python3                            # small helpers in tests and benchmarks
   libopenblas0-pthread               # sgemm/sgemv for the fast kernels (loaded at run time; optional)

@@ -321,6 +321,111 @@ static void test_pipeline_stages(void)
     fp_net_destroy(b);
 }
 
+/* A stage network (fp_net_set_range) of dag_cfg for layers first..last,
+ * weights from seed 31 (mode 0: random before setting the range, so they
+ * are trimmed; 1: range first, then random; 2: from the weights file). */
+static fp_net *make_stage(int first, int last, int mode, const char *weights)
+{
+    fp_net *net = NULL;
+    if (fp_net_parse_cfg(dag_cfg, "dag.cfg", &net)) return NULL;
+    fp_status st = mode == 0 ? fp_net_init_weights_random(net, 31) : FP_OK;
+    if (!st) st = fp_net_set_range(net, first, last);
+    if (!st && mode == 1) st = fp_net_init_weights_random(net, 31);
+    if (!st && mode == 2) st = fp_net_load_weights(net, weights);
+    if (!st) st = fp_net_setup(net);
+    CHECK_MSG(st == FP_OK, "stage %d..%d mode %d: %s", first, last, mode, fp_last_error());
+    if (st) {
+        fp_net_destroy(net);
+        return NULL;
+    }
+    return net;
+}
+
+/* Three restricted networks, one per stage, passing exactly the tensors of
+ * fp_net_cut() from one to the next, give the whole network's heads bit for
+ * bit, hold only their layers' weights, and hold no other tensors. */
+static void test_restricted_stages(void)
+{
+    char path[64];
+    if (!temp_path(path, sizeof path)) return;
+    fp_net *full = make_net(dag_cfg, 31);
+    if (!full) return;
+    CHECK_OK(fp_net_save_weights(full, path));
+    int n = fp_net_layer_count(full);
+    captured ref;
+    if (run_capture(full, 9, &ref)) goto done;
+    int cases = 0;
+    for (int c1 = 0; c1 < n - 2; c1++)
+        for (int c2 = c1 + 1; c2 < n - 1; c2++, cases++) {
+            int mode = cases % 3, bounds[4] = {-1, c1, c2, n - 1};
+            fp_net *st[3] = {0};
+            size_t weights = 0;
+            for (int k = 0; k < 3; k++) st[k] = make_stage(bounds[k] + 1, bounds[k + 1], mode, path);
+            if (!st[0] || !st[1] || !st[2]) goto next;
+            fill_input(st[0], 9);
+            for (int k = 0; k < 3; k++) {
+                weights += fp_net_weight_bytes(st[k]);
+                if (k > 0) {
+                    int cut[64], m = fp_net_cut(full, bounds[k], cut, 64);
+                    CHECK(m >= 1 && m <= 64);
+                    for (int q = 0; q < m; q++) {
+                        const float *src = fp_net_output(st[k - 1], cut[q]);
+                        float *dst = fp_net_output_mut(st[k], cut[q]);
+                        CHECK_MSG(src && dst, "cut after %d: tensor %d missing", bounds[k], cut[q]);
+                        if (src && dst) memcpy(dst, src, ref.count[cut[q]] * sizeof(float));
+                    }
+                    /* only the range's outputs and the incoming cut exist */
+                    for (int j = 0; j < n; j++) {
+                        int held = j > bounds[k] && j <= bounds[k + 1];
+                        for (int q = 0; q < m; q++) held |= cut[q] == j;
+                        CHECK_MSG((fp_net_output(st[k], j) != NULL) == held, "stage %d, layer %d", k, j);
+                    }
+                    CHECK(fp_net_input(st[k]) == NULL);
+                }
+                CHECK_OK(fp_net_run(st[k], bounds[k] + 1, bounds[k + 1], NULL, NULL));
+            }
+            CHECK(fp_net_run(st[1], 0, bounds[2], NULL, NULL) == FP_EINVAL);
+            CHECK(weights == fp_net_weight_bytes(full));
+            CHECK(fp_net_save_weights(st[1], path) == FP_ESTATE);
+            for (int h = 0; h < 2; h++) {
+                int layer = h ? DAG_HEAD2 : DAG_HEAD1;
+                const float *o = fp_net_output(st[2], layer);
+                CHECK_MSG(o && memcmp(o, ref.out[layer], ref.count[layer] * sizeof(float)) == 0,
+                          "cuts %d,%d mode %d: head %d differs", c1, c2, mode, layer);
+            }
+        next:
+            for (int k = 0; k < 3; k++) fp_net_destroy(st[k]);
+        }
+    CHECK(cases > 100);
+done:
+    captured_free(&ref);
+    fp_net_destroy(full);
+    remove(path);
+}
+
+/* fp_net_cut: the chain, the route that reaches back, the unread head. */
+static void test_cut(void)
+{
+    fp_net *net = NULL;
+    CHECK_OK(fp_net_parse_cfg(dag_cfg, "dag.cfg", &net));
+    if (!net) return;
+    int t[8];
+    CHECK(fp_net_cut(net, -1, t, 8) == 1 && t[0] == -1);
+    CHECK(fp_net_cut(net, 0, t, 8) == 1 && t[0] == 0);
+    /* after 9: layer 8 (read by route 11), 9 (read by the head 10) and layer 2 (read by route 14) */
+    CHECK(fp_net_cut(net, 9, t, 8) == 3 && t[0] == 2 && t[1] == 8 && t[2] == 9);
+    /* after 10: the head is read by nobody and travels on */
+    CHECK(fp_net_cut(net, 10, t, 8) == 3 && t[0] == 2 && t[1] == 8 && t[2] == 10);
+    CHECK(fp_net_cut(net, DAG_LAYERS - 1, t, 8) == 2 && t[0] == DAG_HEAD1 && t[1] == DAG_HEAD2);
+    CHECK(fp_net_cut(net, 9, t, 1) == 3 && t[0] == 2);
+    CHECK(fp_net_cut(net, -2, t, 8) == -1 && fp_net_cut(net, DAG_LAYERS, t, 8) == -1);
+    CHECK(fp_net_set_range(net, 5, 4) == FP_EINVAL && fp_net_set_range(net, 0, DAG_LAYERS) == FP_EINVAL);
+    CHECK_OK(fp_net_set_range(net, 3, 9));
+    CHECK(fp_net_set_range(net, 3, 10) == FP_ESTATE);
+    CHECK_OK(fp_net_set_range(net, 3, 9));
+    fp_net_destroy(net);
+}
+
 /* ---- argument and state errors ---------------------------------------- */
 
 static int stop_at;
@@ -765,6 +870,8 @@ TEST_LIST = {
     {"arena_plan", test_arena_plan},
     {"range_split", test_range_split},
     {"pipeline_stages", test_pipeline_stages},
+    {"restricted_stages", test_restricted_stages},
+    {"cut", test_cut},
     {"run_errors", test_run_errors},
     {"weights_roundtrip", test_weights_roundtrip},
     {"weights_roundtrip_dag", test_weights_roundtrip_dag},

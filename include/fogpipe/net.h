@@ -142,6 +142,25 @@ fp_status fp_net_init_weights_random(fp_net *net, uint64_t seed);
  * 64-bit seen, unfolded batch-norm as loaded). FP_EIO on failure. */
 fp_status fp_net_save_weights(const fp_net *net, const char *path);
 
+/* Restricts the network to layers first..last, as a pipeline stage runs
+ * them. Call it before fp_net_setup(), before or after the weights: before,
+ * fp_net_load_weights() reads only the range's parameters (the file is still
+ * checked for its exact size); after, the other layers' parameters are
+ * released. fp_net_setup() then plans only the tensors the range needs: its
+ * layers' outputs and the tensors that cross into it (fp_net_cut(first-1)),
+ * so a stage holds its layers' weights and live activations, not the whole
+ * model's. fp_net_output() is NULL for any other tensor, fp_net_run() runs
+ * sub-ranges only, and fp_net_save_weights() refuses. FP_EINVAL for a bad
+ * range, FP_ESTATE after setup or for a second, different range. */
+fp_status fp_net_set_range(fp_net *net, int first, int last);
+
+/* The tensors that cross the cut after layer k (-1 <= k < layers): every
+ * tensor produced at or before k (-1 = the network input) that a layer after
+ * k reads, plus every layer output nobody reads (detection heads travel on
+ * to the end). Writes up to max producing-layer indices, ascending, into
+ * out and returns how many cross (which may exceed max); -1 for a bad k. */
+int fp_net_cut(const fp_net *net, int k, int *out, int max);
+
 /* Plans and allocates the activation arena. Idempotent. FP_ESTATE if no
  * weights were loaded; FP_ENOMEM. */
 fp_status fp_net_setup(fp_net *net);
@@ -162,7 +181,8 @@ fp_status fp_net_layer_info(const fp_net *net, int i, fp_layer_info *info);
 fp_shape fp_net_input_shape(const fp_net *net);
 
 /* The network's input buffer (fp_shape_count(input shape) floats), owned by
- * the network; valid after fp_net_setup() until fp_net_destroy(). */
+ * the network; valid after fp_net_setup() until fp_net_destroy(). NULL
+ * before setup and for a range that does not read the input. */
 float *fp_net_input(fp_net *net);
 
 /* Output of layer i, owned by the network. After a run it is valid for the
@@ -171,7 +191,8 @@ float *fp_net_input(fp_net *net);
 const float *fp_net_output(const fp_net *net, int i);
 
 /* Writable view of layer i's output, to inject a tensor computed elsewhere
- * before running a later range. NULL for a bad index or before setup. */
+ * before running a later range. NULL for a bad index, before setup, or for
+ * a tensor outside a restricted network's range (fp_net_set_range). */
 float *fp_net_output_mut(fp_net *net, int i);
 
 /* Bytes of activation arena and of weights the network holds. */

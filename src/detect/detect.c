@@ -259,6 +259,10 @@ fp_status fp_detect_boxes(const fp_net *net, int img_w, int img_h, float thresh,
     for (int i = 0; i < net->n; i++) {
         const fpi_layer *l = &net->layers[i];
         if (!fpi_is_head(l->op)) continue;
+        if (l->out_off == FPI_NO_TENSOR) {
+            st = fpi_error(FP_ESTATE, "fp_detect_boxes: layer %d's output is outside the network's range", i);
+            goto done;
+        }
         const float *o = (const float *)(net->arena + l->out_off);
         total += fpi_decode_head(net, l, o, img_w, img_h, thresh, d + total, classes);
     }

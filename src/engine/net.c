@@ -26,7 +26,7 @@ void fp_net_destroy(fp_net *net)
 static fp_status fpi_prepare_weights(fp_net *net)
 {
     size_t folded = 0;
-    for (int i = 0; i < net->n; i++) {
+    for (int i = net->first; i <= net->last; i++) {
         const fpi_layer *l = &net->layers[i];
         if (l->op == FP_OP_CONVOLUTIONAL && l->p.conv.bn) folded += l->n_params;
         if (l->op == FP_OP_CONNECTED && l->p.fc.bn) folded += l->n_params;
@@ -37,9 +37,9 @@ static fp_status fpi_prepare_weights(fp_net *net)
         net->n_folded = folded;
     }
     float *dst = net->folded;
-    for (int i = 0; i < net->n; i++) {
+    for (int i = net->first; i <= net->last; i++) {
         fpi_layer *l = &net->layers[i];
-        const float *p = net->params + l->param_off;
+        const float *p = fpi_layer_params(net, l);
         if (l->op != FP_OP_CONVOLUTIONAL && l->op != FP_OP_CONNECTED) continue;
         int conv = l->op == FP_OP_CONVOLUTIONAL;
         int n = conv ? l->p.conv.filters : l->p.fc.outputs;
@@ -107,6 +107,65 @@ static size_t fpi_plan_arena(fpi_tensor_plan *t, int n)
     return total;
 }
 
+/* Last reader of each tensor: last[j + 1] for tensor j (-1 = the input);
+ * -1 when nobody reads it. */
+static void fpi_last_readers(const fp_net *net, int *last)
+{
+    for (int j = 0; j <= net->n; j++) last[j] = -1;
+    for (int i = 0; i < net->n; i++)
+        for (int k = 0; k < net->layers[i].n_src; k++)
+            if (last[net->layers[i].src[k] + 1] < i) last[net->layers[i].src[k] + 1] = i;
+}
+
+/* Whether tensor j (produced at or before k) crosses the cut after k. */
+static int fpi_crosses(const int *last, int j, int k)
+{
+    return last[j + 1] > k || (j >= 0 && last[j + 1] < 0);
+}
+
+int fp_net_cut(const fp_net *net, int k, int *out, int max)
+{
+    if (!net || k < -1 || k >= net->n) return -1;
+    int *last = fpi_malloc(((size_t)net->n + 1) * sizeof *last);
+    if (!last) return -1;
+    fpi_last_readers(net, last);
+    int count = 0;
+    for (int j = -1; j <= k; j++)
+        if (fpi_crosses(last, j, k)) {
+            if (count < max && out) out[count] = j;
+            count++;
+        }
+    fpi_free(last);
+    return count;
+}
+
+fp_status fp_net_set_range(fp_net *net, int first, int last)
+{
+    if (!net) return fpi_error(FP_EINVAL, "fp_net_set_range: NULL network");
+    if (first < 0 || last >= net->n || first > last)
+        return fpi_error(FP_EINVAL, "layer range %d..%d outside 0..%d", first, last, net->n - 1);
+    if (net->ranged && (net->first != first || net->last != last))
+        return fpi_error(FP_ESTATE, "the network is already restricted to layers %d..%d", net->first, net->last);
+    if (net->arena || net->weights_prepared)
+        return fpi_error(FP_ESTATE, "fp_net_set_range: call it before fp_net_setup");
+    size_t base = net->layers[first].param_off;
+    size_t end = net->layers[last].param_off + net->layers[last].n_params;
+    if (net->params && (base != net->param_base || end - base != net->n_held)) {
+        /* Weights already loaded whole (TF.js models): keep the range's block. */
+        float *p = fpi_malloc_aligned((end - base ? end - base : 1) * sizeof(float));
+        if (!p) return fpi_error(FP_ENOMEM, "out of memory keeping layers %d..%d's parameters", first, last);
+        memcpy(p, net->params + (base - net->param_base), (end - base) * sizeof(float));
+        fpi_free_aligned(net->params);
+        net->params = p;
+    }
+    net->param_base = base;
+    net->n_held = end - base;
+    net->first = first;
+    net->last = last;
+    net->ranged = 1;
+    return FP_OK;
+}
+
 fp_status fp_net_setup(fp_net *net)
 {
     if (!net) return fpi_error(FP_EINVAL, "fp_net_setup: NULL network");
@@ -117,31 +176,37 @@ fp_status fp_net_setup(fp_net *net)
     if (!net->weights_prepared && (st = fpi_prepare_weights(net))) return st;
 
     /* Lifetimes: a tensor lives from its producer to its last reader; outputs
-     * nobody reads (the last layer, detection heads) live to the end. */
-    for (int i = 0; i < net->n; i++) net->layers[i].last_use = -1;
-    int input_last = 0;
-    size_t ws = 0;
-    for (int i = 0; i < net->n; i++) {
-        fpi_layer *l = &net->layers[i];
-        for (int k = 0; k < l->n_src; k++) {
-            int s = l->src[k];
-            if (s < 0) input_last = i;
-            else if (net->layers[s].last_use < i) net->layers[s].last_use = i;
-        }
-        if (l->workspace > ws) ws = l->workspace;
-    }
+     * nobody reads (the last layer, detection heads) live to the end. In a
+     * restricted network only the range's outputs and the tensors crossing
+     * into it exist; those received live from the start, those read after
+     * the range (sent on) to the end. */
+    int *last = fpi_malloc(((size_t)net->n + 1) * sizeof *last);
     fpi_tensor_plan *plan = fpi_calloc((size_t)net->n + 1, sizeof *plan);
-    if (!plan) return fpi_error(FP_ENOMEM, "out of memory planning the arena");
-    for (int i = 0; i < net->n; i++) {
-        fpi_layer *l = &net->layers[i];
-        if (l->last_use < 0) l->last_use = net->n - 1;
-        plan[i] = (fpi_tensor_plan){(fp_shape_count(l->out) * sizeof(float) + 63) & ~(size_t)63, i,
-                                    l->last_use, i, 0};
+    if (!last || !plan) {
+        fpi_free(last);
+        fpi_free(plan);
+        return fpi_error(FP_ENOMEM, "out of memory planning the arena");
     }
-    plan[net->n] = (fpi_tensor_plan){(fp_shape_count(net->input) * sizeof(float) + 63) & ~(size_t)63,
-                                     -1, input_last, -1, 0};
-    size_t total = fpi_plan_arena(plan, net->n + 1);
-    for (int i = 0; i <= net->n; i++) {
+    fpi_last_readers(net, last);
+    size_t ws = 0;
+    int n_plan = 0;
+    net->input_off = FPI_NO_TENSOR;
+    for (int j = -1; j < net->n; j++) {
+        int in_range = j >= net->first && j <= net->last;
+        if (j >= 0) net->layers[j].out_off = FPI_NO_TENSOR;
+        if (!in_range && !(j < net->first && fpi_crosses(last, j, net->first - 1))) continue;
+        int from = in_range ? j : net->first - 1;
+        int to = last[j + 1] > net->last || last[j + 1] < 0 ? net->n : last[j + 1];
+        size_t count = j < 0 ? fp_shape_count(net->input) : fp_shape_count(net->layers[j].out);
+        plan[n_plan++] = (fpi_tensor_plan){(count * sizeof(float) + 63) & ~(size_t)63, from, to, j, 0};
+        if (in_range) {
+            net->layers[j].last_use = to > net->n - 1 ? net->n - 1 : to;
+            if (net->layers[j].workspace > ws) ws = net->layers[j].workspace;
+        }
+    }
+    fpi_free(last);
+    size_t total = fpi_plan_arena(plan, n_plan);
+    for (int i = 0; i < n_plan; i++) {
         if (plan[i].id < 0) net->input_off = plan[i].off;
         else net->layers[plan[i].id].out_off = plan[i].off;
     }
@@ -193,9 +258,9 @@ fp_status fp_net_run(fp_net *net, int first, int last, fp_layer_cb cb, void *use
 {
     if (!net) return fpi_error(FP_EINVAL, "fp_net_run: NULL network");
     if (!net->arena) return fpi_error(FP_ESTATE, "fp_net_run: call fp_net_setup first");
-    if (first < 0 || last >= net->n || first > last)
-        return fpi_error(FP_EINVAL, "fp_net_run: layer range %d..%d outside 0..%d", first, last,
-                         net->n - 1);
+    if (first < net->first || last > net->last || first > last)
+        return fpi_error(FP_EINVAL, "fp_net_run: layer range %d..%d outside %d..%d", first, last,
+                         net->first, net->last);
     fpi_exec x = {net->workspace, net->pool};
     for (int i = first; i <= last; i++) {
         const fpi_layer *l = &net->layers[i];
@@ -234,17 +299,20 @@ fp_status fp_net_layer_info(const fp_net *net, int i, fp_layer_info *info)
 
 fp_shape fp_net_input_shape(const fp_net *net) { return net ? net->input : (fp_shape){0, 0, 0}; }
 
-float *fp_net_input(fp_net *net) { return net && net->arena ? fpi_tensor(net, -1) : NULL; }
+float *fp_net_input(fp_net *net)
+{
+    return net && net->arena && net->input_off != FPI_NO_TENSOR ? fpi_tensor(net, -1) : NULL;
+}
 
 const float *fp_net_output(const fp_net *net, int i)
 {
-    if (!net || !net->arena || i < 0 || i >= net->n) return NULL;
+    if (!net || !net->arena || i < 0 || i >= net->n || net->layers[i].out_off == FPI_NO_TENSOR) return NULL;
     return fpi_tensor(net, i);
 }
 
 float *fp_net_output_mut(fp_net *net, int i)
 {
-    if (!net || !net->arena || i < 0 || i >= net->n) return NULL;
+    if (!net || !net->arena || i < 0 || i >= net->n || net->layers[i].out_off == FPI_NO_TENSOR) return NULL;
     return fpi_tensor(net, i);
 }
 
@@ -252,5 +320,5 @@ size_t fp_net_arena_bytes(const fp_net *net) { return net ? net->arena_bytes + n
 
 size_t fp_net_weight_bytes(const fp_net *net)
 {
-    return net ? (net->n_params + net->n_folded) * sizeof(float) : 0;
+    return net ? (net->n_held + net->n_folded) * sizeof(float) : 0;
 }

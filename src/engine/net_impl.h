@@ -93,7 +93,7 @@ typedef struct fpi_layer {
     const float *bias;        /* bias used by the kernel (folded), or NULL */
     uint64_t flops;           /* per image */
     size_t workspace;         /* scratch floats the kernel needs */
-    size_t out_off;           /* byte offset of the output in the arena */
+    size_t out_off;           /* byte offset of the output in the arena; FPI_NO_TENSOR if none */
     int last_use;             /* last layer that reads the output */
     char desc[64];            /* short human description */
 } fpi_layer;
@@ -154,8 +154,12 @@ struct fp_net {
     fp_shape input;           /* network input shape */
     int n;                    /* number of layers */
     fpi_layer *layers;        /* n layers */
-    float *params;            /* all parameters as in the weights file (raw) */
-    size_t n_params;          /* floats in params */
+    float *params;            /* parameters as in the weights file (raw): the range's layers' */
+    size_t n_params;          /* floats the whole network's weights file holds */
+    size_t param_base;        /* params[0] is parameter number param_base of the file */
+    size_t n_held;            /* floats in params (n_params unless the range is restricted) */
+    int first, last;          /* layer range held and run (fp_net_set_range; else 0..n-1) */
+    int ranged;               /* fp_net_set_range was called */
     float *folded;            /* batch-norm-folded conv/connected weights+biases */
     size_t n_folded;          /* floats in folded */
     int weights_loaded;       /* params hold real values */
@@ -174,6 +178,15 @@ struct fp_net {
     float def_thresh;         /* the model's default score threshold, or 0: the head's */
     float def_nms;            /* the model's default NMS IoU threshold, or 0: the head's */
 };
+
+/* out_off / input_off of a tensor a restricted network holds no space for. */
+#define FPI_NO_TENSOR ((size_t)-1)
+
+/* Raw parameters of layer l (in the range held). */
+static inline float *fpi_layer_params(const fp_net *net, const fpi_layer *l)
+{
+    return net->params + (l->param_off - net->param_base);
+}
 
 /* How images are prepared for a network (fp_net.prep). */
 enum {

@@ -122,6 +122,9 @@ fp_status fp_net_parse_cfg(const char *text, const char *name, fp_net **out)
         }
     }
     net->n_params = params;
+    net->n_held = params;
+    net->first = 0;
+    net->last = net->n - 1;
     fpi_cfg_free(&cfg);
     *out = net;
     return FP_OK;
@@ -151,11 +154,11 @@ static fp_status fpi_alloc_params(fp_net *net)
 {
     if (net->params) return FP_OK;
     size_t bytes;
-    if (!fpi_mul_size(net->n_params ? net->n_params : 1, sizeof(float), &bytes))
+    if (!fpi_mul_size(net->n_held ? net->n_held : 1, sizeof(float), &bytes))
         return fpi_error(FP_ETOOBIG, "parameter buffer too large");
     net->params = fpi_malloc_aligned(bytes);
     if (!net->params)
-        return fpi_error(FP_ENOMEM, "out of memory for %zu parameters (%zu MiB)", net->n_params,
+        return fpi_error(FP_ENOMEM, "out of memory for %zu parameters (%zu MiB)", net->n_held,
                          bytes >> 20);
     return FP_OK;
 }
@@ -214,7 +217,8 @@ fp_status fp_net_load_weights(fp_net *net, const char *path)
         goto done;
     }
     long size = ftell(f);
-    if (size < 0 || fseek(f, header, SEEK_SET) != 0) {
+    /* A restricted network (fp_net_set_range) reads only its layers' block. */
+    if (size < 0 || fseek(f, header + (long)net->param_base * 4, SEEK_SET) != 0) {
         st = fpi_error(FP_EIO, "%s: cannot seek: %s", path, strerror(errno));
         goto done;
     }
@@ -229,10 +233,10 @@ fp_status fp_net_load_weights(fp_net *net, const char *path)
      * network then counts as having no weights. */
     net->weights_loaded = 0;
     if ((st = fpi_alloc_params(net))) goto done;
-    for (int i = 0; i < net->n; i++) {
+    for (int i = net->first; i <= net->last; i++) {
         fpi_layer *l = &net->layers[i];
         if (!l->n_params) continue;
-        float *p = net->params + l->param_off;
+        float *p = fpi_layer_params(net, l);
         char what[64];
         snprintf(what, sizeof what, "layer %d (%s)", i, fp_op_name(l->op));
         if ((st = fpi_read_exact(f, p, l->n_params * sizeof(float), path, what))) goto done;
@@ -276,9 +280,17 @@ fp_status fp_net_init_weights_random(fp_net *net, uint64_t seed)
     fp_status st = fpi_alloc_params(net);
     if (st) return st;
     uint64_t rng = seed;
-    for (int i = 0; i < net->n; i++) {
+    /* Layers before a restricted range draw their values into scratch, so
+     * every layer gets the same values whatever range is held. */
+    float *scratch = NULL;
+    size_t scratch_n = 0;
+    for (int i = 0; i < net->first; i++)
+        if (net->layers[i].n_params > scratch_n) scratch_n = net->layers[i].n_params;
+    if (scratch_n && !(scratch = fpi_malloc(scratch_n * sizeof(float))))
+        return fpi_error(FP_ENOMEM, "out of memory drawing random weights");
+    for (int i = 0; i <= net->last; i++) {
         fpi_layer *l = &net->layers[i];
-        float *p = net->params + l->param_off;
+        float *p = i < net->first ? scratch : fpi_layer_params(net, l);
         int n;
         size_t fan_in, nw;
         int bn;
@@ -315,6 +327,7 @@ fp_status fp_net_init_weights_random(fp_net *net, uint64_t seed)
                 var[k] = fpi_rng_uniform(&rng, .5f, 1.5f);
             }
     }
+    fpi_free(scratch);
     net->weights_loaded = 1;
     return FP_OK;
 }
@@ -323,6 +336,9 @@ fp_status fp_net_save_weights(const fp_net *net, const char *path)
 {
     if (!net || !path) return fpi_error(FP_EINVAL, "fp_net_save_weights: NULL argument");
     if (!net->weights_loaded) return fpi_error(FP_ESTATE, "no weights to save");
+    if (net->n_held != net->n_params)
+        return fpi_error(FP_ESTATE, "%s: the network holds only layers %d..%d; cannot save its weights", path,
+                         net->first, net->last);
     FILE *f = fopen(path, "wb");
     if (!f) return fpi_error(FP_EIO, "%s: cannot create: %s", path, strerror(errno));
     int32_t hdr[3] = {0, 2, 0};

@@ -154,7 +154,7 @@ static void fpi_face_params(fp_net *net, const fpi_face_tensors *ft)
     for (int i = 0; i < net->n; i++) {
         const fpi_layer *l = &net->layers[i];
         if (l->op != FP_OP_CONVOLUTIONAL) continue;
-        float *bias = net->params + l->param_off, *w = bias + l->p.conv.filters;
+        float *bias = fpi_layer_params(net, l), *w = bias + l->p.conv.filters;
         int f = l->p.conv.filters;
         if (conv == 0) {
             fpi_face_filter(ft->conv0_w, 0, w);
