@@ -31,7 +31,7 @@ static void fp_trip(const char *name, const float *x, float *y)
     fp_frame_tensor t;
     uint32_t dims[3] = {C, H, W};
     CHECK_OK(fp_fmap_encode(c, 5, x, dims, 3, &buf, &t));
-    fp_frame f = {FP_FRAME_FEATURES, 1, 1, {t}}, g;
+    fp_frame f = {.kind = FP_FRAME_FEATURES, .id = 1, .n_tensors = 1, .tensors = {t}}, g;
     size_t cap = fp_frame_encoded_size(&f), used;
     uint8_t *wire = malloc(cap);
     CHECK_OK(fp_frame_encode(&f, wire, cap, &used));

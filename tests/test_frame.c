@@ -57,7 +57,7 @@ static void test_roundtrip(void)
     fp_frame f = fp_sample(), g;
     size_t n;
     uint8_t *buf = fp_encode(&f, &n);
-    CHECK(n == 24 + 2 * 48 + 96 + 35);
+    CHECK(n == FP_FRAME_HEADER_BYTES + 2 * 48 + 96 + 35);
     CHECK_OK(fp_frame_decode(buf, n, 1 << 20, &g));
     CHECK(g.kind == FP_FRAME_FEATURES && g.id == f.id && g.n_tensors == 2);
     for (int i = 0; i < 2; i++) {
@@ -77,10 +77,10 @@ static void test_roundtrip(void)
 
     /* image frame, empty feature frame */
     static const uint8_t jpg[] = {0xff, 0xd8, 0xff, 0xd9};
-    fp_frame im = {FP_FRAME_IMAGE, 9, 1, {{-1, FP_DTYPE_U8, FP_COMPRESS_NONE, 1, {4, 1, 1, 1}, 0, 4, jpg, 4}}};
+    fp_frame im = {FP_FRAME_IMAGE, 9, 1, {{-1, FP_DTYPE_U8, FP_COMPRESS_NONE, 1, {4, 1, 1, 1}, 0, 4, jpg, 4}}, 640, 480};
     buf = fp_encode(&im, &n);
     CHECK_OK(fp_frame_decode(buf, n, 100, &g));
-    CHECK(g.kind == FP_FRAME_IMAGE && g.tensors[0].layer == -1);
+    CHECK(g.kind == FP_FRAME_IMAGE && g.tensors[0].layer == -1 && g.image_w == 640 && g.image_h == 480);
     free(buf);
 }
 
@@ -134,42 +134,53 @@ static void fp_patch_expect(size_t off, const void *bytes, size_t len, fp_status
     size_t n;
     uint8_t *buf = fp_encode(&f, &n);
     memcpy(buf + off, bytes, len);
-    uint32_t crc = fp_crc32c(0, buf, 20);
+    uint32_t crc = fp_crc32c(0, buf, 28);
     size_t nd = (size_t)buf[7] * 48;
-    crc = fp_crc32c(crc, buf + 24, 24 + nd <= n ? nd : n - 24);
-    for (int i = 0; i < 4; i++) buf[20 + i] = (uint8_t)(crc >> (8 * i));
+    crc = fp_crc32c(crc, buf + FP_FRAME_HEADER_BYTES, FP_FRAME_HEADER_BYTES + nd <= n ? nd : n - FP_FRAME_HEADER_BYTES);
+    for (int i = 0; i < 4; i++) buf[28 + i] = (uint8_t)(crc >> (8 * i));
     fp_status st = fp_frame_decode(buf, n, 1 << 20, &g);
     CHECK_MSG(st == want, "%s: got %s, want %s (%s)", what, fp_status_name(st), fp_status_name(want), fp_last_error());
     free(buf);
 }
+
+enum { H = FP_FRAME_HEADER_BYTES };
 
 static void test_bad_fields(void)
 {
     uint8_t v;
     uint32_t u;
     uint64_t q;
-    v = 2;  fp_patch_expect(4, &v, 1, FP_EPROTO, "version 2");
+    v = 1;  fp_patch_expect(4, &v, 1, FP_EPROTO, "version 1");
+    v = 3;  fp_patch_expect(4, &v, 1, FP_EPROTO, "version 3");
+    u = 640; fp_patch_expect(20, &u, 4, FP_EPROTO, "image width without a height");
+    u = 70000; fp_patch_expect(24, &u, 4, FP_EPROTO, "image height without a width");
+    {
+        uint32_t wh[2] = {640, 480};
+        fp_patch_expect(20, wh, 8, FP_OK, "image size 640x480");
+        wh[0] = 65536;
+        fp_patch_expect(20, wh, 8, FP_EPROTO, "image width 65536");
+    }
     v = 9;  fp_patch_expect(6, &v, 1, FP_EPROTO, "kind 9");
     v = 17; fp_patch_expect(7, &v, 1, FP_EPROTO, "17 tensors");
     v = 1;  fp_patch_expect(7, &v, 1, FP_ECORRUPT, "fewer tensors than payloads: payloads shift, checksums fail");
     u = 1000; fp_patch_expect(16, &u, 4, FP_EPROTO, "total length");
-    v = 9;  fp_patch_expect(24 + 4, &v, 1, FP_EPROTO, "dtype 9");
-    v = 7;  fp_patch_expect(24 + 5, &v, 1, FP_EPROTO, "compression 7");
-    v = 0;  fp_patch_expect(24 + 6, &v, 1, FP_EPROTO, "rank 0");
-    v = 5;  fp_patch_expect(24 + 6, &v, 1, FP_EPROTO, "rank 5");
-    v = 1;  fp_patch_expect(24 + 7, &v, 1, FP_EPROTO, "reserved byte");
-    u = 0;  fp_patch_expect(24 + 8, &u, 4, FP_EPROTO, "zero dim");
-    u = 0xffffffffu; fp_patch_expect(24 + 12, &u, 4, FP_EPROTO, "absurd dim");
-    u = 1u << 30; fp_patch_expect(24 + 12, &u, 4, FP_EPROTO, "dims disagree with length");
-    u = 2;  fp_patch_expect(24 + 20, &u, 4, FP_EPROTO, "unused dim not 1");
-    u = 13; fp_patch_expect(24, &u, 4, FP_EPROTO, "layers not ascending");
-    u = 0xfffffff0u; fp_patch_expect(24, &u, 4, FP_EPROTO, "layer -16");
-    q = 95; fp_patch_expect(24 + 32, &q, 8, FP_EPROTO, "raw length off by one");
-    q = 1ull << 40; fp_patch_expect(24 + 40, &q, 8, FP_EPROTO, "wire length past the end");
-    u = 0;  fp_patch_expect(24 + 48 + 24, &u, 4, FP_EPROTO, "int8 scale 0");
-    u = 0x7fc00000u; fp_patch_expect(24 + 48 + 24, &u, 4, FP_EPROTO, "int8 scale NaN");
-    u = 0x3f800000u; fp_patch_expect(24 + 24, &u, 4, FP_EPROTO, "f32 tensor with a scale");
-    u = 0;  fp_patch_expect(24 + 28, &u, 4, FP_ECORRUPT, "payload CRC");
+    v = 9;  fp_patch_expect(H + 4, &v, 1, FP_EPROTO, "dtype 9");
+    v = 7;  fp_patch_expect(H + 5, &v, 1, FP_EPROTO, "compression 7");
+    v = 0;  fp_patch_expect(H + 6, &v, 1, FP_EPROTO, "rank 0");
+    v = 5;  fp_patch_expect(H + 6, &v, 1, FP_EPROTO, "rank 5");
+    v = 1;  fp_patch_expect(H + 7, &v, 1, FP_EPROTO, "reserved byte");
+    u = 0;  fp_patch_expect(H + 8, &u, 4, FP_EPROTO, "zero dim");
+    u = 0xffffffffu; fp_patch_expect(H + 12, &u, 4, FP_EPROTO, "absurd dim");
+    u = 1u << 30; fp_patch_expect(H + 12, &u, 4, FP_EPROTO, "dims disagree with length");
+    u = 2;  fp_patch_expect(H + 20, &u, 4, FP_EPROTO, "unused dim not 1");
+    u = 13; fp_patch_expect(H, &u, 4, FP_EPROTO, "layers not ascending");
+    u = 0xfffffff0u; fp_patch_expect(H, &u, 4, FP_EPROTO, "layer -16");
+    q = 95; fp_patch_expect(H + 32, &q, 8, FP_EPROTO, "raw length off by one");
+    q = 1ull << 40; fp_patch_expect(H + 40, &q, 8, FP_EPROTO, "wire length past the end");
+    u = 0;  fp_patch_expect(H + 48 + 24, &u, 4, FP_EPROTO, "int8 scale 0");
+    u = 0x7fc00000u; fp_patch_expect(H + 48 + 24, &u, 4, FP_EPROTO, "int8 scale NaN");
+    u = 0x3f800000u; fp_patch_expect(H + 24, &u, 4, FP_EPROTO, "f32 tensor with a scale");
+    u = 0;  fp_patch_expect(H + 28, &u, 4, FP_ECORRUPT, "payload CRC");
 }
 
 static void test_limits(void)

@@ -30,16 +30,18 @@
 extern "C" {
 #endif
 
-enum { FP_FRAME_VERSION = 1 };
+enum { FP_FRAME_VERSION = 2 };
 enum { FP_FRAME_MAX_TENSORS = 16 };   /* tensors in one frame */
 enum { FP_FRAME_MAX_RANK = 4 };
-enum { FP_FRAME_HEADER_BYTES = 24 };  /* fixed header */
+enum { FP_FRAME_HEADER_BYTES = 32 };  /* fixed header */
+enum { FP_FRAME_MAX_IMAGE_SIDE = 65535 }; /* image_w, image_h */
 enum { FP_FRAME_TENSOR_BYTES = 48 };  /* one tensor descriptor */
 
 typedef enum fp_frame_kind {
     FP_FRAME_FEATURES = 1, /* tensors crossing a cut */
     FP_FRAME_IMAGE = 2,    /* one U8 tensor holding an encoded image file (JPEG/PNG/...) */
-    FP_FRAME_RESULT = 3,   /* one U8 tensor holding UTF-8 JSON (detections) */
+    FP_FRAME_RESULT = 3,   /* one U8 tensor holding UTF-8 JSON (detections, or an error); stages
+                              pass result frames on unchanged */
 } fp_frame_kind;
 
 typedef enum fp_dtype {
@@ -73,6 +75,8 @@ typedef struct fp_frame {
     uint64_t id;                                 /* frame id, assigned by the gateway */
     int n_tensors;                               /* 0..FP_FRAME_MAX_TENSORS */
     fp_frame_tensor tensors[FP_FRAME_MAX_TENSORS]; /* in ascending layer order */
+    uint32_t image_w, image_h;                   /* the original image's size, which the last stage
+                                                    maps boxes to; 0, 0 when unknown */
 } fp_frame;
 
 /* Bytes fp_frame_encode() will write for f. */

@@ -103,8 +103,11 @@ static fp_status fpi_check_tensor(const fp_frame_tensor *t, int i, int32_t prev_
 }
 
 /* Checks the frame-level fields. */
-static fp_status fpi_check_frame(fp_frame_kind kind, int n)
+static fp_status fpi_check_frame(fp_frame_kind kind, int n, uint32_t w, uint32_t h)
 {
+    if ((w == 0) != (h == 0) || w > FP_FRAME_MAX_IMAGE_SIDE || h > FP_FRAME_MAX_IMAGE_SIDE)
+        return fpi_error(FP_EPROTO, "frame: image size %ux%u (both 0, or both in 1..%d)", (unsigned)w,
+                         (unsigned)h, FP_FRAME_MAX_IMAGE_SIDE);
     if (kind < FP_FRAME_FEATURES || kind > FP_FRAME_RESULT)
         return fpi_error(FP_EPROTO, "frame: unknown kind %d", (int)kind);
     if (n < 0 || n > FP_FRAME_MAX_TENSORS)
@@ -123,7 +126,7 @@ size_t fp_frame_encoded_size(const fp_frame *f)
 
 fp_status fp_frame_encode(const fp_frame *f, uint8_t *buf, size_t cap, size_t *used)
 {
-    fp_status st = fpi_check_frame(f->kind, f->n_tensors);
+    fp_status st = fpi_check_frame(f->kind, f->n_tensors, f->image_w, f->image_h);
     if (st) return fpi_error_context(FP_EINVAL, "fp_frame_encode");
     int32_t prev = -2;
     for (int i = 0; i < f->n_tensors; i++) {
@@ -157,9 +160,11 @@ fp_status fp_frame_encode(const fp_frame *f, uint8_t *buf, size_t cap, size_t *u
     buf[7] = (uint8_t)f->n_tensors;
     fpi_put64(buf + 8, f->id);
     fpi_put32(buf + 16, (uint32_t)need);
-    uint32_t crc = fp_crc32c(0, buf, 20);
+    fpi_put32(buf + 20, f->image_w);
+    fpi_put32(buf + 24, f->image_h);
+    uint32_t crc = fp_crc32c(0, buf, 28);
     crc = fp_crc32c(crc, buf + FP_FRAME_HEADER_BYTES, (size_t)f->n_tensors * FP_FRAME_TENSOR_BYTES);
-    fpi_put32(buf + 20, crc);
+    fpi_put32(buf + 28, crc);
     *used = need;
     return FP_OK;
 }
@@ -177,16 +182,18 @@ fp_status fp_frame_decode(const uint8_t *buf, size_t len, uint64_t max_raw, fp_f
     f.kind = (fp_frame_kind)buf[6];
     f.n_tensors = buf[7];
     f.id = fpi_get64(buf + 8);
-    fp_status st = fpi_check_frame(f.kind, f.n_tensors);
+    f.image_w = fpi_get32(buf + 20);
+    f.image_h = fpi_get32(buf + 24);
+    fp_status st = fpi_check_frame(f.kind, f.n_tensors, f.image_w, f.image_h);
     if (st) return st;
     if (fpi_get32(buf + 16) != len)
         return fpi_error(FP_EPROTO, "frame: header says %u bytes, message has %zu", fpi_get32(buf + 16), len);
     size_t desc = (size_t)f.n_tensors * FP_FRAME_TENSOR_BYTES;
     if (len < FP_FRAME_HEADER_BYTES + desc)
         return fpi_error(FP_EPROTO, "frame: %zu bytes cannot hold %d tensor descriptors", len, f.n_tensors);
-    uint32_t crc = fp_crc32c(0, buf, 20);
+    uint32_t crc = fp_crc32c(0, buf, 28);
     crc = fp_crc32c(crc, buf + FP_FRAME_HEADER_BYTES, desc);
-    if (crc != fpi_get32(buf + 20))
+    if (crc != fpi_get32(buf + 28))
         return fpi_error(FP_ECORRUPT, "frame %llu: header checksum mismatch", (unsigned long long)f.id);
     const uint8_t *p = buf + FP_FRAME_HEADER_BYTES;
     size_t off = FP_FRAME_HEADER_BYTES + desc;
