@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "commands.h"
+#include "detect_out.h"
 #include "common/common.h"
 #include "fogpipe/detect.h"
 #include "fogpipe/image.h"
@@ -48,82 +49,6 @@ static fp_command fp_det_cmd = {
     "status is then 1.",
     fp_det_flags, 1, 1 << 20};
 
-typedef struct {
-    char *text;   /* the names file (owned) */
-    char **names; /* pointers into text */
-    int n;        /* number of names */
-} fp_names;
-
-/* Reads a names file: one label per line, at most 100000 lines of 255 bytes. */
-static int fp_names_load(const char *path, fp_names *nm)
-{
-    size_t len;
-    memset(nm, 0, sizeof *nm);
-    if (fpi_read_file(path, 4 << 20, &nm->text, &len)) return fp_cli_fail();
-    int lines = 1;
-    for (size_t i = 0; i < len; i++) lines += nm->text[i] == '\n';
-    if (lines > 100001 || strlen(nm->text) != len) {
-        fprintf(stderr, "fogpipe: %s: not a names file (%s)\n", path,
-                lines > 100001 ? "more than 100000 lines" : "binary data");
-        return FP_EXIT_FAIL;
-    }
-    nm->names = calloc((size_t)lines, sizeof *nm->names);
-    if (!nm->names) return FP_EXIT_FAIL;
-    for (char *s = nm->text, *save = NULL, *t; (t = strtok_r(s, "\n", &save)); s = NULL) {
-        size_t k = strlen(t);
-        while (k && (t[k - 1] == '\r' || t[k - 1] == ' ')) t[--k] = '\0';
-        if (k > 255) t[255] = '\0';
-        nm->names[nm->n++] = t;
-    }
-    return 0;
-}
-
-static void fp_names_free(fp_names *nm)
-{
-    fpi_free(nm->text);
-    free(nm->names);
-}
-
-/* Label of class j: from the names file, the model's own, or "class j". */
-static const char *fp_label(const fp_net *net, const fp_names *nm, int j, char *buf, size_t n)
-{
-    if (j < nm->n) return nm->names[j];
-    if (fp_detect_class_name(net, j)) return fp_detect_class_name(net, j);
-    snprintf(buf, n, "class %d", j);
-    return buf;
-}
-
-/* Draws detections the way darknet does: box width h*0.006, class colour. */
-static void fp_annotate(fp_image *im, const fp_detection *d, int n, const fp_net *net, const fp_names *nm)
-{
-    int classes = fp_detect_classes(net);
-    int width = (int)(im->h * .006);
-    if (width < 1) width = 1;
-    for (int i = 0; i < n; i++) {
-        float rgb[3];
-        char buf[32], text[300];
-        fp_image_class_color(d[i].cls, classes, rgb);
-        int x0 = (int)d[i].x, y0 = (int)d[i].y, x1 = (int)(d[i].x + d[i].w), y1 = (int)(d[i].y + d[i].h);
-        fp_image_draw_box(im, x0, y0, x1, y1, width, rgb);
-        snprintf(text, sizeof text, "%s %.0f%%", fp_label(net, nm, d[i].cls, buf, sizeof buf),
-                 (double)d[i].score * 100);
-        int th = (int)(im->h * .03);
-        fp_image_draw_label(im, x0, y0 - th - 2 > 0 ? y0 - th - 2 : y0, text, th < 10 ? 10 : th, rgb);
-    }
-}
-
-/* DIR/<name without extension>.<jpg|png> for an input path. */
-static void fp_annotated_path(const char *dir, const char *image, char *out, size_t n)
-{
-    char copy[4096];
-    snprintf(copy, sizeof copy, "%s", image);
-    char *base = basename(copy);
-    char *dot = strrchr(base, '.');
-    int jpeg = dot && (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
-    if (dot) *dot = '\0';
-    snprintf(out, n, "%s/%s.%s", dir, base, jpeg ? "jpg" : "png");
-}
-
 static int fp_detect_one(fp_net *net, const char *path, float thresh, float nms,
                          const fp_names *nm, const char *annotate)
 {
@@ -142,31 +67,7 @@ static int fp_detect_one(fp_net *net, const char *path, float thresh, float nms,
         rc = fp_cli_fail();
         goto done;
     }
-    cJSON *root = cJSON_CreateObject(), *arr;
-    cJSON_AddStringToObject(root, "image", path);
-    cJSON_AddNumberToObject(root, "width", im.w);
-    cJSON_AddNumberToObject(root, "height", im.h);
-    arr = cJSON_AddArrayToObject(root, "detections");
-    for (int i = 0; i < n; i++) {
-        char buf[32];
-        cJSON *o = cJSON_CreateObject(), *b;
-        cJSON_AddStringToObject(o, "label", fp_label(net, nm, d[i].cls, buf, sizeof buf));
-        cJSON_AddNumberToObject(o, "class", d[i].cls);
-        cJSON_AddNumberToObject(o, "score", d[i].score);
-        b = cJSON_AddObjectToObject(o, "box");
-        cJSON_AddNumberToObject(b, "x", d[i].x);
-        cJSON_AddNumberToObject(b, "y", d[i].y);
-        cJSON_AddNumberToObject(b, "w", d[i].w);
-        cJSON_AddNumberToObject(b, "h", d[i].h);
-        cJSON_AddItemToArray(arr, o);
-    }
-    char *s = cJSON_PrintUnformatted(root);
-    if (s) {
-        puts(s);
-        fflush(stdout);
-    }
-    free(s);
-    cJSON_Delete(root);
+    fp_cli_print_detections(path, im.w, im.h, d, n, net, nm);
     if (annotate) {
         char out[4096];
         fp_annotated_path(annotate, path, out, sizeof out);

@@ -2,6 +2,8 @@
 #ifndef FP_CLI_COMMANDS_H
 #define FP_CLI_COMMANDS_H
 
+#include <stddef.h>
+
 #include "args.h"
 #include "fogpipe/net.h"
 
@@ -12,6 +14,12 @@ int fp_cmd_detect(int argc, char **argv);
 int fp_cmd_bench(int argc, char **argv);
 int fp_cmd_profile(int argc, char **argv);
 int fp_cmd_plan(int argc, char **argv);
+int fp_cmd_stage(int argc, char **argv);
+int fp_cmd_gateway(int argc, char **argv);
+int fp_cmd_run(int argc, char **argv);
+
+/* Splits "HOST:PORT" at the last colon ("[::1]:80" too). 0, or -1 if malformed. */
+int fp_cli_host_port(const char *text, char *host, size_t n, int *port);
 
 /* Prints "fogpipe: <fp_last_error()>" and returns FP_EXIT_FAIL. */
 int fp_cli_fail(void);

@@ -21,6 +21,9 @@ static const struct {
     {"bench", fp_cmd_bench, "time a whole network: median ms per image, GFLOP/s, kernels, peak memory"},
     {"profile", fp_cmd_profile, "measure each layer's time on this machine (the partitioner's cost model)"},
     {"plan", fp_cmd_plan, "split a network into pipeline stages over a cluster; predict images/min"},
+    {"stage", fp_cmd_stage, "run one stage of a plan: a networked worker (ZeroMQ in and out, HTTP metrics)"},
+    {"gateway", fp_cmd_gateway, "serve a pipeline over HTTP: POST /v1/detect, GET /v1/stats, /metrics"},
+    {"run", fp_cmd_run, "run a plan's stages as local processes and stream images through them"},
 };
 
 static void fp_usage(FILE *to)

@@ -32,7 +32,8 @@ extern "C" {
     X(EPROTO, "protocol error")                                  \
     X(ETOOBIG, "too big")                                        \
     X(ENOTFOUND, "not found")                                    \
-    X(ESTATE, "call not valid in the object's current state")
+    X(ESTATE, "call not valid in the object's current state")    \
+    X(ETIMEDOUT, "timed out")
 
 typedef enum fp_status {
 #define FP_STATUS_ENUM_(name, desc) FP_##name,
