@@ -12,7 +12,7 @@ pkgs=(
   libzmq3-dev                        # ZeroMQ: the transport between gateway and stages
   libmicrohttpd-dev                  # HTTP: health, readiness, metrics and the gateway's API
   darknet                            # the reference engine: oracle for tests, cfgs and sample images
-  python3                            # small helpers in tests and benchmarks
+  python3 curl                       # small helpers in tests and benchmarks; HTTP in tests
   libopenblas0-pthread               # sgemm/sgemv for the fast kernels (loaded at run time; optional)
 )
 missing=()

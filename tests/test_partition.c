@@ -504,7 +504,8 @@ static void test_profile_json(void)
     CHECK_OK(fp_profile_measure_codecs(net, NULL, "pseudo-random", p));
     {
         /* Every tensor's encoded size: none is the raw bytes, fp16 half of
-         * them; int8 (per tensor) a quarter; ratios are bytes-weighted. */
+         * them; int8 (per channel) a quarter plus a minimum and a scale
+         * per channel; ratios are bytes-weighted. */
         fp_part_graph *g = NULL;
         CHECK_OK(fp_part_graph_from_net(net, &g));
         for (int t = -1; g && t < 10; t++) {
@@ -512,7 +513,8 @@ static void test_profile_json(void)
             CHECK_MSG(p->codecs[FP_CODEC_NONE].bytes[t + 1] == raw, "tensor %d: none %llu, raw %llu", t,
                       (unsigned long long)p->codecs[FP_CODEC_NONE].bytes[t + 1], (unsigned long long)raw);
             CHECK(p->codecs[FP_CODEC_FP16].bytes[t + 1] == raw / 2);
-            CHECK(p->codecs[FP_CODEC_INT8].bytes[t + 1] == raw / 4);
+            uint64_t ch = t < 0 ? (uint64_t)g->input.c : (uint64_t)g->layers[t].out_channels;
+            CHECK(p->codecs[FP_CODEC_INT8].bytes[t + 1] == raw / 4 + 8 * ch);
         }
         fp_part_graph_destroy(g);
         CHECK_NEAR(p->codecs[FP_CODEC_NONE].ratio, 1, 1e-12);

@@ -32,6 +32,12 @@ file(GLOB FP_SCRIPT_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/*.sh)
 foreach(script ${FP_SCRIPT_TESTS})
   get_filename_component(name ${script} NAME_WE)
   add_test(NAME ${name} COMMAND bash ${script})
-  set_tests_properties(${name} PROPERTIES TIMEOUT 900 SKIP_RETURN_CODE 77 LABELS script
+  # A script that says "# ctest: slow" is left out of the ASan tier (make asan).
+  file(STRINGS ${script} slow REGEX "^# ctest: slow")
+  set(labels script)
+  if(slow)
+    set(labels "script;slow")
+  endif()
+  set_tests_properties(${name} PROPERTIES TIMEOUT 900 SKIP_RETURN_CODE 77 LABELS "${labels}"
     ENVIRONMENT "FOGPIPE=$<TARGET_FILE:fogpipe>;FP_BUILD=${CMAKE_BINARY_DIR};FP_SRC=${CMAKE_SOURCE_DIR}")
 endforeach()

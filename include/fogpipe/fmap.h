@@ -1,6 +1,7 @@
 /*
  * fogpipe/fmap.h — feature-map codecs for the links between stages:
- * float32 as is, float16, int8 with one scale per tensor or per channel,
+ * float32 as is, float16, int8 with one scale per tensor or a minimum and
+ * a scale per channel,
  * each optionally followed by lz4 or zstd (Debian's liblz4 / libzstd).
  * A codec turns a float tensor into an fp_frame_tensor payload and back.
  *

@@ -48,7 +48,8 @@ typedef enum fp_dtype {
     FP_DTYPE_F32 = 1,  /* float32 */
     FP_DTYPE_F16 = 2,  /* IEEE half */
     FP_DTYPE_I8 = 3,   /* int8, value = q * scale (per tensor) */
-    FP_DTYPE_I8C = 4,  /* int8 per channel: dims[0] float32 scales, then the int8 values */
+    FP_DTYPE_I8C = 4,  /* int8 per channel: dims[0] (float32 minimum, float32 scale) pairs, then the
+                          int8 values q: value = minimum + (q + 128) * scale */
     FP_DTYPE_U8 = 5,   /* raw bytes */
 } fp_dtype;
 

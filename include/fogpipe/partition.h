@@ -105,6 +105,13 @@ const char *fp_codec_name(fp_codec c);
  * "+zstd"). FP_EINVAL (with a message listing the names) if unknown. */
 fp_status fp_codec_parse(const char *name, fp_codec *out);
 
+struct fp_fmap_codec;
+/* The feature-map codec (fogpipe/fmap.h) that stage workers use for, and
+ * fogpipe profile measures as, planner codec c: the same name, except that
+ * the planner's int8 is int8 with one scale per channel (FP_DTYPE_I8C).
+ * FP_EINVAL for a bad c. */
+fp_status fp_codec_fmap(fp_codec c, struct fp_fmap_codec *out);
+
 /* Parses a codec restriction: "auto" (every codec a link offers) or a comma
  * separated list of codec names, into a mask. FP_EINVAL if malformed. */
 fp_status fp_codec_mask_parse(const char *text, uint32_t *out);

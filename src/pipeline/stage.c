@@ -424,7 +424,7 @@ static fp_status fpi_stage_init(fpi_stage *s)
     for (int i = 0; same && i < s->n_out; i++) same = pc->tensors[i] == s->out_cut[i];
     if (!same) return fpi_error(FP_EINVAL, "%s: stage %d's out.tensors disagree with the model's cut after layer %d",
                                 o->plan, s->index, s->ps->last);
-    if ((st = fp_fmap_codec_parse(fp_codec_name(s->ps->out_codec), &s->codec))) return st;
+    if ((st = fp_codec_fmap(s->ps->out_codec, &s->codec))) return st;
     fp_fmap_codec_name(s->codec, s->codec_name, sizeof s->codec_name);
     s->max_raw = fpp_stage_max_raw(&s->plan, s->net, s->index, o->max_image_bytes);
     float t, n;

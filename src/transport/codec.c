@@ -131,11 +131,25 @@ fp_status fp_fmap_encode(fp_fmap_codec c, int32_t layer, const float *x, const u
         fpi_int8_quant(x, n, t->scale, (int8_t *)rawp);
         break;
     case FP_DTYPE_I8C: {
+        /* Asymmetric per channel: leaky-ReLU maps are skewed (negatives
+         * shrunk ten times), so spanning [min, max] with 256 levels keeps
+         * about twice the resolution of a symmetric scale. */
         size_t ch = dims[0], per = n / ch;
         for (size_t k = 0; k < ch; k++) {
-            float s = fpi_int8_scale(x + k * per, per);
-            memcpy(rawp + 4 * k, &s, 4);
-            fpi_int8_quant(x + k * per, per, s, (int8_t *)(rawp + 4 * ch + k * per));
+            const float *xc = x + k * per;
+            float mn = xc[0], mx = xc[0];
+            for (size_t i = 1; i < per; i++) {
+                mn = fminf(mn, xc[i]);
+                mx = fmaxf(mx, xc[i]);
+            }
+            float scale = (mx - mn) / 255.f, inv = scale > 0 ? 1.f / scale : 0.f;
+            memcpy(rawp + 8 * k, &mn, 4);
+            memcpy(rawp + 8 * k + 4, &scale, 4);
+            int8_t *q = (int8_t *)(rawp + 8 * ch + k * per);
+            for (size_t i = 0; i < per; i++) {
+                float v = nearbyintf((xc[i] - mn) * inv);
+                q[i] = (int8_t)((v > 255 ? 255 : (v < 0 ? 0 : v)) - 128);
+            }
         }
         break;
     }
@@ -203,11 +217,14 @@ fp_status fp_fmap_decode(const fp_frame_tensor *t, float *out, size_t count, fp_
     case FP_DTYPE_I8C: {
         size_t ch = t->dims[0], per = count / ch;
         for (size_t k = 0; k < ch; k++) {
-            float s;
-            memcpy(&s, p + 4 * k, 4);
-            if (!isfinite(s)) return fpi_error(FP_ECORRUPT, "layer %d: channel %zu scale not finite", (int)t->layer, k);
-            const int8_t *q = (const int8_t *)(p + 4 * ch + k * per);
-            for (size_t i = 0; i < per; i++) out[k * per + i] = (float)q[i] * s;
+            float mn, s;
+            memcpy(&mn, p + 8 * k, 4);
+            memcpy(&s, p + 8 * k + 4, 4);
+            if (!isfinite(mn) || !isfinite(s) || s < 0)
+                return fpi_error(FP_ECORRUPT, "layer %d: channel %zu: minimum %g / scale %g not valid", (int)t->layer, k,
+                                 (double)mn, (double)s);
+            const int8_t *q = (const int8_t *)(p + 8 * ch + k * per);
+            for (size_t i = 0; i < per; i++) out[k * per + i] = mn + (float)(q[i] + 128) * s;
         }
         break;
     }

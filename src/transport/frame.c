@@ -60,7 +60,7 @@ uint64_t fp_frame_tensor_raw_len(const fp_frame_tensor *t)
     case FP_DTYPE_F16: return n * 2;
     case FP_DTYPE_I8:
     case FP_DTYPE_U8: return n;
-    case FP_DTYPE_I8C: return n + (uint64_t)t->dims[0] * 4;
+    case FP_DTYPE_I8C: return n + (uint64_t)t->dims[0] * 8;
     }
     return 0;
 }
