@@ -27,6 +27,7 @@ typedef struct {
 
 typedef struct fpi_stage {
     const fpp_stage_opts *o;
+    volatile sig_atomic_t *stop;
     fp_plan plan;
     const fp_plan_stage *ps;
     fp_net *net;
@@ -158,6 +159,8 @@ static void fpi_poll_monitor(fpi_stage *s)
     fpp_metrics_set(s->metrics, "fogpipe_ready", NULL, atomic_load(&s->ready));
 }
 
+static double fpi_drain_deadline(const fpi_stage *s) { return fpi_now() + (s->o->drain_s > 0 ? s->o->drain_s : 10); }
+
 /* Sends len bytes; waits while the next hop is full (the backpressure),
  * giving up only when draining past the deadline. */
 static fp_status fpi_send(fpi_stage *s, const void *data, size_t len, const char *codec, const char *kind)
@@ -166,6 +169,9 @@ static fp_status fpi_send(fpi_stage *s, const void *data, size_t len, const char
         if (zmq_send(s->out, data, len, ZMQ_DONTWAIT) >= 0) break;
         if (zmq_errno() != EAGAIN && zmq_errno() != EINTR)
             return fpi_error(FP_EIO, "send: %s", zmq_strerror(zmq_errno()));
+        /* Stopped while the next hop takes nothing (gone): the drain's
+         * clock starts now, or a SIGTERM would wait for a peer forever. */
+        if (s->drain_deadline == 0 && *s->stop) s->drain_deadline = fpi_drain_deadline(s);
         if (s->drain_deadline > 0 && fpi_now() > s->drain_deadline)
             return fpi_error(FP_ETIMEDOUT, "send: the next hop took nothing before the drain deadline");
         zmq_pollitem_t it = {s->out, 0, ZMQ_POLLOUT, 0};
@@ -490,6 +496,7 @@ fp_status fpp_stage_serve(const fpp_stage_opts *o, volatile sig_atomic_t *stop)
     fpi_stage *s = calloc(1, sizeof *s);
     if (!s) return fpi_error(FP_ENOMEM, "out of memory");
     s->o = o;
+    s->stop = stop;
     fp_status st = fpp_metrics_create(&s->metrics);
     if (!st) {
         fpi_declare_metrics(s->metrics);
@@ -519,7 +526,7 @@ fp_status fpp_stage_serve(const fpp_stage_opts *o, volatile sig_atomic_t *stop)
     /* Drain: take what the socket already holds, stop listening, finish
      * and send it all; frames still in the network are sent again by the
      * gateway after its timeout. */
-    s->drain_deadline = fpi_now() + (o->drain_s > 0 ? o->drain_s : 10);
+    if (s->drain_deadline == 0) s->drain_deadline = fpi_drain_deadline(s);
     fpi_poll_monitor(s);
     s->q_cap = FPI_QUEUE_MAX;
     fpi_fill_queue(s);
