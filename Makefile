@@ -5,10 +5,11 @@
 #   make check      test + asan: what CI runs (after scripts/setup.sh)
 #   make bench      build and run the engine benchmark against darknet
 #   make bench-facedet  the face detector against face-api on TF.js WASM (1 thread)
+#   make bench-pipeline fogpipe run with 1-4 stages against detect, and the raw transport rate
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 
-.PHONY: all build test asan check bench bench-facedet clean
+.PHONY: all build test asan check bench bench-facedet bench-pipeline clean
 
 all: build
 
@@ -31,6 +32,10 @@ bench: build
 
 bench-facedet: build
 	bench/facedet.sh
+
+bench-pipeline: build
+	FP_BUILD=$(BUILD) bash bench/pipeline.sh
+	$(BUILD)/bench_transport
 
 clean:
 	rm -rf build build-asan
