@@ -1,6 +1,11 @@
 /* codec.c — feature-map codecs: float16 (via the compiler's _Float16, which
- * rounds to nearest even), symmetric int8 per tensor or per channel, and
- * lz4 / zstd over the result. */
+ * rounds to nearest even, or the CPU's F16C conversions where it has them:
+ * the same rounding, eight values per instruction), symmetric int8 per
+ * tensor, asymmetric int8 per channel, and lz4 / zstd over the result. */
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define FPI_HAVE_F16C 1
+#endif
 #include <lz4.h>
 #include <math.h>
 #include <stdio.h>
@@ -72,6 +77,39 @@ const char *fp_fmap_codec_name(fp_fmap_codec c, char *buf, size_t n)
     return buf;
 }
 
+#ifdef FPI_HAVE_F16C
+/* The compiler's _Float16 conversions are calls into libgcc without -mf16c
+ * (4-5 ns per value); these run on any x86 CPU that reports F16C. */
+__attribute__((target("avx,f16c"))) static void fpi_f16c_encode(const float *x, size_t n, uint8_t *out)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(out + 2 * i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) {
+        _Float16 h = (_Float16)x[i];
+        memcpy(out + 2 * i, &h, 2);
+    }
+}
+
+__attribute__((target("avx,f16c"))) static void fpi_f16c_decode(const uint8_t *p, size_t n, float *out)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 2 * i))));
+    for (; i < n; i++) {
+        _Float16 h;
+        memcpy(&h, p + 2 * i, 2);
+        out[i] = (float)h;
+    }
+}
+
+static int fpi_has_f16c(void)
+{
+    static int has = -1;
+    if (has < 0) has = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+    return has;
+}
+#endif
+
 /* Symmetric int8: q = round(x / scale), scale = max|x| / 127 (1 if all zero). */
 static float fpi_int8_scale(const float *x, size_t n)
 {
@@ -121,6 +159,12 @@ fp_status fp_fmap_encode(fp_fmap_codec c, int32_t layer, const float *x, const u
         memcpy(rawp, x, n * 4);
         break;
     case FP_DTYPE_F16:
+#ifdef FPI_HAVE_F16C
+        if (fpi_has_f16c()) {
+            fpi_f16c_encode(x, n, rawp);
+            break;
+        }
+#endif
         for (size_t i = 0; i < n; i++) {
             _Float16 h = (_Float16)x[i];
             memcpy(rawp + 2 * i, &h, 2);
@@ -205,6 +249,12 @@ fp_status fp_fmap_decode(const fp_frame_tensor *t, float *out, size_t count, fp_
         memcpy(out, p, count * 4);
         break;
     case FP_DTYPE_F16:
+#ifdef FPI_HAVE_F16C
+        if (fpi_has_f16c()) {
+            fpi_f16c_decode(p, count, out);
+            break;
+        }
+#endif
         for (size_t i = 0; i < count; i++) {
             _Float16 h;
             memcpy(&h, p + 2 * i, 2);
