@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -143,12 +144,15 @@ static int fp_pick_ports(int n)
 static int fp_spawn(fp_child *c)
 {
     fflush(NULL);
-    pid_t pid = fork();
+    pid_t parent = getpid(), pid = fork();
     if (pid < 0) {
         fprintf(stderr, "fogpipe run: fork: %s\n", strerror(errno));
         return -1;
     }
     if (pid == 0) {
+        /* A stage must not outlive a run that is killed outright. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent) _exit(1);
         execv("/proc/self/exe", c->argv);
         fprintf(stderr, "fogpipe run: exec: %s\n", strerror(errno));
         _exit(127);
