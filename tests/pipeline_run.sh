@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `fogpipe run` against single-process `fogpipe detect`, multi-process over
-# loopback: every model with codec none gives exactly detect's output (2, 3
+# loopback: every model (yolov1-tiny, yolov1-tiny-tf, yolov2-tiny, yolov3-tiny,
+# the face detector) with codec none gives exactly detect's output (2, 3
 # and 4 stages; yolov3-tiny cut across its routes, so cuts carry several
 # tensors and the first head travels to the end); a replicated stage shares
 # the load; int8 keeps the face detector's boxes; kill -9 of stages in the
@@ -85,6 +86,12 @@ plan v2-4 "${V2[@]}" -- --devices 4 --link 1gbit --codec none --cuts 3,8,12 &&
     same "yolov2-tiny, 4 stages" "$T/v2-4.plan" "${V2[@]}" -- 
 plan v1-3 "${V1[@]}" -- --devices 3 --link 1gbit --codec none --cuts 4,9 &&
     same "yolov1-tiny, 3 stages" "$T/v1-3.plan" "${V1[@]}" -- 
+# the original prototype's network and split: convolutions | connected layers
+"$FOGPIPE" random-weights --cfg "$FP_SRC/models/yolov1-tiny-tf.cfg" --seed 3 -o "$T/v1tf.weights" 2>/dev/null
+V1TF=(--cfg "$FP_SRC/models/yolov1-tiny-tf.cfg" --weights "$T/v1tf.weights")
+plan v1tf-2 "${V1TF[@]}" -- --devices 2 --link 1gbit --codec none --strategy by-type &&
+    same "yolov1-tiny-tf, 2 stages (the prototype's by-type split)" "$T/v1tf-2.plan" "${V1TF[@]}" -- 
+rm -f "$T/v1tf.weights"
 
 # --- a replicated stage: both replicas work, results complete, in order ----
 if plan v2-r "${V2[@]}" -- --devices 4 --link 1gbit --codec none --cuts 3,8; then
