@@ -103,8 +103,12 @@ static void fpi_http_handler(void *user, const fpp_http_request *req, fpp_http_r
 /* Sets the usual options on a socket. */
 static fp_status fpi_zmq_opts(void *sock, int hwm, int64_t max_msg)
 {
-    int linger = 0, ivl = 100, ivl_max = 1000, one = 1;
+    /* Heartbeats find a peer that vanished without closing its connection
+     * (a device that lost power) in seconds instead of TCP's minutes. */
+    int linger = 0, ivl = 100, ivl_max = 1000, one = 1, hb = 1000, hb_timeout = 5000;
     if (zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm) || zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm) ||
+        zmq_setsockopt(sock, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb) ||
+        zmq_setsockopt(sock, ZMQ_HEARTBEAT_TIMEOUT, &hb_timeout, sizeof hb_timeout) ||
         zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) ||
         zmq_setsockopt(sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl) ||
         zmq_setsockopt(sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max) ||
