@@ -17,6 +17,7 @@ int fp_cmd_plan(int argc, char **argv);
 int fp_cmd_stage(int argc, char **argv);
 int fp_cmd_gateway(int argc, char **argv);
 int fp_cmd_run(int argc, char **argv);
+int fp_cmd_deploy(int argc, char **argv);
 
 /* Splits "HOST:PORT" at the last colon ("[::1]:80" too). 0, or -1 if malformed. */
 int fp_cli_host_port(const char *text, char *host, size_t n, int *port);

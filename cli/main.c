@@ -24,6 +24,7 @@ static const struct {
     {"stage", fp_cmd_stage, "run one stage of a plan: a networked worker (ZeroMQ in and out, HTTP metrics)"},
     {"gateway", fp_cmd_gateway, "serve a pipeline over HTTP: POST /v1/detect, GET /v1/stats, /metrics"},
     {"run", fp_cmd_run, "run a plan's stages as local processes and stream images through them"},
+    {"deploy", fp_cmd_deploy, "write Kubernetes manifests (and a podman variant) that run a plan in containers"},
 };
 
 static void fp_usage(FILE *to)

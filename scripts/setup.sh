@@ -14,7 +14,11 @@ pkgs=(
   darknet                            # the reference engine: oracle for tests, cfgs and sample images
   python3 curl                       # small helpers in tests and benchmarks; HTTP in tests
   libopenblas0-pthread               # sgemm/sgemv for the fast kernels (loaded at run time; optional)
+  python3-yaml                       # deploy tests read the generated Kubernetes YAML
 )
+# podman runs the container image and the generated manifests (`podman kube
+# play`) in tests/deploy_podman.sh; FOGPIPE_NO_PODMAN=1 leaves it out.
+if [ -z "${FOGPIPE_NO_PODMAN:-}" ]; then pkgs+=(podman runc); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -23,6 +27,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# podman on these machines: runc and cgroupfs, modest default ulimits
+# (docs/deploy.md). Written only when no configuration exists.
+if [ -z "${FOGPIPE_NO_PODMAN:-}" ] && [ ! -e /etc/containers/containers.conf ] && [ "$(id -u)" = 0 ]; then
+  mkdir -p /etc/containers
+  cat > /etc/containers/containers.conf <<'EOF'
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+EOF
 fi
 echo "setup: dependencies present" >&2
 # face-api's tiny face detector (the default model of `fogpipe detect`), the
