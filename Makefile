@@ -65,3 +65,11 @@ podman-down:
 
 clean:
 	rm -rf build build-asan
+
+# The throughput-vs-devices experiment on emulated devices (root; bench/cluster/, docs/results.md).
+#   make cluster-experiment [QUICK=1]
+.PHONY: cluster-experiment
+cluster-experiment:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD) -j $(JOBS) --target fogpipe
+	bench/cluster/experiment --fogpipe $(BUILD)/fogpipe $(if $(QUICK),--quick)

@@ -1,0 +1,357 @@
+#!/usr/bin/python3
+"""Throughput vs devices on the emulated cluster (project issue #7).
+
+Run through bench/cluster/experiment (which checks root and the build).
+For each link rate: bring the cluster up (max devices + a gateway device),
+profile, plan every strategy for 1..D devices, run each distinct plan as
+`fogpipe stage` processes on their own emulated devices and a `fogpipe
+gateway` on "gw", POST images to the gateway from the gw namespace with a
+few requests in flight, and record images/min (median of repeats and their
+spread), latency, the plan's predictions and bytes per frame per cut.
+Progress goes to stderr; the results to bench/results/<timestamp>.json.
+"""
+import argparse, concurrent.futures as cf, datetime, http.client, json, os, re
+import signal, statistics, subprocess, sys, threading, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLUSTER = os.path.join(ROOT, 'bench', 'cluster', 'cluster')
+MODEL = 'yolov1-tiny-tf'
+CFG = os.path.join(ROOT, 'models', 'yolov1-tiny-tf.cfg')
+HAND_CUTS = '5'   # conv1..conv3 with their maxpools = layers 0..5 (models/yolov1-tiny-tf.cfg)
+GW_IP = '10.77.0.2'
+T0 = time.monotonic()
+
+
+def log(msg):
+    print(f'[{time.monotonic() - T0:6.1f}s] {msg}', file=sys.stderr, flush=True)
+
+
+def sh(args, **kw):
+    return subprocess.run(args, check=True, text=True, capture_output=True, **kw).stdout
+
+
+def cexec(dev, args, **kw):
+    return sh([CLUSTER, 'exec', dev] + args, **kw)
+
+
+def dev_ip(dev):
+    return GW_IP if dev == 'gw' else f'10.77.0.{10 + int(dev[3:])}'
+
+
+STRATEGIES = [  # name, plan flags, codec label
+    ('by-type', ['--strategy', 'by-type', '--codec', 'none'], 'none'),
+    ('hand-split', ['--cuts', HAND_CUTS, '--codec', 'none'], 'none'),
+    ('equal-flops', ['--strategy', 'equal-flops', '--codec', 'none'], 'none'),
+    ('optimal', ['--strategy', 'optimal', '--codec', 'none'], 'none'),
+    ('optimal', ['--strategy', 'optimal', '--codec', 'auto'], 'auto'),
+]
+
+
+class Exp:
+    def __init__(self, a):
+        self.a = a
+        self.fp = a.fogpipe
+        self.work = a.work
+        self.procs = []
+
+    # ---------- plans ----------
+    def plan(self, profile, n, link, latency, speed, flags, out):
+        args = [self.fp, 'plan', '--cfg', CFG, '--weights', self.weights, '--profile', profile,
+                '--devices', str(n), '--link', link, '--latency', str(latency), '--speed', str(speed),
+                '--json', '-o', out] + flags
+        r = subprocess.run(args, text=True, capture_output=True)
+        if r.returncode != 0:
+            return None, r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f'exit {r.returncode}'
+        return json.load(open(out)), None
+
+    @staticmethod
+    def layout(p):
+        return json.dumps([(s['layers'], s['devices'], s['out']['codec']) for s in p['stages']])
+
+    # ---------- processes ----------
+    def start(self, dev, args, name):
+        logf = open(os.path.join(self.work, f'{name}.log'), 'w')
+        p = subprocess.Popen([CLUSTER, 'exec', dev] + args, stdout=logf, stderr=subprocess.STDOUT)
+        self.procs.append(p)
+        return p
+
+    def stop_all(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        for p in self.procs:
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill(); p.wait()
+        self.procs = []
+
+    def http_get(self, hostport, path, timeout=2):
+        host, port = hostport.rsplit(':', 1)
+        r = subprocess.run([CLUSTER, 'exec', 'gw', 'curl', '-s', '-m', str(timeout), '-o', '-', '-w', '\n%{http_code}',
+                            f'http://{hostport}{path}'], text=True, capture_output=True)
+        body, _, code = r.stdout.rpartition('\n')
+        return (int(code) if code.isdigit() else 0), body
+
+    def launch(self, plan_path, plan):
+        """Gateway on gw, stage replicas on their devices; returns (stage http list, first list)."""
+        st = plan['stages']
+        eps = [[f'tcp://{dev_ip(d)}:{5601 + k}' for d in s['devices']] for k, s in enumerate(st)]
+        https = [[f'{dev_ip(d)}:{9601 + k}' for d in s['devices']] for k, s in enumerate(st)]
+        results = f'tcp://{GW_IP}:5600'
+        window = max(4, 2 * sum(len(s['devices']) for s in st) + 2)
+        self.window = window
+        self.start('gw', [self.fp, 'gateway', '--plan', plan_path, '--first', ','.join(eps[0]), '--results', results,
+                          '--http', f'{GW_IP}:8080', '--window', str(window), '--resend-ms', '60000', '--timeout', '300',
+                          '--stage-http', ','.join(h for hs in https for h in hs)], 'gateway')
+        for k in reversed(range(len(st))):
+            nxt = ','.join(eps[k + 1]) if k + 1 < len(st) else results
+            for r, d in enumerate(st[k]['devices']):
+                self.start(d, [self.fp, 'stage', '--plan', plan_path, '--stage', str(k), '--bind', eps[k][r],
+                               '--next', nxt, '--http', https[k][r]], f'stage{k}.{r}')
+        allhttp = [h for hs in https for h in hs] + [f'{GW_IP}:8080']
+        deadline = time.monotonic() + 120
+        pending = list(allhttp)
+        while pending:
+            if any(p.poll() is not None for p in self.procs):
+                raise RuntimeError('a pipeline process exited during start-up (logs in %s)' % self.work)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f'not ready after 120 s: {pending}')
+            pending = [h for h in pending if self.http_get(h, '/readyz' if not h.endswith(':8080') else '/healthz')[0] != 200]
+            if pending:
+                time.sleep(0.5)
+        return https
+
+    # ---------- load ----------
+    def load(self, n_images, inflight):
+        """POST n_images to the gateway from the gw namespace, inflight at a time."""
+        code = r'''
+import http.client, json, sys, threading, time
+host, n, k, path = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+body = open(path, 'rb').read()
+lock = threading.Lock(); todo = [n]; lat = []; done = []; errs = [0]
+def worker():
+    c = http.client.HTTPConnection(host, 8080, timeout=600)
+    while True:
+        with lock:
+            if todo[0] == 0: return
+            todo[0] -= 1
+        t = time.monotonic()
+        try:
+            c.request('POST', '/v1/detect?name=img', body, {'Content-Type': 'image/jpeg'})
+            r = c.getresponse(); r.read(); ok = r.status == 200
+        except Exception:
+            ok = False; c = http.client.HTTPConnection(host, 8080, timeout=600)
+        e = time.monotonic()
+        with lock:
+            if ok: lat.append((e - t) * 1000); done.append(e)
+            else: errs[0] += 1
+t0 = time.monotonic()
+ts = [threading.Thread(target=worker) for _ in range(k)]
+[t.start() for t in ts]; [t.join() for t in ts]
+print(json.dumps({"t0": t0, "done": sorted(done), "lat": lat, "errors": errs[0]}))
+'''
+        out = cexec('gw', ['/usr/bin/python3', '-c', code, GW_IP, str(n_images), str(inflight), self.a.image])
+        return json.loads(out)
+
+    def metrics(self, https):
+        """bytes per frame out of each stage (first replica's counters summed over replicas)."""
+        cuts = []
+        for k, hs in enumerate(https):
+            b = f = 0.0
+            for h in hs:
+                code, body = self.http_get(h, '/metrics')
+                for line in body.splitlines():
+                    m = re.match(r'fogpipe_bytes_out_total\{[^}]*\}\s+([0-9.e+]+)', line)
+                    if m: b += float(m.group(1))
+                    m = re.match(r'fogpipe_frames_out_total\{[^}]*\}\s+([0-9.e+]+)', line)
+                    if m: f += float(m.group(1))
+            cuts.append(round(b / f) if f else None)
+        return cuts
+
+    def measure(self, plan_path, plan, pred_ipm):
+        https = self.launch(plan_path, plan)
+        k = self.window
+        # warm-up: fill the pipeline once
+        self.load(k, k)
+        rates, lats = [], []
+        per_s = max(pred_ipm, 10) / 60.0
+        n = max(self.a.min_images, int(per_s * self.a.seconds))
+        for r in range(self.a.repeats):
+            res = self.load(n, k)
+            if res['errors']:
+                log(f'    {res["errors"]} requests failed')
+            d = res['done']
+            # rate in the steady part: from the k-th completion to the last (the first k only fill the pipe)
+            if len(d) > k + 1:
+                rate = (len(d) - k) / (d[-1] - d[k - 1]) * 60
+            else:
+                rate = len(d) / (d[-1] - res['t0']) * 60
+            rates.append(rate); lats += res['lat']
+            log(f'    repeat {r + 1}/{self.a.repeats}: {n} images, {rate:.1f} images/min, latency p50 {statistics.median(res["lat"]):.0f} ms')
+        cuts = self.metrics(https)
+        self.stop_all()
+        return {
+            'images_per_min': round(statistics.median(rates), 2),
+            'images_per_min_spread': [round(min(rates), 2), round(max(rates), 2)],
+            'images_per_min_repeats': [round(x, 2) for x in rates],
+            'latency_ms': round(statistics.median(lats), 1),
+            'latency_p90_ms': round(sorted(lats)[int(0.9 * (len(lats) - 1))], 1),
+            'images_per_repeat': n, 'inflight': k,
+            'bytes_per_frame_measured': cuts,
+        }
+
+    # ---------- main ----------
+    def run(self):
+        a = self.a
+        os.makedirs(self.work, exist_ok=True)
+        self.weights = os.path.join(self.work, 'v1tf.weights')
+        if not os.path.exists(self.weights):
+            sh([self.fp, 'random-weights', '--cfg', CFG, '--seed', '1', '-o', self.weights])
+        points = []
+        for link in a.links:
+            log(f'link {link}: cluster up ({a.max_devices} devices + gw, cpu {a.cpu})')
+            subprocess.run([CLUSTER, 'down'], capture_output=True)
+            sh([CLUSTER, 'up', '--devices', str(a.max_devices), '--cpu', str(a.cpu), '--link', link,
+                '--delay', a.delay, '--gateway'])
+            status = json.loads(sh([CLUSTER, 'status', '--json']))
+            eff_delay = float(re.sub(r'[a-z]+$', '', status[0]['delay']) or 0)
+            latency = eff_delay * 2  # device -> bridge -> device: two shaped links
+            try:
+                host = os.path.join(self.work, 'host.json')
+                if not os.path.exists(host):
+                    log('profiling on the host (no quota)')
+                    sh([self.fp, 'profile', '--cfg', CFG, '--weights', self.weights, '--iters', '5', '-o', host])
+                derived = os.path.join(self.work, f'derived-{a.cpu}.json')
+                sh([self.fp, 'profile', '--from', host, '--speed', str(a.cpu), '-o', derived])
+                quota = os.path.join(self.work, f'quota-{a.cpu}.json')
+                if not os.path.exists(quota):
+                    log(f'profiling inside dev0 under its {a.cpu} cpu quota')
+                    cexec('dev0', [self.fp, 'profile', '--cfg', CFG, '--weights', self.weights, '--iters', '5', '-o', quota])
+                measured = {}
+                for n in range(1, a.max_devices + 1):
+                    for strat, flags, codec in STRATEGIES:
+                        ppath = os.path.join(self.work, f'plan-{link}-{n}-{strat}-{codec}.json')
+                        plan, err = self.plan(host, n, link, latency, a.cpu, flags, ppath)
+                        if plan is None:
+                            log(f'{link} {n} dev {strat}/{codec}: no plan ({err})')
+                            continue
+                        # the same partition predicted from the profile measured under the quota
+                        qplan, _ = self.plan(quota, n, link, latency, 1, flags, ppath + '.quota')
+                        lay = self.layout(plan)
+                        pred = plan['predicted']['images_per_min']
+                        used = sum(len(s['devices']) for s in plan['stages'])
+                        log(f'{link} {n} dev {strat}/{codec}: {len(plan["stages"])} stage(s) on {used} device(s) '
+                            f'{lay} predicted {pred} images/min')
+                        if lay in measured:
+                            m = dict(measured[lay]); m['reused_from'] = m.get('reused_from') or m['_first']
+                            log('    same plan as ' + m['reused_from'] + ': measurement reused')
+                        else:
+                            m = self.measure(ppath, plan, pred)
+                            m['_first'] = f'{strat}/{codec} on {n} devices'
+                            measured[lay] = m
+                        pt = {
+                            'model': MODEL, 'strategy': strat, 'codec': codec, 'link': link, 'devices': n,
+                            'devices_used': used, 'cpu': a.cpu, 'delay_ms_emulated': eff_delay,
+                            'stages': [{'layers': s['layers'], 'devices': s['devices'], 'codec': s['out']['codec'],
+                                        'bytes_per_frame_planned': s['out']['bytes'],
+                                        'raw_bytes_per_frame': s['out']['raw_bytes']} for s in plan['stages']],
+                            'predicted_images_per_min': pred,
+                            'predicted_images_per_min_quota_profile':
+                                qplan['predicted']['images_per_min'] if qplan and self.layout(qplan) == lay else None,
+                            'predicted_latency_ms': plan['predicted']['latency_ms'],
+                            'predicted_bottleneck': plan['predicted']['bottleneck'],
+                        }
+                        pt.update({k: v for k, v in m.items() if k != '_first'})
+                        pt['bytes_per_frame'] = m['bytes_per_frame_measured']
+                        points.append(pt)
+            finally:
+                self.stop_all()
+                subprocess.run([CLUSTER, 'down'], capture_output=True)
+        return points
+
+
+def charts(points, base):
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log('matplotlib missing (apt-get install python3-matplotlib): no charts')
+        return []
+    files = []
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    keys = sorted({(p['strategy'], p['codec'], p['link']) for p in points})
+    for s, c, l in keys:
+        ps = sorted((p for p in points if (p['strategy'], p['codec'], p['link']) == (s, c, l)), key=lambda p: p['devices'])
+        xs = [p['devices'] for p in ps]; ys = [p['images_per_min'] for p in ps]
+        lo = [y - p['images_per_min_spread'][0] for y, p in zip(ys, ps)]
+        hi = [p['images_per_min_spread'][1] - y for y, p in zip(ys, ps)]
+        ax.errorbar(xs, ys, yerr=[lo, hi], marker='o', capsize=3, label=f'{s} codec={c} {l}')
+    ax.set_xlabel('devices in the cluster'); ax.set_ylabel('images/min (measured)')
+    ax.set_title(f'{MODEL} 448x448, emulated devices'); ax.set_xticks(sorted({p['devices'] for p in points}))
+    ax.legend(fontsize=7); ax.grid(alpha=.3)
+    for ext in ('png', 'svg'):
+        fig.savefig(f'{base}-devices.{ext}', dpi=110, bbox_inches='tight'); files.append(f'{base}-devices.{ext}')
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    m = max([p['images_per_min'] for p in points] + [p['predicted_images_per_min'] for p in points]) * 1.1
+    ax.plot([0, m], [0, m], 'k--', lw=.8, label='predicted = measured')
+    ax.scatter([p['predicted_images_per_min'] for p in points], [p['images_per_min'] for p in points],
+               label='derived profile (host / cpu share)')
+    q = [p for p in points if p.get('predicted_images_per_min_quota_profile')]
+    ax.scatter([p['predicted_images_per_min_quota_profile'] for p in q], [p['images_per_min'] for p in q],
+               marker='x', label='profile measured under the quota')
+    ax.set_xlabel('predicted images/min'); ax.set_ylabel('measured images/min')
+    ax.set_xlim(0, m); ax.set_ylim(0, m); ax.legend(fontsize=7); ax.grid(alpha=.3)
+    for ext in ('png', 'svg'):
+        fig.savefig(f'{base}-predicted.{ext}', dpi=110, bbox_inches='tight'); files.append(f'{base}-predicted.{ext}')
+    plt.close(fig)
+    return files
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--quick', action='store_true')
+    ap.add_argument('--json', action='store_true')
+    ap.add_argument('--fogpipe', default=os.path.join(ROOT, 'build', 'fogpipe'))
+    ap.add_argument('--cpu', type=float, default=0.25)
+    ap.add_argument('--delay', default='5ms')
+    ap.add_argument('--image', default='/usr/share/darknet/data/dog.jpg')
+    ap.add_argument('--out', default=os.path.join(ROOT, 'bench', 'results'))
+    a = ap.parse_args()
+    a.fogpipe = os.path.abspath(a.fogpipe)
+    a.links = ['20mbit'] if a.quick else ['20mbit', '1gbit']
+    a.max_devices = 3 if a.quick else 4
+    a.repeats = 3 if a.quick else 5
+    a.seconds = 8 if a.quick else 20
+    a.min_images = 6 if a.quick else 12
+    stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
+    a.work = os.path.join('/tmp', f'fogpipe-experiment-{stamp}')
+    os.makedirs(a.out, exist_ok=True)
+    e = Exp(a)
+    try:
+        points = e.run()
+    except KeyboardInterrupt:
+        e.stop_all(); subprocess.run([CLUSTER, 'down'], capture_output=True); raise
+    path = os.path.join(a.out, f'{stamp}.json')
+    with open(path, 'w') as f:
+        json.dump({'fogpipe_experiment': 1, 'started': stamp, 'quick': a.quick, 'image': a.image,
+                   'cpu': a.cpu, 'links': a.links, 'host_cores': os.cpu_count(),
+                   'seconds': round(time.monotonic() - T0, 1), 'points': points}, f, indent=1)
+    files = charts(points, os.path.join(a.out, stamp))
+    log(f'wrote {path} ' + ' '.join(files))
+    log('%-12s %-5s %-7s %3s %8s %15s %8s %9s %9s  %s' % ('strategy', 'codec', 'link', 'dev', 'img/min', 'spread', 'lat ms',
+                                                             'pred', 'pred(q)', 'bytes/frame per cut'))
+    for p in points:
+        log('%-12s %-5s %-7s %3d %8.1f %15s %8.0f %9.1f %9s  %s' % (
+            p['strategy'], p['codec'], p['link'], p['devices'], p['images_per_min'],
+            '%.1f-%.1f' % tuple(p['images_per_min_spread']), p['latency_ms'], p['predicted_images_per_min'],
+            p['predicted_images_per_min_quota_profile'], p['bytes_per_frame']))
+    if a.json:
+        json.dump(points, sys.stdout, indent=1); print()
+
+
+if __name__ == '__main__':
+    main()
