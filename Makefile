@@ -66,6 +66,31 @@ podman-down:
 clean:
 	rm -rf build build-asan
 
+# make fuzz [FUZZ_SECONDS=300] [FUZZ_TARGETS="cfg frame ..."]: builds the libFuzzer targets
+# (tests/fuzz/, clang-14, ASan+UBSan) in $(FUZZ_BUILD)/ and runs each for FUZZ_SECONDS with its
+# seeds (tests/fuzz/corpus/<t>/; new inputs go to $(FUZZ_BUILD)/fuzz/<t>/corpus). Crashes land
+# in $(FUZZ_BUILD)/fuzz/<t>/crashes/; logs in $(FUZZ_BUILD)/fuzz/<t>.log (docs/reliability.md).
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?= cfg weights tfjs plan cluster frame image result http
+FUZZ_BUILD ?= build-fuzz
+FUZZ_CC ?= clang-14
+FUZZ_FLAGS ?= -rss_limit_mb=4096 -timeout=30 -max_len=65536
+.PHONY: fuzz
+fuzz:
+	CC=$(FUZZ_CC) cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFP_SANITIZE=ON \
+		-DFP_FUZZ=ON -DFP_WERROR=OFF >/dev/null
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	@fail=; for t in $(FUZZ_TARGETS); do \
+		d=$(FUZZ_BUILD)/fuzz/$$t; mkdir -p $$d/corpus $$d/crashes; \
+		extra=; [ $$t = cfg ] && extra=tests/data/bad/cfg; [ $$t = image ] && extra=tests/data/bad/img; \
+		echo "fuzz: $$t for $(FUZZ_SECONDS) s (log $$d.log)"; \
+		if FP_LOG_LEVEL=error $(FUZZ_BUILD)/fuzz_$$t $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SECONDS) \
+			-print_final_stats=1 -artifact_prefix=$$d/crashes/ $$d/corpus tests/fuzz/corpus/$$t \
+			$$(ls -d tests/fuzz/regress/$$t 2>/dev/null) $$extra >$$d.log 2>&1; then :; else fail="$$fail $$t"; fi; \
+		grep -E '^(stat::number_of_executed_units|#[0-9]+ *DONE)' $$d.log | tail -2; \
+		ls $$d/crashes | sed 's/^/  crash: /'; \
+	done; if [ -n "$$fail" ]; then echo "fuzz: failed:$$fail" >&2; exit 1; fi
+
 # The throughput-vs-devices experiment on emulated devices (root; bench/cluster/, docs/results.md).
 #   make cluster-experiment [QUICK=1]
 .PHONY: cluster-experiment

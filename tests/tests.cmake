@@ -41,3 +41,4 @@ foreach(script ${FP_SCRIPT_TESTS})
   set_tests_properties(${name} PROPERTIES TIMEOUT 900 SKIP_RETURN_CODE 77 LABELS "${labels}"
     ENVIRONMENT "FOGPIPE=$<TARGET_FILE:fogpipe>;FP_BUILD=${CMAKE_BINARY_DIR};FP_SRC=${CMAKE_SOURCE_DIR}")
 endforeach()
+include(${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz.cmake)

@@ -63,7 +63,9 @@ fp_status fpi_cfg_parse(const char *text, const char *name, fpi_cfg *cfg)
     size_t cap = 0;
     for (const char *p = text; *p; p++) {
         const char *q = p;
-        while (*q == ' ' || *q == '\t') q++;
+        /* Skip what fpi_trim() skips ('\r' too), or a header behind it is
+         * parsed below but not counted here: a write past the array. */
+        while (*q != '\n' && isspace((unsigned char)*q)) q++;
         if (*q == '[') cap++;
         p = strchr(q, '\n');
         if (!p) break;

@@ -2,9 +2,17 @@
  * rounds to nearest even, or the CPU's F16C conversions where it has them:
  * the same rounding, eight values per instruction), symmetric int8 per
  * tensor, asymmetric int8 per channel, and lz4 / zstd over the result. */
+#if defined(__clang__) && __clang_major__ < 15 && (defined(__x86_64__) || defined(__i386__))
+/* clang before 15 has no _Float16 on x86 (nor __builtin_cpu_supports("f16c")):
+ * its storage-only __fp16, the same IEEE half converted with the same
+ * round-to-nearest-even, stands in, without the F16C path (build-fuzz). */
+typedef __fp16 fpi_half;
+#else
+typedef _Float16 fpi_half;
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define FPI_HAVE_F16C 1
+#endif
 #endif
 #include <lz4.h>
 #include <math.h>
@@ -86,7 +94,7 @@ __attribute__((target("avx,f16c"))) static void fpi_f16c_encode(const float *x, 
     for (; i + 8 <= n; i += 8)
         _mm_storeu_si128((__m128i *)(out + 2 * i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
     for (; i < n; i++) {
-        _Float16 h = (_Float16)x[i];
+        fpi_half h = (fpi_half)x[i];
         memcpy(out + 2 * i, &h, 2);
     }
 }
@@ -96,7 +104,7 @@ __attribute__((target("avx,f16c"))) static void fpi_f16c_decode(const uint8_t *p
     size_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 2 * i))));
     for (; i < n; i++) {
-        _Float16 h;
+        fpi_half h;
         memcpy(&h, p + 2 * i, 2);
         out[i] = (float)h;
     }
@@ -166,7 +174,7 @@ fp_status fp_fmap_encode(fp_fmap_codec c, int32_t layer, const float *x, const u
         }
 #endif
         for (size_t i = 0; i < n; i++) {
-            _Float16 h = (_Float16)x[i];
+            fpi_half h = (fpi_half)x[i];
             memcpy(rawp + 2 * i, &h, 2);
         }
         break;
@@ -256,7 +264,7 @@ fp_status fp_fmap_decode(const fp_frame_tensor *t, float *out, size_t count, fp_
         }
 #endif
         for (size_t i = 0; i < count; i++) {
-            _Float16 h;
+            fpi_half h;
             memcpy(&h, p + 2 * i, 2);
             out[i] = (float)h;
         }

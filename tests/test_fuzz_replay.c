@@ -1,0 +1,111 @@
+/* test_fuzz_replay.c — replays the fuzz seed corpora and every input that
+ * once crashed a fuzz target (tests/fuzz/corpus/<target>/ and
+ * tests/fuzz/regress/<target>/) through the same target bodies libFuzzer
+ * drives (tests/fuzz/targets.c). A regression shows up as a crash or a
+ * sanitizer report (the ASan tier), or as a target that has no seeds. */
+#include <dirent.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "targets.h"
+#include "test.h"
+
+#ifndef FPZ_DIR
+#error "FPZ_DIR (tests/fuzz) comes from tests/fuzz/fuzz.cmake"
+#endif
+
+static int fpz_name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Feeds every regular file of FPZ_DIR/<kind>/<target> to fn, in name order;
+ * returns how many. */
+static int replay_dir(const char *kind, const fpz_target *t)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/%s/%s", FPZ_DIR, kind, t->name);
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    char **names = NULL;
+    int n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            names = realloc(names, (size_t)cap * sizeof *names);
+            if (!names) abort();
+        }
+        names[n] = strdup(e->d_name);
+        if (!names[n]) abort();
+        n++;
+    }
+    closedir(d);
+    if (n) qsort(names, (size_t)n, sizeof *names, fpz_name_cmp);
+    int done = 0;
+    for (int i = 0; i < n; i++) {
+        char path[2048];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        struct stat sb;
+        FILE *f = NULL;
+        if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) f = fopen(path, "rb");
+        if (f) {
+            size_t len = (size_t)sb.st_size;
+            uint8_t *buf = malloc(len ? len : 1);
+            CHECK(buf != NULL);
+            if (buf && fread(buf, 1, len, f) == len) {
+                t->fn(buf, len);
+                done++;
+            } else {
+                CHECK_MSG(0, "cannot read %s", path);
+            }
+            free(buf);
+            fclose(f);
+        }
+        free(names[i]);
+    }
+    free(names);
+    return done;
+}
+
+static void replay(const char *name)
+{
+    static int registered;
+    if (!registered++) atexit(fpz_cleanup); /* the HTTP server, temp files */
+    for (const fpz_target *t = fpz_targets; t->name; t++) {
+        if (strcmp(t->name, name)) continue;
+        int seeds = replay_dir("corpus", t);
+        int regress = replay_dir("regress", t);
+        CHECK_MSG(seeds > 0, "no seed inputs in %s/corpus/%s", FPZ_DIR, name);
+        fprintf(stderr, "  %s: %d seeds, %d regression inputs\n", name, seeds, regress);
+        return;
+    }
+    CHECK_MSG(0, "no fuzz target %s", name);
+}
+
+static void test_cfg(void) { replay("cfg"); }
+static void test_weights(void) { replay("weights"); }
+static void test_tfjs(void) { replay("tfjs"); }
+static void test_plan(void) { replay("plan"); }
+static void test_cluster(void) { replay("cluster"); }
+static void test_frame(void) { replay("frame"); }
+static void test_image(void) { replay("image"); }
+static void test_result(void) { replay("result"); }
+static void test_http(void) { replay("http"); }
+
+TEST_LIST = {
+    {"cfg", test_cfg},
+    {"weights", test_weights},
+    {"tfjs", test_tfjs},
+    {"plan", test_plan},
+    {"cluster", test_cluster},
+    {"frame", test_frame},
+    {"image", test_image},
+    {"result", test_result},
+    {"http", test_http},
+    {NULL, NULL},
+};
