@@ -18,8 +18,8 @@
 static fp_flag fp_gw_flags[] = {
     {"plan", 'p', "PATH", "plan file (fogpipe plan -o)", NULL},
     {"first", 'f', "LIST", "stage 0's replicas, comma separated (default tcp://127.0.0.1:5601)", NULL},
-    {"results", 'r', "ENDPOINT", "where the last stage sends results (default tcp://0.0.0.0:5600)", NULL},
-    {"http", 0, "HOST:PORT", "the API (default 0.0.0.0:8080)", NULL},
+    {"results", 'r', "ENDPOINT", "where the last stage sends results (default tcp://127.0.0.1:5600; tcp://0.0.0.0:5600 serves other hosts)", NULL},
+    {"http", 0, "HOST:PORT", "the API (default 127.0.0.1:8080; 0.0.0.0:8080 serves other hosts)", NULL},
     {"stage-http", 0, "LIST", "the stages' HTTP servers (HOST:PORT, comma separated), for per-stage figures in /v1/stats",
      NULL},
     {"names", 'n', "PATH", "class names, one per line (default: the model's, \"face\", or \"class N\")", NULL},
@@ -224,10 +224,10 @@ int fp_cmd_gateway(int argc, char **argv)
     g.mode = (fp_input_mode)mode;
     fpp_gateway_opts go = {.window = (int)window, .resend_s = resend_ms / 1000.0, .hwm = (int)hwm,
                            .max_result_bytes = 64u << 20};
-    go.results = (v = fp_flag_get(&fp_gw_cmd, "results")) ? v : "tcp://0.0.0.0:5600";
+    go.results = (v = fp_flag_get(&fp_gw_cmd, "results")) ? v : "tcp://127.0.0.1:5600";
     char host[256];
     int port;
-    const char *http = (v = fp_flag_get(&fp_gw_cmd, "http")) ? v : "0.0.0.0:8080";
+    const char *http = (v = fp_flag_get(&fp_gw_cmd, "http")) ? v : "127.0.0.1:8080";
     if (fpp_endpoints_parse((v = fp_flag_get(&fp_gw_cmd, "first")) ? v : "tcp://127.0.0.1:5601", "--first", &go.first)) {
         fprintf(stderr, "fogpipe gateway: %s\n", fp_last_error());
         return FP_EXIT_USAGE;

@@ -11,10 +11,10 @@
 static fp_flag fp_stage_flags[] = {
     {"plan", 'p', "PATH", "plan file (fogpipe plan -o)", NULL},
     {"stage", 'k', "K", "which stage of the plan to run (0 = the first)", NULL},
-    {"bind", 'b', "ENDPOINT", "where to receive frames (default tcp://0.0.0.0:<5601+K>)", NULL},
+    {"bind", 'b', "ENDPOINT", "where to receive frames (default tcp://127.0.0.1:<5601+K>: loopback; tcp://0.0.0.0:PORT serves other hosts)", NULL},
     {"next", 'n', "LIST", "the next stage's replicas, comma separated, or the gateway's result endpoint for the last "
                           "stage (default tcp://127.0.0.1:<5602+K>, the last stage tcp://127.0.0.1:5600)", NULL},
-    {"http", 0, "HOST:PORT", "health, readiness and metrics server (default 0.0.0.0:<9601+K>; off = none; port 0 = any)", NULL},
+    {"http", 0, "HOST:PORT", "health, readiness and metrics server (default 127.0.0.1:<9601+K>; off = none; port 0 = any)", NULL},
     {"cfg", 'c', "PATH", "the model's cfg or TF.js manifest, when not at the plan's path (must hash as the plan says)", NULL},
     {"weights", 'w', "PATH", "the weights, when not at the plan's path (must hash as the plan says)", NULL},
     {"threads", 't', "N", "kernel threads (default: the plan's for this stage's device, else 1)", NULL},
@@ -97,9 +97,9 @@ int fp_cmd_stage(int argc, char **argv)
     }
     int last = stage == plan.n_stages - 1;
     char bind[FPP_MAX_ENDPOINT], next[FPP_MAX_ENDPOINT], http[300], host[256], name[64];
-    snprintf(bind, sizeof bind, "tcp://0.0.0.0:%ld", 5601 + stage);
+    snprintf(bind, sizeof bind, "tcp://127.0.0.1:%ld", 5601 + stage);
     snprintf(next, sizeof next, "tcp://127.0.0.1:%ld", last ? 5600 : 5602 + stage);
-    snprintf(http, sizeof http, "0.0.0.0:%ld", 9601 + stage);
+    snprintf(http, sizeof http, "127.0.0.1:%ld", 9601 + stage);
     snprintf(name, sizeof name, "stage %ld", stage);
     const char *v;
     o.bind = (v = fp_flag_get(&fp_stage_cmd, "bind")) ? v : bind;
