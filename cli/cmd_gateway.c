@@ -30,6 +30,8 @@ static fp_flag fp_gw_flags[] = {
     {"input", 0, "MODE", "how images reach stage 0: auto (default), image, pixels", NULL},
     {"cfg", 'c', "PATH", "the model's cfg or TF.js manifest, when not at the plan's path", NULL},
     {"hwm", 0, "N", "frames queued per socket before the gateway blocks (default 2)", NULL},
+    {"token-file", 0, "PATH", "require `Authorization: Bearer <the file's first line>` on /v1/* and /metrics (401 otherwise)",
+     NULL},
     {NULL, 0, NULL, NULL, NULL},
 };
 
@@ -44,6 +46,7 @@ static fp_command fp_gw_cmd = {
     "is the backpressure; 503 after --timeout); each is kept until its result\n"
     "comes and sent again after --resend-ms. A body that is not an image gets\n"
     "400, one over --max-body 413, an image the pipeline could not process 422.\n"
+    "With --token-file every request but /healthz needs the bearer token.\n"
     "SIGTERM/SIGINT: stop accepting, finish the requests in flight, exit 0.",
     fp_gw_flags, 0, 0};
 
@@ -56,6 +59,7 @@ typedef struct {
     fpp_metrics *m;
     const fp_plan *plan;
     int n_stage_http;
+    char token[256];         /* bearer token, "" = none */
     char stage_host[FPP_MAX_PEERS][256];
     int stage_port[FPP_MAX_PEERS];
 } fp_gw_server;
@@ -169,11 +173,27 @@ static void fp_gw_stats(fp_gw_server *g, fpp_http_response *resp)
     cJSON_Delete(o);
 }
 
+/* Compares the Authorization header with "Bearer <token>" in time that does
+ * not depend on where they differ. */
+static int fp_gw_authorized(const fp_gw_server *g, const char *header)
+{
+    if (!g->token[0]) return 1;
+    if (strncmp(header, "Bearer ", 7)) return 0;
+    const char *a = header + 7, *b = g->token;
+    size_t na = strlen(a), nb = strlen(b);
+    unsigned diff = na != nb;
+    for (size_t i = 0; i < nb; i++) diff |= (unsigned)(unsigned char)b[i] ^ (unsigned)(unsigned char)(i < na ? a[i] : 0);
+    return diff == 0;
+}
+
 static void fp_gw_handler(void *user, const fpp_http_request *req, fpp_http_response *resp)
 {
     fp_gw_server *g = user;
     int get = !strcmp(req->method, "GET") || !strcmp(req->method, "HEAD");
-    if (!strcmp(req->path, "/v1/detect")) {
+    if (strcmp(req->path, "/healthz") && !fp_gw_authorized(g, req->authorization)) {
+        fpp_metrics_add(g->m, "fogpipe_gateway_requests_total", "401", 1);
+        fpp_http_reply(resp, 401, "application/json", "{\"error\":\"missing or wrong bearer token\"}\n");
+    } else if (!strcmp(req->path, "/v1/detect")) {
         if (strcmp(req->method, "POST")) fpp_http_reply(resp, 405, "text/plain", "POST an image to /v1/detect\n");
         else fp_gw_detect(g, req, resp);
     } else if (get && !strcmp(req->path, "/v1/stats")) {
@@ -256,6 +276,21 @@ int fp_cmd_gateway(int argc, char **argv)
                 return FP_EXIT_USAGE;
             }
         g.n_stage_http = list.n;
+    }
+    if ((v = fp_flag_get(&fp_gw_cmd, "token-file"))) {
+        char *text = NULL;
+        size_t len;
+        if (fpi_read_file(v, 4096, &text, &len)) return fp_cli_fail();
+        size_t n = strcspn(text, "\r\n");
+        if (n < 16 || n >= sizeof g.token) {
+            fprintf(stderr, "fogpipe gateway: --token-file: %s: the token (first line) must be 16..%zu bytes\n", v,
+                    sizeof g.token - 1);
+            fpi_free(text);
+            return FP_EXIT_USAGE;
+        }
+        memcpy(g.token, text, n);
+        g.token[n] = '\0';
+        fpi_free(text);
     }
     fp_plan plan;
     fpp_model_paths paths = {fp_flag_get(&fp_gw_cmd, "cfg"), NULL};

@@ -122,6 +122,31 @@ curl -s "http://127.0.0.1:$HG/metrics" >"$T/mg"
 check "gateway /metrics: requests by status" 'grep -q "^fogpipe_gateway_requests_total{status=\"400\"} 1" "$T/mg"' \
     "$(head -c 400 "$T/mg")"
 
+# A bearer token: everything but /healthz needs it.
+HT=$(free_port); PT=$(free_port)
+printf 'short\n' >"$T/short.token"
+"$FOGPIPE" gateway --plan "$T/p.json" --token-file "$T/short.token" >"$T/out" 2>&1
+rc=$?
+check "a token shorter than 16 bytes: exit 2" '[ $rc = 2 ] && grep -q "16.." "$T/out"' "$(cat "$T/out")"
+printf 'a-long-enough-secret-token\n' >"$T/token"
+"$FOGPIPE" gateway --plan "$T/p.json" --first "tcp://127.0.0.1:$P0" --results "tcp://127.0.0.1:$PT" \
+    --http "127.0.0.1:$HT" --token-file "$T/token" 2>"$T/gwt.err" &
+gwt=$!
+pids+=($gwt)
+for i in $(seq 100); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HT/healthz")" = 200 ] && break
+    sleep 0.1
+done
+c1=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HT/v1/stats")
+c2=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer wrong-token-of-some-length" "http://127.0.0.1:$HT/v1/stats")
+c3=$(curl -s -o /dev/null -w '%{http_code}' --data-binary "@$DN/data/dog.jpg" "http://127.0.0.1:$HT/v1/detect")
+c4=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer a-long-enough-secret-token" "http://127.0.0.1:$HT/v1/stats")
+c5=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HT/metrics")
+check "with --token-file: 401 without or with a wrong token, 200 with it, /healthz open" \
+    '[ "$c1 $c2 $c3 $c4 $c5" = "401 401 401 200 401" ]' "$c1 $c2 $c3 $c4 $c5"
+kill -TERM $gwt
+wait $gwt
+
 # SIGTERM: each drains and exits 0.
 for p in $s0 $s1 $gw; do kill -TERM $p; done
 rcs=""

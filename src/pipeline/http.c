@@ -208,6 +208,7 @@ static enum MHD_Result fpi_http_run(fpp_http *s, struct MHD_Connection *c, const
     if (r->refuse) return fpi_http_queue_text(c, r->refuse, "out of memory\n", 1);
     if (r->body) r->body[r->len] = '\0'; /* cap > len always holds */
     const char *ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     fpp_http_request req = {
         .method = method,
         .path = url,
@@ -215,6 +216,7 @@ static enum MHD_Result fpi_http_run(fpp_http *s, struct MHD_Connection *c, const
         .body = r->body ? r->body : (const uint8_t *)"",
         .body_len = r->len,
         .content_type = ctype ? ctype : "",
+        .authorization = auth ? auth : "",
     };
     fpp_http_response resp = {0};
     s->handler(s->user, &req, &resp);

@@ -43,6 +43,7 @@ typedef struct fpp_http_request {
     const uint8_t *body;      /* body_len bytes, followed by a NUL that is not counted; never NULL */
     size_t body_len;
     const char *content_type; /* Content-Type header, or "" */
+    const char *authorization;/* Authorization header, or "" */
 } fpp_http_request;
 
 /* What the handler answers. The server zeroes it before the call. */
