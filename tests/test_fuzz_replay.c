@@ -9,8 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "fogpipe/net.h"
 #include "targets.h"
+#include "weights_cfg.h"
 #include "test.h"
 
 #ifndef FPZ_DIR
@@ -72,13 +75,54 @@ static int replay_dir(const char *kind, const fpz_target *t)
     return done;
 }
 
+/* The weights seeds are binary, so they are made here rather than kept in
+ * the repository (tests/fuzz/make_seeds.sh writes the same four files for
+ * `make fuzz`): a valid file for the fixed cfg, its 0.1-header (32-bit
+ * "seen") and transposed-flag variants, and a truncated one. */
+static int replay_weights_seeds(void)
+{
+    char path[] = "/tmp/fpz-weights-XXXXXX";
+    int fd = mkstemp(path), done = 0;
+    fp_net *net = NULL;
+    uint8_t *w = NULL;
+    long n = 0;
+    if (fd >= 0 && !fp_net_parse_cfg(fpz_weights_cfg, "w.cfg", &net) && !fp_net_init_weights_random(net, 1) &&
+        !fp_net_save_weights(net, path)) {
+        FILE *f = fopen(path, "rb");
+        if (f && !fseek(f, 0, SEEK_END) && (n = ftell(f)) > 20 && !fseek(f, 0, SEEK_SET) && (w = malloc((size_t)n)) &&
+            fread(w, 1, (size_t)n, f) == (size_t)n) {
+            static const uint8_t v01[16] = {0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0};
+            static const uint8_t tr[16] = {0xe9, 3, 0, 0, 0xe9, 3, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0};
+            uint8_t *v = malloc((size_t)n - 4);
+            fpz_weights(w, (size_t)n);
+            fpz_weights(w, 100);
+            done = 2;
+            for (int k = 0; v && k < 2; k++, done++) {
+                memcpy(v, k ? tr : v01, 16);
+                memcpy(v + 16, w + 20, (size_t)n - 20);
+                fpz_weights(v, (size_t)n - 4);
+            }
+            free(v);
+        }
+        if (f) fclose(f);
+    }
+    CHECK_MSG(done == 4, "could not make the weights seeds: %s", fp_last_error());
+    free(w);
+    fp_net_destroy(net);
+    if (fd >= 0) {
+        close(fd);
+        unlink(path);
+    }
+    return done;
+}
+
 static void replay(const char *name)
 {
     static int registered;
     if (!registered++) atexit(fpz_cleanup); /* the HTTP server, temp files */
     for (const fpz_target *t = fpz_targets; t->name; t++) {
         if (strcmp(t->name, name)) continue;
-        int seeds = replay_dir("corpus", t);
+        int seeds = replay_dir("corpus", t) + (!strcmp(name, "weights") ? replay_weights_seeds() : 0);
         int regress = replay_dir("regress", t);
         CHECK_MSG(seeds > 0, "no seed inputs in %s/corpus/%s", FPZ_DIR, name);
         fprintf(stderr, "  %s: %d seeds, %d regression inputs\n", name, seeds, regress);
