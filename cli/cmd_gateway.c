@@ -257,25 +257,20 @@ int fp_cmd_gateway(int argc, char **argv)
         return FP_EXIT_USAGE;
     }
     if ((v = fp_flag_get(&fp_gw_cmd, "stage-http"))) {
-        fpp_endpoints list;
-        char tmp[FPP_MAX_PEERS * FPP_MAX_ENDPOINT] = "";
-        /* reuse the endpoint splitter: prefix each with tcp:// */
-        for (const char *p = v; *p;) {
+        for (const char *p = v; *p; p += *p == ',') {
             size_t n = strcspn(p, ",");
-            size_t len = strlen(tmp);
-            snprintf(tmp + len, sizeof tmp - len, "%stcp://%.*s", len ? "," : "", (int)n, p);
-            p += n + (p[n] == ',');
-        }
-        if (fpp_endpoints_parse(tmp, "--stage-http", &list)) {
-            fprintf(stderr, "fogpipe gateway: %s\n", fp_last_error());
-            return FP_EXIT_USAGE;
-        }
-        for (int i = 0; i < list.n; i++)
-            if (fp_cli_host_port(list.ep[i] + 6, g.stage_host[i], sizeof g.stage_host[i], &g.stage_port[i])) {
-                fprintf(stderr, "fogpipe gateway: --stage-http: expected HOST:PORT (got \"%s\")\n", list.ep[i] + 6);
+            char item[300];
+            snprintf(item, sizeof item, "%.*s", (int)(n < 299 ? n : 299), p);
+            int i = g.n_stage_http;
+            if (i == FPP_MAX_PEERS || n >= sizeof item ||
+                fp_cli_host_port(item, g.stage_host[i], sizeof g.stage_host[i], &g.stage_port[i])) {
+                fprintf(stderr, "fogpipe gateway: --stage-http: expected at most %d HOST:PORT, comma separated (got \"%s\")\n",
+                        FPP_MAX_PEERS, item);
                 return FP_EXIT_USAGE;
             }
-        g.n_stage_http = list.n;
+            g.n_stage_http++;
+            p += n;
+        }
     }
     if ((v = fp_flag_get(&fp_gw_cmd, "token-file"))) {
         char *text = NULL;

@@ -93,16 +93,18 @@ fail:
     return st;
 }
 
+fp_shape fpp_tensor_shape(const fp_net *net, int j)
+{
+    fp_layer_info info;
+    if (j >= 0 && !fp_net_layer_info(net, j, &info)) return info.out;
+    return fp_net_input_shape(net);
+}
+
 /* Raw bytes of tensor j (-1 = input) with per-channel int8 scales. */
 static uint64_t fpi_tensor_bound(const fp_net *net, int j)
 {
-    fp_shape s = fp_net_input_shape(net);
-    if (j >= 0) {
-        fp_layer_info info;
-        if (fp_net_layer_info(net, j, &info)) return 0;
-        s = info.out;
-    }
-    return fp_shape_count(s) * 4 + (uint64_t)(s.c > 0 ? s.c : 0) * 4;
+    fp_shape s = fpp_tensor_shape(net, j);
+    return fp_shape_count(s) * 4 + (uint64_t)(s.c > 0 ? s.c : 0) * 8;
 }
 
 uint64_t fpp_stage_max_raw(const fp_plan *plan, const fp_net *net, int stage, uint64_t max_image_bytes)

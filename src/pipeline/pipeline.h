@@ -59,6 +59,9 @@ typedef struct fpp_model_paths {
 fp_status fpp_load_plan_model(const fp_plan *plan, int stage, const fpp_model_paths *paths, int threads,
                               fp_net **out);
 
+/* Shape of tensor j of a network: layer j's output, or the input for -1. */
+fp_shape fpp_tensor_shape(const fp_net *net, int j);
+
 /* The bytes a frame entering `stage` may carry: its incoming cut's float32
  * bytes with the per-channel int8 scales (stage 0: the network input), at
  * least max_image_bytes for stage 0. */

@@ -242,9 +242,7 @@ static fp_status fpi_load_tensors(fpi_stage *s, const fp_frame *f)
         if (t->layer != j)
             return fpi_error(FP_EPROTO, "frame %llu: tensor %d comes from layer %d; stage %d expects layer %d",
                              (unsigned long long)f->id, i, t->layer, s->index, j);
-        fp_shape want = fp_net_input_shape(s->net);
-        fp_layer_info info;
-        if (j >= 0 && !fp_net_layer_info(s->net, j, &info)) want = info.out;
+        fp_shape want = fpp_tensor_shape(s->net, j);
         float *dst = j < 0 ? fp_net_input(s->net) : fp_net_output_mut(s->net, j);
         int dims_ok = dst && t->rank == 3 && t->dims[0] == (uint32_t)want.c && t->dims[1] == (uint32_t)want.h &&
                       t->dims[2] == (uint32_t)want.w;
@@ -311,9 +309,7 @@ static fp_status fpi_features_frame(fpi_stage *s, const fp_frame *in)
                   .image_h = in->image_h};
     for (int i = 0; i < s->n_out; i++) {
         int j = s->out_cut[i];
-        fp_shape sh = fp_net_input_shape(s->net);
-        fp_layer_info info;
-        if (j >= 0 && !fp_net_layer_info(s->net, j, &info)) sh = info.out;
+        fp_shape sh = fpp_tensor_shape(s->net, j);
         const float *x = j < 0 ? fp_net_input(s->net) : fp_net_output(s->net, j);
         uint32_t dims[3] = {(uint32_t)sh.c, (uint32_t)sh.h, (uint32_t)sh.w};
         fp_status st = x ? fp_fmap_encode(s->codec, j, x, dims, 3, &s->enc[i], &f.tensors[i])
