@@ -6,6 +6,7 @@
 #   make bench      build and run the engine benchmark against darknet
 #   make bench-facedet  the face detector against face-api on TF.js WASM (1 thread)
 #   make bench-pipeline fogpipe run with 1-4 stages against detect, and the raw transport rate
+#   make soak       50,000 images through a loopback pipeline; memory and descriptors sampled
 #   make image      the container image $(IMAGE), offline, FROM scratch (deploy/Containerfile;
 #                   podman, or ENGINE=docker); NO_BLAS=1 leaves OpenBLAS out (reference kernels)
 #   make podman-up PLAN=plan.json [PORT=8080]  a plan's pipeline in containers on this machine
@@ -46,6 +47,14 @@ bench-pipeline: build
 	FP_BUILD=$(BUILD) bash bench/pipeline.sh
 	$(BUILD)/bench_transport
 
+# make soak [SOAK_IMAGES=50000]: a 3-stage pipeline and the gateway on loopback, fed
+# over HTTP; every process's memory and descriptors sampled (bench/soak.sh,
+# bench/results/soak.json, docs/reliability.md)
+SOAK_IMAGES ?= 50000
+.PHONY: soak
+soak: build
+	FOGPIPE=$(BUILD)/fogpipe bash bench/soak.sh $(SOAK_IMAGES)
+
 .PHONY: image podman-up podman-down podman-plan
 
 image: # the fogpipe binary alone, then the image
@@ -71,7 +80,7 @@ clean:
 # seeds (tests/fuzz/corpus/<t>/; new inputs go to $(FUZZ_BUILD)/fuzz/<t>/corpus). Crashes land
 # in $(FUZZ_BUILD)/fuzz/<t>/crashes/; logs in $(FUZZ_BUILD)/fuzz/<t>.log (docs/reliability.md).
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS ?= cfg weights tfjs plan cluster frame image result http
+FUZZ_TARGETS ?= cfg weights tfjs plan cluster frame image result http key
 FUZZ_BUILD ?= build-fuzz
 FUZZ_CC ?= clang-14
 FUZZ_FLAGS ?= -rss_limit_mb=4096 -timeout=30 -max_len=65536

@@ -12,9 +12,13 @@
  *   gateway.yaml       Deployment NAME-gateway, Service NAME-gateway (its HTTP
  *                      API) and headless Service NAME-results (where the last
  *                      stage sends)
+ *   secret.yaml        with --curve-key: Secret NAME-curve holding the key file
+ *                      (mode 0600), mounted by every pod at /etc/fogpipe-keys
  *   namespace.yaml     with --namespace
  *   kustomization.yaml the list of the above (kubectl apply -k DIR)
  *   podman/kube.yaml   with --podman: the podman overlay (see fpd_podman_note)
+ *   podman/curve.key   with --podman and --curve-key: the key, mounted from
+ *                      the host (podman 4.3's kube play cannot mount Secrets)
  *
  * Objects are built as cJSON trees and printed as block YAML by a small
  * emitter (fpd_yaml_*) that quotes every string YAML could read as anything
@@ -27,12 +31,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "commands.h"
 #include "fogpipe/partition.h"
+#include "pipeline/curve.h"
 #include "pipeline/pipeline.h"
 
 static fp_flag fp_deploy_flags[] = {
@@ -49,6 +56,8 @@ static fp_flag fp_deploy_flags[] = {
     {"gateway-node", 0, "LABEL", "pin the gateway to nodes labelled device=LABEL (default: anywhere)", NULL},
     {"podman", 0, NULL, "also write podman/kube.yaml for `podman kube play` on one machine", NULL},
     {"host-port", 0, "PORT", "with --podman: host port of the gateway API on 127.0.0.1 (default 8080)", NULL},
+    {"curve-key", 0, "PATH", "encrypt and authenticate the links with this CURVE key file (fogpipe keys): written "
+                             "into a Secret every pod mounts (docs/security.md)", NULL},
     {NULL, 0, NULL, NULL, NULL},
 };
 
@@ -66,7 +75,9 @@ static fp_command fp_deploy_cmd = {
     "label device=<the plan's node of the stage's device>. --podman adds\n"
     "podman/kube.yaml: one Pod per replica named as the StatefulSet would, pod\n"
     "names instead of Service names, no probes or node selection, the API on\n"
-    "127.0.0.1:--host-port (deploy/podman-up runs it).",
+    "127.0.0.1:--host-port (deploy/podman-up runs it). With --curve-key the key\n"
+    "goes into secret.yaml (mode 0600: it holds the secret key) and every pod\n"
+    "gets FOGPIPE_CURVE_KEY; the podman variant mounts podman/curve.key instead.",
     fp_deploy_flags, 0, 0};
 
 enum { FPD_RESULTS_PORT = 5600, FPD_HTTP_PORT = 8080, FPD_UID = 65532 };
@@ -88,6 +99,9 @@ typedef struct fpd_ctx {
     char plan_hash[32];     /* fnv1a64:... of the plan text */
     char cm_name[128];      /* the ConfigMap's name */
     int max_replicas;       /* 0 = the plan's per stage */
+    const char *curve_text; /* the key file's bytes, NULL = no CURVE */
+    const char *curve_public; /* its public key (an annotation: a new key rolls the pods) */
+    char curve_host[PATH_MAX]; /* podman: the key file on the host */
     int host_port;
     int podman;             /* building the podman variant */
     int oom;                /* a cJSON allocation failed */
@@ -226,15 +240,18 @@ static void fpd_yaml_seq(FILE *f, const cJSON *arr, int indent)
 
 /* Writes the documents of `docs` (an array of objects), separated by "---",
  * to dir/file. 0 or FP_EXIT_FAIL (printed). */
-static int fpd_write(const char *dir, const char *file, const char *comment, const cJSON *docs)
+/* Writes docs to dir/file with permissions `mode` (also when it exists). */
+static int fpd_write_mode(const char *dir, const char *file, const char *comment, const cJSON *docs, mode_t mode)
 {
     char path[PATH_MAX];
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, file) >= sizeof path) {
         fprintf(stderr, "fogpipe deploy: %s/%s: path too long\n", dir, file);
         return FP_EXIT_FAIL;
     }
-    FILE *f = fopen(path, "w");
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    FILE *f = fd >= 0 && fchmod(fd, mode) == 0 ? fdopen(fd, "w") : NULL;
     if (!f) {
+        if (fd >= 0) close(fd);
         fprintf(stderr, "fogpipe deploy: %s: cannot write: %s\n", path, strerror(errno));
         return FP_EXIT_FAIL;
     }
@@ -250,6 +267,11 @@ static int fpd_write(const char *dir, const char *file, const char *comment, con
         return FP_EXIT_FAIL;
     }
     return 0;
+}
+
+static int fpd_write(const char *dir, const char *file, const char *comment, const cJSON *docs)
+{
+    return fpd_write_mode(dir, file, comment, docs, 0644);
 }
 
 /* --------------------------------------------------------- object builders */
@@ -393,6 +415,7 @@ static cJSON *fpd_pod_spec(fpd_ctx *c, cJSON *spec)
     fpd_bool(c, sc, "runAsNonRoot", 1);
     fpd_num(c, sc, "runAsUser", FPD_UID);
     fpd_num(c, sc, "runAsGroup", FPD_UID);
+    if (c->curve_text && !c->podman) fpd_num(c, sc, "fsGroup", FPD_UID); /* the Secret's files: group-readable */
     if (!c->podman) {
         cJSON *sp = fpd_obj(c, sc, "seccompProfile");
         fpd_str(c, sp, "type", "RuntimeDefault");
@@ -408,6 +431,21 @@ static cJSON *fpd_pod_spec(fpd_ctx *c, cJSON *spec)
     cJSON *hp = fpd_obj(c, v, "hostPath");
     fpd_str(c, hp, "path", c->model_dir);
     fpd_str(c, hp, "type", "Directory");
+    if (c->curve_text) {
+        v = fpd_item(c, vols);
+        fpd_str(c, v, "name", "curve");
+        if (c->podman) {
+            hp = fpd_obj(c, v, "hostPath");
+            fpd_str(c, hp, "path", c->curve_host);
+            fpd_str(c, hp, "type", "File");
+        } else {
+            char secret[160];
+            snprintf(secret, sizeof secret, "%s-curve", c->name);
+            cJSON *sv = fpd_obj(c, v, "secret");
+            fpd_str(c, sv, "secretName", secret);
+            fpd_num(c, sv, "defaultMode", 0440);
+        }
+    }
     return fpd_arr(c, spec, "containers");
 }
 
@@ -436,7 +474,14 @@ static cJSON *fpd_container(fpd_ctx *c, cJSON *containers, const char *name, con
     fpd_str(c, m, "name", "models");
     fpd_str(c, m, "mountPath", "/models");
     fpd_bool(c, m, "readOnly", 1);
+    if (c->curve_text) {
+        m = fpd_item(c, mounts);
+        fpd_str(c, m, "name", "curve");
+        fpd_str(c, m, "mountPath", c->podman ? "/etc/fogpipe-keys/curve.key" : "/etc/fogpipe-keys");
+        fpd_bool(c, m, "readOnly", 1);
+    }
     *env = fpd_arr(c, ct, "env");
+    if (c->curve_text) fpd_env(c, *env, "FOGPIPE_CURVE_KEY", "/etc/fogpipe-keys/curve.key");
     char path[FP_PART_MAX_PATH + 16];
     fpd_env(c, *env, "FOGPIPE_PLAN", "/etc/fogpipe/plan.json");
     snprintf(path, sizeof path, "/models/%s", c->cfg_base);
@@ -517,6 +562,7 @@ static void fpd_stage_pod(fpd_ctx *c, cJSON *tmpl_meta, cJSON *spec, int k, cons
     fpd_str(c, l, "app.kubernetes.io/managed-by", "fogpipe-deploy");
     cJSON *an = fpd_obj(c, tmpl_meta, "annotations");
     fpd_str(c, an, "fogpipe.dev/plan-hash", c->plan_hash);
+    if (c->curve_public) fpd_str(c, an, "fogpipe.dev/curve-public-key", c->curve_public);
     snprintf(buf, sizeof buf, "%d..%d", st->first, st->last);
     fpd_str(c, an, "fogpipe.dev/layers", buf);
     if (!c->podman) fpd_placement(c, spec, k, component);
@@ -634,7 +680,9 @@ static void fpd_gateway_pod(fpd_ctx *c, cJSON *tmpl_meta, cJSON *spec)
     fpd_selector_labels(c, l, "gateway");
     fpd_str(c, l, "app.kubernetes.io/part-of", "fogpipe");
     fpd_str(c, l, "app.kubernetes.io/managed-by", "fogpipe-deploy");
-    fpd_str(c, fpd_obj(c, tmpl_meta, "annotations"), "fogpipe.dev/plan-hash", c->plan_hash);
+    cJSON *an = fpd_obj(c, tmpl_meta, "annotations");
+    fpd_str(c, an, "fogpipe.dev/plan-hash", c->plan_hash);
+    if (c->curve_public) fpd_str(c, an, "fogpipe.dev/curve-public-key", c->curve_public);
     if (c->gateway_node && !c->podman) fpd_str(c, fpd_obj(c, spec, "nodeSelector"), "device", c->gateway_node);
     cJSON *containers = fpd_pod_spec(c, spec), *env;
     cJSON *ct = fpd_container(c, containers, "gateway", "gateway", &env);
@@ -716,6 +764,40 @@ static void fpd_configmap(fpd_ctx *c, cJSON *docs)
     cJSON *meta, *d = fpd_doc(c, docs, "v1", "ConfigMap", c->cm_name, "plan", &meta);
     fpd_str(c, fpd_obj(c, meta, "annotations"), "fogpipe.dev/plan-hash", c->plan_hash);
     fpd_str(c, fpd_obj(c, d, "data"), "plan.json", c->plan_text);
+}
+
+/* Base64 (RFC 4648, padded) of s into a fresh string; NULL when out of
+ * memory. A Secret's data must be base64. */
+static char *fpd_base64(const char *s)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n = strlen(s), o = 0;
+    char *out = malloc(4 * ((n + 2) / 3) + 1);
+    if (!out) return NULL;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)(unsigned char)s[i] << 16;
+        if (i + 1 < n) v |= (uint32_t)(unsigned char)s[i + 1] << 8;
+        if (i + 2 < n) v |= (unsigned char)s[i + 2];
+        out[o++] = abc[v >> 18 & 63];
+        out[o++] = abc[v >> 12 & 63];
+        out[o++] = i + 1 < n ? abc[v >> 6 & 63] : '=';
+        out[o++] = i + 2 < n ? abc[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static void fpd_secret(fpd_ctx *c, cJSON *docs)
+{
+    char name[160];
+    snprintf(name, sizeof name, "%s-curve", c->name);
+    cJSON *meta, *d = fpd_doc(c, docs, "v1", "Secret", name, "keys", &meta);
+    fpd_str(c, fpd_obj(c, meta, "annotations"), "fogpipe.dev/curve-public-key", c->curve_public);
+    fpd_str(c, d, "type", "Opaque");
+    char *b64 = fpd_base64(c->curve_text);
+    if (!b64) c->oom = 1;
+    else fpd_str(c, fpd_obj(c, d, "data"), "curve.key", b64);
+    free(b64);
 }
 
 /* ----------------------------------------------------------------- inputs */
@@ -841,6 +923,31 @@ static int fpd_mkdirs(const char *dir)
     return fp_cli_mkdir(tmp);
 }
 
+/* The podman variant's key: dir/curve.key, readable by the pods' user
+ * only (podman 4.3's kube play cannot mount a Secret; a hostPath can). */
+static int fpd_podman_key(fpd_ctx *c, const char *dir)
+{
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof path, "%s/curve.key", dir) >= sizeof path) {
+        fprintf(stderr, "fogpipe deploy: %s: path too long\n", dir);
+        return FP_EXIT_FAIL;
+    }
+    unlink(path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400);
+    size_t n = strlen(c->curve_text);
+    int ok = fd >= 0 && write(fd, c->curve_text, n) == (ssize_t)n;
+    if (fd >= 0 && geteuid() == 0 && fchown(fd, FPD_UID, FPD_UID)) ok = 0;
+    if (fd >= 0 && close(fd)) ok = 0;
+    if (!ok || !realpath(path, c->curve_host)) {
+        fprintf(stderr, "fogpipe deploy: %s: cannot write the key: %s\n", path, strerror(errno));
+        return FP_EXIT_FAIL;
+    }
+    if (geteuid() != 0)
+        fprintf(stderr, "fogpipe deploy: warning: %s belongs to you, not to the pods' user %d: run podman as root, or "
+                        "chown it\n", path, FPD_UID);
+    return 0;
+}
+
 int fp_cmd_deploy(int argc, char **argv)
 {
     char **pos;
@@ -893,6 +1000,17 @@ int fp_cmd_deploy(int argc, char **argv)
         return FP_EXIT_USAGE;
     }
 
+    fpp_curve_key key;
+    char *key_text = NULL;
+    const char *key_path = fp_flag_get(&fp_deploy_cmd, "curve-key");
+    if (key_path) {
+        if (fpp_curve_key_load(key_path, &key) || !(key_text = fpd_read_file(key_path, 4096))) {
+            fprintf(stderr, "fogpipe deploy: --curve-key: %s\n", fp_last_error());
+            return FP_EXIT_USAGE;
+        }
+        c.curve_text = key_text;
+        c.curve_public = key.public_key;
+    }
     fp_plan *plan = malloc(sizeof *plan);
     char *text = NULL, model_dir[PATH_MAX];
     cJSON *docs[4] = {NULL};
@@ -948,6 +1066,16 @@ int fp_cmd_deploy(int argc, char **argv)
     if (c.oom || (rc = fpd_write(out, "plan.yaml", "The plan every pod reads (/etc/fogpipe/plan.json).", docs[1])))
         goto done;
     fpd_push_str(&c, res, "plan.yaml");
+    if (c.curve_text) {
+        cJSON_Delete(docs[1]);
+        docs[1] = cJSON_CreateArray();
+        fpd_secret(&c, docs[1]);
+        if (c.oom || (rc = fpd_write_mode(out, "secret.yaml",
+                                          "The CURVE key every pod mounts (/etc/fogpipe-keys). It holds the secret "
+                                          "key: keep this file private.", docs[1], 0600)))
+            goto done;
+        fpd_push_str(&c, res, "secret.yaml");
+    }
     for (int s = 0; s < plan->n_stages; s++) {
         char comment[160];
         cJSON_Delete(docs[1]);
@@ -971,6 +1099,7 @@ int fp_cmd_deploy(int argc, char **argv)
         char dir[PATH_MAX];
         snprintf(dir, sizeof dir, "%s/podman", out);
         if ((rc = fp_cli_mkdir(dir))) goto done;
+        if (c.curve_text && (rc = fpd_podman_key(&c, dir))) goto done;
         c.podman = 1;
         docs[2] = cJSON_CreateArray();
         fpd_configmap(&c, docs[2]);
@@ -995,5 +1124,10 @@ done:
     for (int i = 0; i < 4; i++) cJSON_Delete(docs[i]);
     free(text);
     free(plan);
+    if (key_text) {
+        memset(key_text, 0, strlen(key_text));
+        free(key_text);
+        memset(&key, 0, sizeof key);
+    }
     return rc;
 }

@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "common/common.h"
 #include "gw_side.h"
+#include "pipeline/curve.h"
 #include "pipeline/http.h"
 #include "pipeline/metrics.h"
 
@@ -32,6 +33,8 @@ static fp_flag fp_gw_flags[] = {
     {"hwm", 0, "N", "frames queued per socket before the gateway blocks (default 2)", NULL},
     {"token-file", 0, "PATH", "require `Authorization: Bearer <the file's first line>` on /v1/* and /metrics (401 otherwise)",
      NULL},
+    {"curve-key", 0, "PATH", "authenticate and encrypt the links to the stages with ZeroMQ CURVE using this key file "
+                             "(fogpipe keys; the stages need the same file; docs/security.md)", NULL},
     {NULL, 0, NULL, NULL, NULL},
 };
 
@@ -206,6 +209,7 @@ static void fp_gw_handler(void *user, const fpp_http_request *req, fpp_http_resp
         fpp_metrics_set(g->m, "fogpipe_gateway_in_flight", NULL, s.in_flight);
         fpp_metrics_set(g->m, "fogpipe_gateway_resent_total", NULL, (double)s.resent);
         fpp_metrics_set(g->m, "fogpipe_gateway_duplicates_total", NULL, (double)s.duplicates);
+        fpp_metrics_set(g->m, "fogpipe_auth_denied_total", NULL, (double)s.auth_denied);
         fpp_metrics_reply(g->m, resp);
     } else {
         fpp_http_reply(resp, 404, "text/plain", "not found: POST /v1/detect, GET /v1/stats, /metrics, /healthz\n");
@@ -287,6 +291,8 @@ int fp_cmd_gateway(int argc, char **argv)
         g.token[n] = '\0';
         fpi_free(text);
     }
+    fpp_curve_key key;
+    if ((rc = fp_cli_curve_key(&fp_gw_cmd, &key, &go.curve))) return rc;
     fp_plan plan;
     fpp_model_paths paths = {fp_flag_get(&fp_gw_cmd, "cfg"), NULL};
     fpp_http *srv = NULL;
@@ -306,13 +312,15 @@ int fp_cmd_gateway(int argc, char **argv)
         fpp_metrics_declare(g.m, "fogpipe_gateway_resent_total", FPP_GAUGE, "Frames sent again after a timeout.", NULL, NULL,
                             0) ||
         fpp_metrics_declare(g.m, "fogpipe_gateway_duplicates_total", FPP_GAUGE, "Results that came twice.", NULL, NULL, 0) ||
+        fpp_metrics_declare(g.m, "fogpipe_auth_denied_total", FPP_GAUGE,
+                            "Peers refused on the result socket because they do not hold the CURVE key.", NULL, NULL, 0) ||
         fpp_gateway_create(&go, &g.gw) ||
         fpp_http_start(host, port, (size_t)max_body, fp_gw_handler, &g, &srv)) {
         rc = fp_cli_fail();
         goto done;
     }
-    fprintf(stderr, "gateway: http://%s:%d/v1/detect; results on %s; stage 0 at %s%s\n", host, fpp_http_port(srv),
-            go.results, go.first.ep[0], go.first.n > 1 ? " (and more)" : "");
+    fprintf(stderr, "gateway: http://%s:%d/v1/detect; results on %s; stage 0 at %s%s%s\n", host, fpp_http_port(srv),
+            go.results, go.first.ep[0], go.first.n > 1 ? " (and more)" : "", go.curve ? "; links CURVE-encrypted" : "");
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = fp_gw_on_signal;
@@ -330,5 +338,6 @@ done:
     fpp_metrics_destroy(g.m);
     fp_names_free(&g.nm);
     fp_net_destroy(g.net);
+    memset(&key, 0, sizeof key);
     return rc;
 }

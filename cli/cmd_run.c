@@ -21,6 +21,7 @@
 #include "commands.h"
 #include "common/common.h"
 #include "gw_side.h"
+#include "pipeline/curve.h"
 
 static fp_flag fp_run_flags[] = {
     {"plan", 'p', "PATH", "plan file (fogpipe plan -o)", NULL},
@@ -42,6 +43,8 @@ static fp_flag fp_run_flags[] = {
     {"cfg", 'c', "PATH", "the model's cfg or TF.js manifest, when not at the plan's path", NULL},
     {"weights", 'w', "PATH", "the weights, when not at the plan's path", NULL},
     {"quiet", 'q', NULL, "no JSON Lines (the summary only)", NULL},
+    {"curve-key", 0, "PATH", "authenticate and encrypt every link with ZeroMQ CURVE using this key file (fogpipe keys)",
+     NULL},
     {NULL, 0, NULL, NULL, NULL},
 };
 
@@ -339,6 +342,11 @@ int fp_cmd_run(int argc, char **argv)
     int n_images = 0;
     fp_pending *pend = NULL;
     fpp_model_paths paths = {fp_flag_get(&fp_run_cmd, "cfg"), fp_flag_get(&fp_run_cmd, "weights")};
+    const char *key_path = fp_flag_get(&fp_run_cmd, "curve-key");
+    fpp_curve_key key;
+    const fpp_curve_key *curve;
+    memset(&key, 0, sizeof key);
+    if ((rc = fp_cli_curve_key(&fp_run_cmd, &key, &curve))) goto done;
     if (fp_plan_load(plan_path, NULL, &plan) || fpp_load_plan_model(&plan, -1, &paths, 1, &net)) {
         rc = fp_cli_fail();
         goto done;
@@ -385,7 +393,8 @@ int fp_cmd_run(int argc, char **argv)
                             {"threshold", thr >= 0 ? thbuf : NULL},
                             {"nms", nmsv >= 0 ? nmbuf : NULL},
                             {"cfg", paths.cfg},
-                            {"weights", paths.weights}};
+                            {"weights", paths.weights},
+                            {"curve-key", key_path}};
     for (int i = 0; i < sv.n_kids; i++) {
         char next[FPP_MAX_PEERS * 40] = "";
         int k = sv.kids[i].stage;
@@ -403,7 +412,8 @@ int fp_cmd_run(int argc, char **argv)
     fpp_gateway_opts go = {.window = window ? (int)window : (2 * sv.n_kids > 4 ? 2 * sv.n_kids : 4),
                            .resend_s = resend_ms / 1000.0,
                            .hwm = (int)hwm,
-                           .max_result_bytes = 64u << 20};
+                           .max_result_bytes = 64u << 20,
+                           .curve = curve};
     char results[64];
     snprintf(results, sizeof results, "tcp://127.0.0.1:%ld", port_base);
     go.results = results;
@@ -533,5 +543,6 @@ done:
     free(images);
     fp_names_free(&nm);
     fp_net_destroy(net);
+    memset(&key, 0, sizeof key);
     return rc;
 }

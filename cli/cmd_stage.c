@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "pipeline/curve.h"
 #include "pipeline/pipeline.h"
 
 static fp_flag fp_stage_flags[] = {
@@ -24,6 +25,8 @@ static fp_flag fp_stage_flags[] = {
     {"hwm", 0, "N", "frames queued per socket before senders block (default 2)", NULL},
     {"drain", 0, "SECONDS", "on SIGTERM, time allowed to finish and send received frames (default 10)", NULL},
     {"name", 0, "TEXT", "replica name for logs (default: stage K)", NULL},
+    {"curve-key", 0, "PATH", "authenticate and encrypt both links with ZeroMQ CURVE using this key file (fogpipe keys; "
+                             "every member of the pipeline needs the same file; docs/security.md)", NULL},
     {NULL, 0, NULL, NULL, NULL},
 };
 
@@ -132,13 +135,17 @@ int fp_cmd_stage(int argc, char **argv)
     o.hwm = (int)hwm;
     o.drain_s = drain;
     o.name = (v = fp_flag_get(&fp_stage_cmd, "name")) ? v : name;
+    fpp_curve_key key;
+    if ((rc = fp_cli_curve_key(&fp_stage_cmd, &key, &o.curve))) return rc;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = fp_stage_on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    if (fpp_stage_serve(&o, &fp_stage_stop)) {
+    fp_status st = fpp_stage_serve(&o, &fp_stage_stop);
+    memset(&key, 0, sizeof key);
+    if (st) {
         fprintf(stderr, "fogpipe stage %ld: %s\n", stage, fp_last_error());
         return FP_EXIT_FAIL;
     }

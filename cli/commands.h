@@ -18,6 +18,7 @@ int fp_cmd_stage(int argc, char **argv);
 int fp_cmd_gateway(int argc, char **argv);
 int fp_cmd_run(int argc, char **argv);
 int fp_cmd_deploy(int argc, char **argv);
+int fp_cmd_keys(int argc, char **argv);
 
 /* Splits "HOST:PORT" at the last colon ("[::1]:80" too). 0, or -1 if malformed. */
 int fp_cli_host_port(const char *text, char *host, size_t n, int *port);
@@ -29,6 +30,12 @@ int fp_cli_fail(void);
  * random_seed >= 0), sets threads and prepares the network for running.
  * On failure prints the error and returns FP_EXIT_FAIL with *out NULL. */
 int fp_cli_load_net(const char *cfg, const char *weights, int threads, fp_net **out);
+
+/* --curve-key of `cmd`: when set, loads the key file into *key and returns
+ * key in *use; when unset, *use is NULL. 0, or FP_EXIT_USAGE after printing
+ * "fogpipe <cmd>: --curve-key: <why>". */
+struct fpp_curve_key;
+int fp_cli_curve_key(const fp_command *cmd, struct fpp_curve_key *key, const struct fpp_curve_key **use);
 
 /* Creates directory `dir` if it does not exist (one level). 0 or FP_EXIT_FAIL. */
 int fp_cli_mkdir(const char *dir);

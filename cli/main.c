@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "fogpipe/status.h"
+#include "pipeline/curve.h"
 
 #define FP_VERSION "0.1.0"
 
@@ -25,6 +26,7 @@ static const struct {
     {"gateway", fp_cmd_gateway, "serve a pipeline over HTTP: POST /v1/detect, GET /v1/stats, /metrics"},
     {"run", fp_cmd_run, "run a plan's stages as local processes and stream images through them"},
     {"deploy", fp_cmd_deploy, "write Kubernetes manifests (and a podman variant) that run a plan in containers"},
+    {"keys", fp_cmd_keys, "make the CURVE key file that authenticates and encrypts a pipeline's links"},
 };
 
 static void fp_usage(FILE *to)
@@ -53,6 +55,19 @@ int fp_cli_load_net(const char *cfg, const char *weights, int threads, fp_net **
         return fp_cli_fail();
     }
     *out = net;
+    return 0;
+}
+
+int fp_cli_curve_key(const fp_command *cmd, struct fpp_curve_key *key, const struct fpp_curve_key **use)
+{
+    const char *path = fp_flag_get(cmd, "curve-key");
+    *use = NULL;
+    if (!path) return 0;
+    if (fpp_curve_key_load(path, key)) {
+        fprintf(stderr, "fogpipe %s: --curve-key: %s\n", cmd->name, fp_last_error());
+        return FP_EXIT_USAGE;
+    }
+    *use = key;
     return 0;
 }
 

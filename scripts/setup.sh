@@ -15,6 +15,7 @@ pkgs=(
   python3 curl                       # small helpers in tests and benchmarks; HTTP in tests
   libopenblas0-pthread               # sgemm/sgemv for the fast kernels (loaded at run time; optional)
   python3-yaml                       # deploy tests read the generated Kubernetes YAML
+  iptables                           # tests/faults.sh cuts a link by dropping its packets
 )
 # podman runs the container image and the generated manifests (`podman kube
 # play`) in tests/deploy_podman.sh; FOGPIPE_NO_PODMAN=1 leaves it out.

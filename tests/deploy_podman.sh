@@ -106,8 +106,11 @@ check "in the container the fast kernels load OpenBLAS" 'grep -q OpenBLAS <<<"$k
 # --- up ---------------------------------------------------------------------
 PORT=$(free_port)
 t0=$SECONDS
+# Every link CURVE-encrypted: one key file for all (a hostPath in the podman
+# overlay; a Secret in the Kubernetes manifests).
+"$FOGPIPE" keys -o "$T/curve.key" >/dev/null 2>&1
 FOGPIPE=$FOGPIPE "$FP_SRC/deploy/podman-up" "$T/p.json" --image "$IMG" --name "$NAME" --port "$PORT" \
-    --out "$T/deploy" --timeout 180 >"$T/up.out" 2>"$T/up.err"
+    --out "$T/deploy" --timeout 180 --curve-key "$T/curve.key" >"$T/up.out" 2>"$T/up.err"
 rc=$?
 url=$(tail -1 "$T/up.out")
 check "deploy/podman-up: every stage ready, the gateway's URL last ($((SECONDS - t0)) s)" \
@@ -115,6 +118,8 @@ check "deploy/podman-up: every stage ready, the gateway's URL last ($((SECONDS -
 pods=$(podman pod ps --filter "label=app.kubernetes.io/instance=$NAME" --format '{{.Name}}' | sort | tr '\n' ' ')
 check "5 pods: stage 0, stage 1 twice, stage 2, the gateway" \
     '[ "$pods" = "$NAME-gateway $NAME-stage-0-0 $NAME-stage-1-0 $NAME-stage-1-1 $NAME-stage-2-0 " ]' "$pods"
+gwlog=$(podman logs "$NAME-gateway-gateway" 2>&1 | head -3)
+check "the gateway's links are CURVE-encrypted (the key mounted from the host)" 'grep -q "CURVE-encrypted" <<<"$gwlog"' "$gwlog"
 sec=$(podman inspect "$NAME-stage-1-0-stage" --format '{{.HostConfig.ReadonlyRootfs}} {{.Config.User}} {{.HostConfig.Memory}} {{len .EffectiveCaps}}')
 check "a stage container: read-only root, user 65532, the plan's memory limit, no capabilities" \
     'read -r ro u mem caps <<<"$sec"; [ "$ro" = true ] && [ "$u" = 65532:65532 ] && [ "$mem" -gt 0 ] && [ "$caps" = 0 ]' "$sec"

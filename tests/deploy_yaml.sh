@@ -308,6 +308,66 @@ check "--instance blue: every object and address is blue-*" \
      grep -q "tcp://blue-results:5600" "$T/k8s4/stage-2.yaml" && ! grep -q "fogpipe-stage" "$T/k8s4"/*.yaml' \
     "$(grep -n "name: \|tcp://" "$T/k8s4/stage-1.yaml" | head -5)"
 
+# --curve-key: a Secret (mode 0600) every pod mounts, FOGPIPE_CURVE_KEY set,
+# the public key as a pod annotation (a new key rolls the pods); the podman
+# variant mounts podman/curve.key from the host instead.
+"$FOGPIPE" keys -o "$T/curve.key" >/dev/null 2>&1
+echo "secret-key = \"short\"" >"$T/bad.key"
+run --plan "$T/p.json" --image fp:1 -o "$T/k8s6" --curve-key "$T/bad.key"
+check "--curve-key with a broken key file: exit 2 naming it, nothing written" \
+    '[ $rc = 2 ] && grep -q "bad.key" "$T/out" && [ ! -e "$T/k8s6" ]' "rc $rc: $(cat "$T/out")"
+run --plan "$T/p.json" --image fp:1 -o "$T/k8s5" --curve-key "$T/curve.key" --podman
+check "--curve-key: exit 0" '[ $rc = 0 ]' "rc $rc: $(cat "$T/out")"
+check "secret.yaml and podman/curve.key are private (0600, 0400)" \
+    '[ "$(stat -c %a "$T/k8s5/secret.yaml")" = 600 ] && [ "$(stat -c %a "$T/k8s5/podman/curve.key")" = 400 ]' \
+    "$(stat -c '%a %n' "$T/k8s5/secret.yaml" "$T/k8s5/podman/curve.key" 2>&1)"
+"$PY" - "$T/k8s5" "$T/curve.key" >"$T/py5.out" 2>&1 <<'EOF'
+import base64, os, sys, yaml
+out, key = sys.argv[1:3]
+text = open(key).read()
+pub = [l.split('"')[1] for l in text.splitlines() if l.startswith("public-key")][0]
+docs = [d for f in sorted(os.listdir(out)) if f.endswith(".yaml") and f != "kustomization.yaml"
+        for d in yaml.safe_load_all(open(os.path.join(out, f))) if d]
+def say(name, cond, why=""):
+    print(("ok   " if cond else "FAIL ") + name + ("" if cond else ": " + str(why)[:300]))
+kust = yaml.safe_load(open(os.path.join(out, "kustomization.yaml")))
+say("curve: the kustomization lists secret.yaml", "secret.yaml" in kust["resources"], kust["resources"])
+sec = [d for d in docs if d["kind"] == "Secret"]
+say("curve: one Secret fogpipe-curve holding the key file",
+    len(sec) == 1 and sec[0]["metadata"]["name"] == "fogpipe-curve"
+    and base64.b64decode(sec[0]["data"]["curve.key"]).decode() == text, sec)
+pods = [d["spec"]["template"] for d in docs if d["kind"] in ("StatefulSet", "Deployment")]
+bad = []
+for t in pods:
+    s, c = t["spec"], t["spec"]["containers"][0]
+    vol = {v["name"]: v for v in s["volumes"]}.get("curve", {})
+    mnt = {m["name"]: m for m in c["volumeMounts"]}.get("curve", {})
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    if not (vol.get("secret", {}).get("secretName") == "fogpipe-curve" and vol["secret"].get("defaultMode") == 0o440
+            and s["securityContext"].get("fsGroup") == 65532 and mnt.get("mountPath") == "/etc/fogpipe-keys"
+            and mnt.get("readOnly") and env.get("FOGPIPE_CURVE_KEY") == "/etc/fogpipe-keys/curve.key"
+            and t["metadata"]["annotations"].get("fogpipe.dev/curve-public-key") == pub):
+        bad.append(t["metadata"])
+say(f"curve: all {len(pods)} workloads mount the Secret (fsGroup, 0440), set FOGPIPE_CURVE_KEY, carry the public key",
+    len(pods) == 4 and not bad, bad)
+pdocs = [d for d in yaml.safe_load_all(open(os.path.join(out, "podman", "kube.yaml"))) if d]
+pd = [d for d in pdocs if d["kind"] == "Pod"]
+hp = os.path.realpath(os.path.join(out, "podman", "curve.key"))
+bad = [p["metadata"]["name"] for p in pd
+       if {v["name"]: v for v in p["spec"]["volumes"]}.get("curve", {}).get("hostPath", {}).get("path") != hp
+       or {e["name"]: e.get("value") for e in p["spec"]["containers"][0]["env"]}.get("FOGPIPE_CURVE_KEY")
+          != "/etc/fogpipe-keys/curve.key"]
+say("curve: podman pods mount podman/curve.key from the host, no Secret",
+    pd and not bad and not any(d["kind"] == "Secret" for d in pdocs), bad)
+EOF
+while IFS= read -r line; do
+    case $line in
+    "ok   "*) ok "${line#ok   }" ;;
+    "FAIL "*) bad "${line#FAIL }" "" ;;
+    *) bad "curve checks" "$line" ;;
+    esac
+done <"$T/py5.out"
+
 # A new plan: a new ConfigMap name and new pod annotations, so `kubectl apply` rolls the pods.
 "$PY" -c 'import json,sys; p=json.load(open(sys.argv[1])); p["stages"][0]["threads"]=1; json.dump(p,open(sys.argv[2],"w"))' \
     "$T/p.json" "$T/p2.json"
@@ -334,7 +394,7 @@ fi
 # npm install --prefix data/node kubernetes-models@5 js-yaml@4
 KM=${FP_K8S_MODELS:-$FP_SRC/data/node}
 if command -v node >/dev/null && [ -d "$KM/node_modules/kubernetes-models" ] && [ -d "$KM/node_modules/js-yaml" ]; then
-    NODE_PATH=$KM/node_modules node - "$T/k8s"/*.yaml >"$T/km.out" 2>&1 <<'EOF'
+    NODE_PATH=$KM/node_modules node - "$T/k8s"/*.yaml "$T/k8s5"/*.yaml >"$T/km.out" 2>&1 <<'EOF'
 const fs = require('fs'), yaml = require('js-yaml');
 let bad = 0, n = 0;
 for (const f of process.argv.slice(2)) for (const d of yaml.loadAll(fs.readFileSync(f, 'utf8'))) {

@@ -140,6 +140,7 @@ static void test_frame(void) { replay("frame"); }
 static void test_image(void) { replay("image"); }
 static void test_result(void) { replay("result"); }
 static void test_http(void) { replay("http"); }
+static void test_key(void) { replay("key"); }
 
 TEST_LIST = {
     {"cfg", test_cfg},
@@ -151,5 +152,6 @@ TEST_LIST = {
     {"image", test_image},
     {"result", test_result},
     {"http", test_http},
+    {"key", test_key},
     {NULL, NULL},
 };

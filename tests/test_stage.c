@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -24,6 +26,7 @@
 #include "fogpipe/frame.h"
 #include "fogpipe/net.h"
 #include "fogpipe/partition.h"
+#include "pipeline/curve.h"
 #include "pipeline/pipeline.h"
 #include "test.h"
 
@@ -305,6 +308,8 @@ typedef struct worker {
     char results[64];  /* the test's PULL endpoint: the worker's next hop */
     void *ctx, *push, *pull;
     uint64_t next_id;  /* good frames get ids 0, 1, 2, ... */
+    const fpp_curve_key *curve; /* the worker's key, and the test sockets' */
+    fpp_zap *zap;      /* authenticates the worker on the test's result socket */
 } worker;
 
 static void *worker_main(void *arg)
@@ -380,8 +385,10 @@ static int open_results(worker *w, const char *endpoint)
     int linger = 0, timeout = 5000;
     w->pull = zmq_socket(w->ctx, ZMQ_PULL);
     if (!w->pull || zmq_setsockopt(w->pull, ZMQ_LINGER, &linger, sizeof linger) ||
-        zmq_setsockopt(w->pull, ZMQ_RCVTIMEO, &timeout, sizeof timeout) || zmq_bind(w->pull, endpoint))
+        zmq_setsockopt(w->pull, ZMQ_RCVTIMEO, &timeout, sizeof timeout))
         return 0;
+    if (w->curve && (fpp_zap_start(w->ctx, w->curve, &w->zap) || fpp_curve_server(w->pull, w->curve))) return 0;
+    if (zmq_bind(w->pull, endpoint)) return 0;
     size_t n = sizeof w->results;
     return !zmq_getsockopt(w->pull, ZMQ_LAST_ENDPOINT, w->results, &n);
 }
@@ -391,7 +398,8 @@ static int open_push(worker *w)
     int linger = 0, timeout = 5000;
     w->push = zmq_socket(w->ctx, ZMQ_PUSH);
     return w->push && !zmq_setsockopt(w->push, ZMQ_LINGER, &linger, sizeof linger) &&
-           !zmq_setsockopt(w->push, ZMQ_SNDTIMEO, &timeout, sizeof timeout) && !zmq_connect(w->push, w->bind);
+           !zmq_setsockopt(w->push, ZMQ_SNDTIMEO, &timeout, sizeof timeout) &&
+           (!w->curve || !fpp_curve_client(w->push, w->curve)) && !zmq_connect(w->push, w->bind);
 }
 
 /* Waits until GET /readyz answers `status` (at most timeout_s). */
@@ -406,12 +414,14 @@ static int wait_ready(worker *w, int status, double timeout_s, char *body, size_
     return 0;
 }
 
-/* Starts stage 1 of the plan in a thread, serving on free ports, with the
- * test's PULL socket as its next hop; returns once /readyz says 200. */
-static int worker_start(worker *w, int hwm, double drain_s)
+/* Starts stage 1 of the plan in a thread, serving on free ports, with
+ * CURVE when `curve` is set; its next hop is `next`, or the test's PULL
+ * socket when NULL. Returns without waiting for readiness. */
+static int worker_begin(worker *w, int hwm, double drain_s, const fpp_curve_key *curve, const char *next)
 {
     memset(w, 0, sizeof *w);
     if (!fx_get()) return 0;
+    w->curve = curve;
     int zport, hport;
     CHECK(free_ports(&zport, &hport));
     snprintf(w->bind, sizeof w->bind, "tcp://127.0.0.1:%d", zport);
@@ -423,13 +433,21 @@ static int worker_start(worker *w, int hwm, double drain_s)
     }
     w->o = (fpp_stage_opts){.plan = fx.plan, .stage = 1, .bind = w->bind, .http_host = "127.0.0.1",
                             .http_port = hport, .threads = 1, .thresh = -1, .nms = -1, .hwm = hwm,
-                            .name = "t", .drain_s = drain_s};
-    CHECK_OK(fpp_endpoints_parse(w->results, "next", &w->o.next));
+                            .name = "t", .drain_s = drain_s, .curve = curve};
+    CHECK_OK(fpp_endpoints_parse(next ? next : w->results, "next", &w->o.next));
     if (pthread_create(&w->th, NULL, worker_main, w)) {
         CHECK_MSG(0, "pthread_create failed");
         return 0;
     }
     w->started = 1;
+    return 1;
+}
+
+/* worker_begin, then waits until /readyz says 200 and connects the test's
+ * PUSH socket to the worker. */
+static int worker_start_with(worker *w, int hwm, double drain_s, const fpp_curve_key *curve, const char *next)
+{
+    if (!worker_begin(w, hwm, drain_s, curve, next)) return 0;
     char body[256] = "";
     int ok = wait_ready(w, 200, 10, body, sizeof body);
     CHECK_MSG(ok, "the worker never became ready: %s", atomic_load(&w->done) ? w->err : body);
@@ -437,6 +455,8 @@ static int worker_start(worker *w, int hwm, double drain_s)
     if (ok) CHECK(open_push(w));
     return ok && w->push;
 }
+
+static int worker_start(worker *w, int hwm, double drain_s) { return worker_start_with(w, hwm, drain_s, NULL, NULL); }
 
 /* Waits at most timeout_s for the worker's serve call to return. */
 static int wait_done(worker *w, double timeout_s)
@@ -462,6 +482,7 @@ static void worker_stop(worker *w)
     }
     if (w->push) zmq_close(w->push);
     if (w->pull) zmq_close(w->pull);
+    fpp_zap_stop(w->zap);
     if (w->ctx) zmq_ctx_term(w->ctx);
     memset(w, 0, sizeof *w);
 }
@@ -1144,6 +1165,280 @@ done:
     worker_stop(&w);
 }
 
+/* ---- CURVE: authenticated, encrypted links ----------------------------- */
+
+static void test_curve_key_files(void)
+{
+    if (!fx_get()) return;
+    fpp_curve_key k, back, other;
+    char path[160];
+    CHECK_OK(fpp_curve_keygen(&k));
+    CHECK_OK(fpp_curve_keygen(&other));
+    CHECK(strlen(k.public_key) == FPP_Z85_KEY && strlen(k.secret_key) == FPP_Z85_KEY);
+    CHECK(strcmp(k.public_key, other.public_key));
+    snprintf(path, sizeof path, "%s/good.key", fx.dir);
+    CHECK_OK(fpp_curve_key_write(path, &k));
+    CHECK_ERR(fpp_curve_key_write(path, &other), FP_EIO); /* never overwritten */
+    struct stat sb;
+    CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600);
+    CHECK_OK(fpp_curve_key_load(path, &back));
+    CHECK(!strcmp(back.public_key, k.public_key) && !strcmp(back.secret_key, k.secret_key));
+
+    /* Broken key files: each refused with its reason. */
+    char text[6000];
+    static const struct {
+        const char *what, *fmt; /* %s: secret, then public (only as many as the format uses) */
+        const char *reason;
+    } bad[] = {
+        {"empty", "", "no secret-key"},
+        {"comments only", "# nothing\n\n", "no secret-key"},
+        {"no public key", "secret-key = \"%s\"\n", "no public-key"},
+        {"short key", "secret-key = \"%.39s\"\npublic-key = \"%s\"\n", "Z85"},
+        {"unknown name", "secret = \"%s\"\n", "unknown key"},
+        {"no '='", "secret-key \"%s\"\n", "expected"},
+        {"not Z85", "secret-key = \"%s\"\npublic-key = \"~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~\"\n", "Z85"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(path, sizeof path, "%s/bad%zu.key", fx.dir, i);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+        snprintf(text, sizeof text, bad[i].fmt, k.secret_key, k.public_key);
+#pragma GCC diagnostic pop
+        CHECK(write_text(path, text));
+        CHECK_ERR(fpp_curve_key_load(path, &back), FP_EINVAL);
+        CHECK_MSG(strstr(fp_last_error(), bad[i].reason), "%s: %s", bad[i].what, fp_last_error());
+    }
+    /* Another pair's public key with this secret key. */
+    snprintf(path, sizeof path, "%s/mixed.key", fx.dir);
+    snprintf(text, sizeof text, "public-key = \"%s\"\nsecret-key = \"%s\"\n", other.public_key, k.secret_key);
+    CHECK(write_text(path, text));
+    CHECK_ERR(fpp_curve_key_load(path, &back), FP_EINVAL);
+    CHECK(strstr(fp_last_error(), "not the secret key's"));
+    /* Too big, and binary. */
+    snprintf(path, sizeof path, "%s/big.key", fx.dir);
+    memset(text, '#', sizeof text - 1);
+    text[sizeof text - 1] = '\0';
+    CHECK(write_text(path, text));
+    CHECK_ERR(fpp_curve_key_load(path, &back), FP_EINVAL);
+    snprintf(path, sizeof path, "%s/nul.key", fx.dir);
+    FILE *f = fopen(path, "wb");
+    CHECK(f && fwrite("secret-key = \"\0\"\n", 1, 17, f) == 17);
+    if (f) fclose(f);
+    CHECK_ERR(fpp_curve_key_load(path, &back), FP_EINVAL);
+    snprintf(path, sizeof path, "%s/absent.key", fx.dir);
+    CHECK_ERR(fpp_curve_key_load(path, &back), FP_EIO);
+}
+
+/* Polls a metric until it reaches at least `want` (at most 5 s). */
+static double metric_reaches(worker *w, const char *name, double want)
+{
+    double v = metric(w, name, NULL), end = fpi_now() + 5;
+    while (v < want && fpi_now() < end) {
+        sleep_ms(20);
+        v = metric(w, name, NULL);
+    }
+    return v;
+}
+
+/* A PUSH socket in its own context that sends one good frame to the
+ * worker, as a client with `as` (NULL: no CURVE) expecting server key
+ * `server_pub`. */
+static void *intruder_push(void *ctx, worker *w, const fpp_curve_key *as, const char *server_pub, uint64_t id)
+{
+    int linger = 0, timeout = 1000;
+    void *s = zmq_socket(ctx, ZMQ_PUSH);
+    CHECK(s != NULL);
+    if (!s) return NULL;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(s, ZMQ_SNDTIMEO, &timeout, sizeof timeout);
+    if (as) {
+        CHECK(!zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server_pub, FPP_Z85_KEY));
+        CHECK(!zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, as->public_key, FPP_Z85_KEY));
+        CHECK(!zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, as->secret_key, FPP_Z85_KEY));
+    }
+    CHECK(!zmq_connect(s, w->bind));
+    fp_buffer b = {0};
+    good_frame(&b, id);
+    zmq_send(s, b.data, b.len, 0); /* queued; never delivered */
+    fp_buffer_free(&b);
+    return s;
+}
+
+/* With the cluster key, frames go through exactly; peers without it can
+ * neither inject frames (plain, or CURVE with their own key) nor receive
+ * them (a next hop that cannot prove it holds the key gets nothing, and
+ * the worker is not ready). */
+static void test_curve_links(void)
+{
+    worker w;
+    fpp_curve_key key, rogue;
+    fp_buffer m = {0};
+    char body[256];
+    CHECK_OK(fpp_curve_keygen(&key));
+    CHECK_OK(fpp_curve_keygen(&rogue));
+    if (!worker_start_with(&w, 16, 5, &key, NULL)) goto done;
+    for (int i = 0; i < N_REF; i++) CHECK(good_round_trip(&w));
+
+    /* Injection: a plain client, a client with its own key pair that knows
+     * the worker's public key, and one that holds the public key only (a
+     * key pair needs the secret half: it uses a wrong one). */
+    void *ictx = zmq_ctx_new();
+    void *in[3] = {intruder_push(ictx, &w, NULL, NULL, 5000), intruder_push(ictx, &w, &rogue, key.public_key, 5001),
+                   NULL};
+    fpp_curve_key half = {{0}, {0}};
+    memcpy(half.public_key, key.public_key, sizeof half.public_key);
+    memcpy(half.secret_key, rogue.secret_key, sizeof half.secret_key);
+    in[2] = intruder_push(ictx, &w, &half, key.public_key, 5002);
+    /* The rogue key reaches the ZAP handler and is refused there; the
+     * half key fails earlier, in the handshake (its vouch does not open). */
+    CHECK_MSG(metric_reaches(&w, "fogpipe_auth_denied_total", 1) == 1, "the ZAP handler refused %g peers",
+              metric(&w, "fogpipe_auth_denied_total", NULL));
+    sleep_ms(300);
+    CHECK(good_round_trip(&w)); /* the next result is this frame's: nothing else came in */
+    CHECK(metric(&w, "fogpipe_frames_in_total", NULL) == N_REF + 1);
+    CHECK(errors(&w, NULL) == 0);
+    for (int i = 0; i < 3; i++)
+        if (in[i]) zmq_close(in[i]);
+    zmq_ctx_term(ictx);
+    worker_stop(&w);
+
+    /* Reading: the next hop is a socket without the key (plain, or CURVE
+     * with another key). The frame waits; the reader gets nothing. */
+    for (int mode = 0; mode < 2; mode++) {
+        void *rctx = zmq_ctx_new(), *reader = zmq_socket(rctx, ZMQ_PULL);
+        int linger = 0, timeout = 1500, one = 1;
+        char ep[64];
+        size_t n = sizeof ep;
+        zmq_setsockopt(reader, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_setsockopt(reader, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+        if (mode == 1) {
+            zmq_setsockopt(reader, ZMQ_CURVE_SERVER, &one, sizeof one);
+            zmq_setsockopt(reader, ZMQ_CURVE_SECRETKEY, rogue.secret_key, FPP_Z85_KEY);
+        }
+        CHECK(!zmq_bind(reader, "tcp://127.0.0.1:*") && !zmq_getsockopt(reader, ZMQ_LAST_ENDPOINT, ep, &n));
+        if (worker_begin(&w, 16, 0.5, &key, ep) && wait_ready(&w, 503, 10, body, sizeof body)) {
+            CHECK_MSG(metric_reaches(&w, "fogpipe_handshake_failures_total", 1) >= 1, "mode %d: no failed handshake",
+                      mode);
+            CHECK(http_get(&w, "/readyz", body, sizeof body) == 503);
+            CHECK(open_push(&w));
+            fp_buffer b = {0};
+            good_frame(&b, 7);
+            CHECK(send_msg(&w, b.data, b.len));
+            fp_buffer_free(&b);
+            CHECK(metric_reaches(&w, "fogpipe_frames_in_total", 1) == 1); /* run, then held */
+            CHECK_MSG(!recv_msg(reader, &m), "mode %d: a reader without the key got %zu bytes", mode, m.len);
+        }
+        worker_stop(&w);
+        zmq_close(reader);
+        zmq_ctx_term(rctx);
+    }
+done:
+    fp_buffer_free(&m);
+    worker_stop(&w);
+}
+
+/* ---- a TCP relay that records what crosses it -------------------------- */
+
+typedef struct relay {
+    int listen_fd, port;  /* where the worker connects */
+    int target_port;      /* where the relay forwards (the test's PULL) */
+    atomic_int stop;
+    pthread_t th;
+    uint8_t *seen;        /* bytes from the worker, up to cap */
+    size_t len, cap;
+} relay;
+
+static void *relay_main(void *arg)
+{
+    relay *r = arg;
+    int a = -1, b = -1;
+    uint8_t buf[1 << 14];
+    while (!atomic_load(&r->stop)) {
+        if (a < 0) {
+            struct pollfd p = {r->listen_fd, POLLIN, 0};
+            if (poll(&p, 1, 50) <= 0) continue;
+            a = accept(r->listen_fd, NULL, NULL);
+            struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)r->target_port)};
+            sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            b = socket(AF_INET, SOCK_STREAM, 0);
+            if (a < 0 || b < 0 || connect(b, (struct sockaddr *)&sa, sizeof sa)) goto reset;
+            continue;
+        }
+        struct pollfd p[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
+        if (poll(p, 2, 50) <= 0) continue;
+        for (int i = 0; i < 2; i++) {
+            if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            ssize_t n = read(i ? b : a, buf, sizeof buf);
+            if (n <= 0 || write(i ? a : b, buf, (size_t)n) != n) goto reset;
+            if (i == 0) {
+                size_t k = (size_t)n < r->cap - r->len ? (size_t)n : r->cap - r->len;
+                memcpy(r->seen + r->len, buf, k);
+                r->len += k;
+            }
+        }
+        continue;
+    reset:
+        if (a >= 0) close(a);
+        if (b >= 0) close(b);
+        a = b = -1;
+    }
+    if (a >= 0) close(a);
+    if (b >= 0) close(b);
+    return NULL;
+}
+
+/* 1 when needle occurs in hay (memmem is a GNU extension). */
+static int contains(const uint8_t *hay, size_t n, const char *needle)
+{
+    size_t k = strlen(needle);
+    for (size_t i = 0; i + k <= n; i++)
+        if (!memcmp(hay + i, needle, k)) return 1;
+    return 0;
+}
+
+/* The bytes on the wire from the worker to its next hop: with CURVE they
+ * hold nothing of the results (without, the same check finds them). */
+static void test_curve_encrypts(void)
+{
+    fpp_curve_key key;
+    CHECK_OK(fpp_curve_keygen(&key));
+    for (int use = 0; use < 2; use++) {
+        worker w;
+        relay r = {.listen_fd = -1, .cap = 1 << 20};
+        r.seen = malloc(r.cap);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t sl = sizeof sa;
+        r.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+        CHECK(r.seen && r.listen_fd >= 0 && !bind(r.listen_fd, (struct sockaddr *)&sa, sizeof sa) &&
+              !listen(r.listen_fd, 4) && !getsockname(r.listen_fd, (struct sockaddr *)&sa, &sl));
+        r.port = ntohs(sa.sin_port);
+        char next[64];
+        snprintf(next, sizeof next, "tcp://127.0.0.1:%d", r.port);
+        int started = 0;
+        if (r.seen && worker_begin(&w, 16, 5, use ? &key : NULL, next)) {
+            const char *colon = strrchr(w.results, ':');
+            r.target_port = colon ? atoi(colon + 1) : 0;
+            started = !pthread_create(&r.th, NULL, relay_main, &r);
+            char body[256];
+            CHECK(started && wait_ready(&w, 200, 10, body, sizeof body) && open_push(&w));
+            for (int i = 0; i < 2 * N_REF && w.push; i++) CHECK(good_round_trip(&w));
+        }
+        worker_stop(&w);
+        if (started) {
+            atomic_store(&r.stop, 1);
+            pthread_join(r.th, NULL);
+        }
+        static const char marker[] = "\"detections\"";
+        int found = r.seen && contains(r.seen, r.len, marker);
+        CHECK_MSG(r.len > 1000, "the relay saw %zu bytes", r.len);
+        CHECK_MSG(found == !use, "%s: the results %s readable on the wire", use ? "CURVE" : "plain",
+                  found ? "are" : "are not");
+        if (r.listen_fd >= 0) close(r.listen_fd);
+        free(r.seen);
+    }
+}
+
 TEST_LIST = {
     {"plan", test_plan},
     {"good_frames", test_good_frames},
@@ -1152,5 +1447,8 @@ TEST_LIST = {
     {"duplicates", test_duplicates},
     {"stop_drains", test_stop_drains},
     {"stop_next_hop_gone", test_stop_next_hop_gone},
+    {"curve_key_files", test_curve_key_files},
+    {"curve_links", test_curve_links},
+    {"curve_encrypts", test_curve_encrypts},
     {NULL, NULL},
 };

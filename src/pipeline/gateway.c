@@ -12,6 +12,7 @@
 #include <zmq.h>
 
 #include "common/common.h"
+#include "pipeline/curve.h"
 #include "pipeline/pipeline.h"
 
 enum { FPI_LAT_RING = 4096 }; /* latencies kept for percentiles */
@@ -32,6 +33,8 @@ typedef struct fpi_slot {
 struct fpp_gateway {
     fpp_gateway_opts o;
     void *ctx, *push, *pull;
+    fpp_curve_key key;         /* o.curve points here */
+    fpp_zap *zap;              /* CURVE authenticator, NULL without a key */
     int wake;                  /* eventfd */
     pthread_t thread;
     int started;
@@ -46,13 +49,14 @@ struct fpp_gateway {
     double t0;
     double lat[FPI_LAT_RING];
     uint64_t n_lat;
-    double lat_avg;            /* running mean latency, for the resend timeout */
+    double lat_avg;            /* running mean of send → result of the last attempt: the resend timeout */
 };
 
 static fp_status fpi_zerr(const char *what) { return fpi_error(FP_EIO, "%s: %s", what, zmq_strerror(zmq_errno())); }
 
-/* Frames older than this are sent again: the configured minimum, or four
- * times the mean latency when the pipeline is slower than that. */
+/* Frames unanswered this long after their last send are sent again: the
+ * configured minimum, or four times the mean send-to-result time when the
+ * pipeline is slower than that. */
 static double fpi_resend_after(const fpp_gateway *gw)
 {
     double t = 4 * gw->lat_avg;
@@ -92,9 +96,11 @@ static void fpi_on_result(fpp_gateway *gw, const uint8_t *buf, size_t len, doubl
     if (!json) return; /* it will be sent again */
     memcpy(json, f.tensors[0].data, f.tensors[0].len);
     json[f.tensors[0].len] = '\0';
-    double lat = now - s->submitted;
+    /* The caller's latency counts from submission; the resend timeout
+     * from the last send, or every loss would lengthen the next wait. */
+    double lat = now - s->submitted, attempt = now - s->sent;
     gw->lat[gw->n_lat++ % FPI_LAT_RING] = lat;
-    gw->lat_avg = gw->n_lat == 1 ? lat : gw->lat_avg * 0.9 + lat * 0.1;
+    gw->lat_avg = gw->n_lat == 1 ? attempt : gw->lat_avg * 0.9 + attempt * 0.1;
     gw->in_flight--;
     gw->st.completed++;
     if (s->forgotten) {
@@ -210,6 +216,13 @@ fp_status fpp_gateway_create(const fpp_gateway_opts *o, fpp_gateway **out)
         zmq_setsockopt(gw->pull, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg)) {
         st = fpi_zerr("zmq_setsockopt");
         goto fail;
+    }
+    if (o->curve) {
+        gw->key = *o->curve;
+        gw->o.curve = &gw->key;
+        if ((st = fpp_zap_start(gw->ctx, &gw->key, &gw->zap)) || (st = fpp_curve_server(gw->pull, &gw->key)) ||
+            (st = fpp_curve_client(gw->push, &gw->key)))
+            goto fail;
     }
     if (zmq_bind(gw->pull, o->results)) {
         st = fpi_error(FP_EIO, "cannot bind %s: %s", o->results, zmq_strerror(zmq_errno()));
@@ -353,6 +366,7 @@ void fpp_gateway_stats_get(fpp_gateway *gw, fpp_gateway_stats *out)
     pthread_mutex_lock(&gw->mu);
     *out = gw->st;
     out->in_flight = gw->in_flight;
+    out->auth_denied = fpp_zap_denied(gw->zap);
     out->elapsed_s = gw->st.submitted ? fpi_now() - gw->t0 : 0;
     int n = gw->n_lat < FPI_LAT_RING ? (int)gw->n_lat : FPI_LAT_RING;
     memcpy(sorted, gw->lat, (size_t)n * sizeof *sorted);
@@ -376,7 +390,9 @@ void fpp_gateway_destroy(fpp_gateway *gw)
     }
     if (gw->push) zmq_close(gw->push);
     if (gw->pull) zmq_close(gw->pull);
+    fpp_zap_stop(gw->zap);
     if (gw->ctx) zmq_ctx_term(gw->ctx);
+    memset(&gw->key, 0, sizeof gw->key);
     if (gw->wake >= 0) close(gw->wake);
     for (int i = 0; gw->slots && i < gw->n_slots; i++) fpi_slot_free(&gw->slots[i]);
     free(gw->slots);

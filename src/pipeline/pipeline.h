@@ -83,6 +83,7 @@ typedef struct fpp_stage_opts {
     int hwm;                   /* ZeroMQ high-water mark (messages) per socket */
     const char *name;          /* replica name for logs and metrics */
     double drain_s;            /* on SIGTERM: seconds to finish and send what was received */
+    const struct fpp_curve_key *curve; /* CURVE on both sockets (curve.h); NULL = plain */
 } fpp_stage_opts;
 
 /* Runs a stage worker until *stop becomes non-zero (SIGTERM/SIGINT), then
@@ -103,6 +104,7 @@ typedef struct fpp_gateway_opts {
     double resend_s;          /* resend a frame whose result has not come after this long (at least) */
     int hwm;                  /* ZeroMQ high-water mark */
     uint64_t max_result_bytes;/* largest result frame accepted */
+    const struct fpp_curve_key *curve; /* CURVE on both sockets (curve.h); NULL = plain */
 } fpp_gateway_opts;
 
 /* Figures of a gateway since it started. */
@@ -115,6 +117,7 @@ typedef struct fpp_gateway_stats {
     double elapsed_s;                 /* since the first submission */
     double latency_p50_s, latency_p99_s, latency_max_s; /* submission → result, of the last 4096 */
     int in_flight;                    /* frames awaiting their result now */
+    uint64_t auth_denied;             /* peers refused on the result socket (no CURVE key) */
 } fpp_gateway_stats;
 
 /* Binds the result endpoint, connects to stage 0 and starts the gateway's

@@ -12,6 +12,7 @@
 
 #include "common/common.h"
 #include "fogpipe/fmap.h"
+#include "pipeline/curve.h"
 #include "pipeline/http.h"
 #include "pipeline/metrics.h"
 #include "pipeline/pipeline.h"
@@ -39,6 +40,14 @@ typedef struct fpi_stage {
     uint64_t max_raw;                         /* bound on an incoming frame's raw bytes */
     float thresh, nms;
     void *ctx, *in, *out, *mon;
+    fpp_zap *zap;                              /* CURVE authenticator, NULL without a key */
+    uint64_t denied_seen;                      /* its refusals already counted */
+    struct {                                   /* next-hop connections by address */
+        char addr[FPP_MAX_ENDPOINT];
+        int up;                                /* handshake done, not disconnected */
+    } hops[2 * FPP_MAX_PEERS];
+    int n_hops;
+    uint64_t handshake_failures;
     fpp_metrics *metrics;
     fpp_http *http;
     atomic_int peers;                          /* connected next-hop peers */
@@ -71,7 +80,13 @@ static void fpi_declare_metrics(fpp_metrics *m)
     fpp_metrics_declare(m, "fogpipe_errors_total", FPP_COUNTER, "Frames refused or failed, by kind.", "kind", NULL, 0);
     fpp_metrics_declare(m, "fogpipe_duplicates_total", FPP_COUNTER,
                         "Frames the last stage had answered already (answered from its cache).", NULL, NULL, 0);
-    fpp_metrics_declare(m, "fogpipe_peers_connected", FPP_GAUGE, "Connected peers of the outgoing socket.", NULL, NULL, 0);
+    fpp_metrics_declare(m, "fogpipe_peers_connected", FPP_GAUGE,
+                        "Peers of the outgoing socket connected and through the handshake.", NULL, NULL, 0);
+    fpp_metrics_declare(m, "fogpipe_handshake_failures_total", FPP_COUNTER,
+                        "Handshakes with the next hop that failed (with CURVE: the peer does not hold the key).", NULL,
+                        NULL, 0);
+    fpp_metrics_declare(m, "fogpipe_auth_denied_total", FPP_COUNTER,
+                        "Peers refused on the input because they do not hold the cluster's CURVE key.", NULL, NULL, 0);
     fpp_metrics_declare(m, "fogpipe_ready", FPP_GAUGE, "1 when weights are loaded and a peer is connected.", NULL, NULL, 0);
     fpp_metrics_declare(m, "fogpipe_weight_bytes", FPP_GAUGE, "Bytes of weights this stage holds.", NULL, NULL, 0);
     fpp_metrics_declare(m, "fogpipe_arena_bytes", FPP_GAUGE, "Bytes of activations and scratch this stage holds.", NULL,
@@ -138,7 +153,31 @@ static void fpi_count_error(fpi_stage *s, fp_status st, const char *kind, uint64
             s->o->name ? s->o->name : "", (unsigned long long)id, k, fp_last_error());
 }
 
-/* Reads connect/disconnect events of the outgoing socket. */
+/* Marks the next-hop connection at `addr` up or down; the number up. */
+static int fpi_hop_state(fpi_stage *s, const char *addr, int up)
+{
+    int i = 0;
+    while (i < s->n_hops && strcmp(s->hops[i].addr, addr)) i++;
+    if (i == s->n_hops) {
+        if (!up) goto count;
+        if (i == (int)(sizeof s->hops / sizeof s->hops[0])) { /* full: reuse a slot that is down */
+            for (i = 0; i < s->n_hops && s->hops[i].up; i++) {}
+            if (i == s->n_hops) goto count;
+        } else {
+            s->n_hops++;
+        }
+        snprintf(s->hops[i].addr, sizeof s->hops[i].addr, "%s", addr);
+    }
+    s->hops[i].up = up;
+count:;
+    int n = 0;
+    for (i = 0; i < s->n_hops; i++) n += s->hops[i].up;
+    return n;
+}
+
+/* Reads the outgoing socket's events: a peer counts as connected once its
+ * handshake succeeded (with CURVE: it proved it holds the key), until it
+ * disconnects. Failed handshakes are logged and counted. */
 static void fpi_poll_monitor(fpi_stage *s)
 {
     for (;;) {
@@ -153,9 +192,26 @@ static void fpi_poll_monitor(fpi_stage *s)
         zmq_msg_close(&ev);
         zmq_msg_init(&addr);
         zmq_msg_recv(&addr, s->mon, 0); /* the endpoint: second part, always follows */
+        char where[FPP_MAX_ENDPOINT];
+        size_t n = zmq_msg_size(&addr) < sizeof where - 1 ? zmq_msg_size(&addr) : sizeof where - 1;
+        memcpy(where, zmq_msg_data(&addr), n);
+        where[n] = '\0';
         zmq_msg_close(&addr);
-        if (event == ZMQ_EVENT_CONNECTED) atomic_fetch_add(&s->peers, 1);
-        if (event == ZMQ_EVENT_DISCONNECTED && atomic_load(&s->peers) > 0) atomic_fetch_sub(&s->peers, 1);
+        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) atomic_store(&s->peers, fpi_hop_state(s, where, 1));
+        if (event == ZMQ_EVENT_DISCONNECTED) atomic_store(&s->peers, fpi_hop_state(s, where, 0));
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH || event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+            event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+            fpp_metrics_add(s->metrics, "fogpipe_handshake_failures_total", NULL, 1);
+            if (++s->handshake_failures <= 10 || s->handshake_failures % 1000 == 0)
+                fpi_log(FPI_LOG_WARN, "stage %d: handshake with the next hop at %s failed%s (%llu so far)", s->index,
+                        where, s->zap ? ": it does not hold the cluster's CURVE key, or runs without one" : "",
+                        (unsigned long long)s->handshake_failures);
+        }
+    }
+    uint64_t denied = fpp_zap_denied(s->zap);
+    if (denied > s->denied_seen) {
+        fpp_metrics_add(s->metrics, "fogpipe_auth_denied_total", NULL, (double)(denied - s->denied_seen));
+        s->denied_seen = denied;
     }
     int peers = atomic_load(&s->peers);
     atomic_store(&s->ready, peers > 0 && s->drain_deadline == 0);
@@ -456,10 +512,15 @@ static fp_status fpi_stage_sockets(fpi_stage *s)
                                 FP_FRAME_MAX_TENSORS * FP_FRAME_TENSOR_BYTES);
     fp_status st;
     if ((st = fpi_zmq_opts(s->in, o->hwm, max_msg)) || (st = fpi_zmq_opts(s->out, o->hwm, 0))) return st;
+    if (o->curve && ((st = fpp_zap_start(s->ctx, o->curve, &s->zap)) || (st = fpp_curve_server(s->in, o->curve)) ||
+                     (st = fpp_curve_client(s->out, o->curve))))
+        return st;
     if (zmq_bind(s->in, o->bind))
         return fpi_error(FP_EIO, "cannot bind %s: %s", o->bind, zmq_strerror(zmq_errno()));
     snprintf(mon, sizeof mon, "inproc://fogpipe-monitor-%p", (void *)s);
-    if (zmq_socket_monitor(s->out, mon, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED))
+    if (zmq_socket_monitor(s->out, mon, ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                             ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                             ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL))
         return fpi_error(FP_EIO, "zmq_socket_monitor: %s", zmq_strerror(zmq_errno()));
     s->mon = zmq_socket(s->ctx, ZMQ_PAIR);
     if (!s->mon || zmq_connect(s->mon, mon)) return fpi_error(FP_EIO, "monitor: %s", zmq_strerror(zmq_errno()));
@@ -481,6 +542,7 @@ static void fpi_stage_free(fpi_stage *s)
     if (s->mon) zmq_close(s->mon);
     if (s->in) zmq_close(s->in);
     if (s->out) zmq_close(s->out);
+    fpp_zap_stop(s->zap);
     if (s->ctx) zmq_ctx_term(s->ctx);
     fp_net_destroy(s->net);
     fpp_metrics_destroy(s->metrics);

@@ -23,6 +23,7 @@
 #include "fogpipe/image.h"
 #include "fogpipe/net.h"
 #include "fogpipe/partition.h"
+#include "pipeline/curve.h"
 #include "pipeline/http.h"
 
 /* ------------------------------------------------------------------ helpers */
@@ -324,11 +325,25 @@ int fpz_http(const uint8_t *data, size_t size)
 
 /* ------------------------------------------------------------------- table */
 
+/* ---------------------------------------------------------- CURVE key file */
+
+int fpz_key(const uint8_t *data, size_t size)
+{
+    fpz_quiet();
+    char path[512];
+    fpz_write("fuzz.key", data, size, path, sizeof path);
+    fpp_curve_key k;
+    if (fpp_curve_key_load(path, &k) == FP_OK &&
+        (strlen(k.public_key) != FPP_Z85_KEY || strlen(k.secret_key) != FPP_Z85_KEY))
+        abort(); /* a key that loads is two whole keys */
+    return 0;
+}
+
 const fpz_target fpz_targets[] = {
     {"cfg", fpz_cfg},         {"weights", fpz_weights}, {"tfjs", fpz_tfjs},
     {"plan", fpz_plan},       {"cluster", fpz_cluster}, {"frame", fpz_frame},
     {"image", fpz_image},     {"result", fpz_result},   {"http", fpz_http},
-    {NULL, NULL},
+    {"key", fpz_key},         {NULL, NULL},
 };
 
 static void fpz_rm(const char *name)
@@ -348,6 +363,7 @@ void fpz_cleanup(void)
         fpz_rm("w.weights");
         fpz_rm("model-weights_manifest.json");
         fpz_rm("shard1");
+        fpz_rm("fuzz.key");
         (void)rmdir(fpz_dir);
         fpz_dir[0] = '\0';
     }

@@ -18,6 +18,7 @@ int fpz_frame(const uint8_t *data, size_t size);   /* mode byte, then a frame: d
 int fpz_image(const uint8_t *data, size_t size);   /* image file bytes: fp_image_decode */
 int fpz_result(const uint8_t *data, size_t size);  /* gateway result JSON: fp_result_parse */
 int fpz_http(const uint8_t *data, size_t size);    /* raw bytes of one HTTP connection */
+int fpz_key(const uint8_t *data, size_t size);     /* CURVE key file: fpp_curve_key_load */
 
 typedef struct fpz_target {
     const char *name;
