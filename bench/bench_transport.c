@@ -248,8 +248,10 @@ static void *bt_sink(void *arg)
             break;
         }
         if (i == 0) { /* the first frame came through intact (exactly, for codec none) */
-            double err = 0;
-            for (size_t k = 0; k < count; k++) err = fmax(err, fabs(y[k] - r->x[k]));
+            /* float, as the values: a double fmax reduction over floats
+             * crashes GCC 12's vectoriser for aarch64 (make cross) */
+            float err = 0;
+            for (size_t k = 0; k < count; k++) err = fmaxf(err, fabsf(y[k] - r->x[k]));
             int lossless = bt_is_raw(r) || !strncmp(r->codec, "none", 4);
             if (lossless ? err != 0 : err > 0.05) {
                 char msg[96];

@@ -12,8 +12,13 @@
 #
 # usage: deploy/stage-rootfs.sh FOGPIPE_BINARY CONTEXT_DIR [--no-blas]
 #   --no-blas  leave OpenBLAS out: the image then runs the reference kernels (about 40 MB smaller)
+# A binary for another architecture (arm64 on amd64: make image ARCH=arm64) is staged with that
+# architecture's libraries as Debian's multiarch packages install them (/lib/aarch64-linux-gnu;
+# scripts/setup-arm64.sh), listed by its own dynamic loader run under qemu-user (`ld.so --list`,
+# what ldd does natively), and stripped with aarch64-linux-gnu-strip.
 # Exit: 0 done, 1 failure (a library ldd cannot find, no OpenBLAS on this machine without --no-blas),
-# 2 bad usage. Runs as any user; needs ldd, ldconfig, strip (binutils) or copies unstripped.
+# 2 bad usage. Runs as any user; needs ldd, ldconfig, strip (binutils) or copies unstripped; for
+# arm64 on amd64, qemu-aarch64-static and libc6:arm64.
 set -euo pipefail
 
 usage() { echo "usage: $0 FOGPIPE_BINARY CONTEXT_DIR [--no-blas]" >&2; exit 2; }
@@ -23,6 +28,29 @@ ctx=$2
 blas=1
 if [ $# = 3 ]; then [ "$3" = --no-blas ] || usage; blas=0; fi
 [ -x "$bin" ] || { echo "stage-rootfs: $bin: not an executable (build fogpipe first: make build)" >&2; exit 1; }
+
+# The binary's architecture (ELF e_machine: 62 x86-64, 183 AArch64) against this machine's.
+elf_arch() { case $(od -An -tu2 -j18 -N2 "$1" | tr -d ' ') in 62) echo amd64 ;; 183) echo arm64 ;; *) echo unknown ;; esac; }
+case $(uname -m) in x86_64) host_arch=amd64 ;; aarch64) host_arch=arm64 ;; *) host_arch=$(uname -m) ;; esac
+arch=$(elf_arch "$bin")
+emu=()        # runs the binary's loader here: nothing when native, qemu-user when foreign
+triplet=""    # the multiarch triplet of a foreign binary
+if [ "$arch" != "$host_arch" ]; then
+    case $arch in
+    arm64) triplet=aarch64-linux-gnu ;;
+    *) echo "stage-rootfs: $bin: built for $arch, which cannot be staged on $host_arch" >&2; exit 1 ;;
+    esac
+    qemu=$(command -v qemu-aarch64-static || command -v qemu-aarch64) ||
+        { echo "stage-rootfs: $bin is an $arch binary: needs qemu-aarch64-static (bash scripts/setup-arm64.sh)" >&2; exit 1; }
+    emu=("$qemu")
+    foreign_loader=/lib/ld-linux-aarch64.so.1
+    [ -e $foreign_loader ] ||
+        { echo "stage-rootfs: no $foreign_loader here (apt-get install libc6:$arch; bash scripts/setup-arm64.sh)" >&2; exit 1; }
+fi
+# `ldd FILE`, or for a foreign binary the same listing from its own loader.
+list_deps() {
+    if [ -n "$triplet" ]; then "${emu[@]}" "$foreign_loader" --list "$1"; else ldd "$1"; fi
+}
 
 root=$ctx/rootfs
 rm -rf "$root"
@@ -44,7 +72,7 @@ dest_of() {
 # under the name the loader asks for). Fails on "not found".
 copy_deps() {
     local out
-    out=$(ldd "$1") || { echo "stage-rootfs: ldd $1 failed" >&2; return 1; }
+    out=$(list_deps "$1") || { echo "stage-rootfs: ldd $1 failed" >&2; return 1; }
     if grep -q "not found" <<<"$out"; then
         echo "stage-rootfs: $1 needs libraries this machine lacks:" >&2
         grep "not found" <<<"$out" >&2
@@ -61,8 +89,9 @@ copy_deps() {
     done
 }
 
-if command -v strip >/dev/null; then
-    strip --strip-unneeded -o "$root/usr/bin/fogpipe" "$bin"
+strip=${triplet:+$triplet-}strip
+if command -v "$strip" >/dev/null; then
+    "$strip" --strip-unneeded -o "$root/usr/bin/fogpipe" "$bin"
 else
     cp "$bin" "$root/usr/bin/fogpipe"
 fi
@@ -72,14 +101,20 @@ copy_deps "$bin"
 # The dynamic loader's own path (PT_INTERP, e.g. /lib64/ld-linux-x86-64.so.2)
 # must exist as written: /lib64 -> usr/lib64 when it lives there.
 # (No early exits in pipelines here: with pipefail a writer cut off by SIGPIPE fails the script.)
-interp=$(ldd "$bin" | awk '$1 ~ /^\// && !n++ { print $1 }')
+interp=$(list_deps "$bin" | awk '$1 ~ /^\// && !n++ { print $1 }')
 case $interp in /lib64/*) ln -s usr/lib64 "$root/lib64" ;; esac
 
 if [ $blas = 1 ]; then
     # libopenblas.so.0 as the loader would find it (Debian: an alternatives
     # symlink to libopenblas0-pthread's library).
-    so=$(ldconfig -p | awk '$1 == "libopenblas.so.0" && $NF ~ /^\// && !n++ { print $NF }')
-    [ -n "$so" ] || { echo "stage-rootfs: no libopenblas.so.0 here (apt-get install libopenblas0-pthread, or pass --no-blas)" >&2; exit 1; }
+    # A foreign one: where the multiarch package puts it (ldconfig lists only this machine's).
+    if [ -n "$triplet" ]; then
+        so=""
+        for d in /usr/lib/$triplet /lib/$triplet; do [ -e "$d/libopenblas.so.0" ] && { so=$d/libopenblas.so.0; break; }; done
+    else
+        so=$(ldconfig -p | awk '$1 == "libopenblas.so.0" && $NF ~ /^\// && !n++ { print $NF }')
+    fi
+    [ -n "$so" ] || { echo "stage-rootfs: no libopenblas.so.0 here (apt-get install libopenblas0-pthread${triplet:+:$arch}, or pass --no-blas)" >&2; exit 1; }
     d=$root$(dest_of "$so")
     mkdir -p "$(dirname "$d")"
     cp -L "$so" "$d"
@@ -97,12 +132,13 @@ fogpipe:x:65532:
 G
 echo "hosts: files dns" >"$root/etc/nsswitch.conf"
 
-# Proof that the rootfs is complete: the binary runs with only these libraries.
+# Proof that the rootfs is complete: the binary runs with only these libraries
+# (a foreign one under qemu-user).
 loader=$root$(dest_of "$interp")
-if ! "$loader" --library-path "$(find "$root/usr/lib" "$root/usr/lib64" -type d 2>/dev/null | tr '\n' ':')" \
+if ! "${emu[@]}" "$loader" --library-path "$(find "$root/usr/lib" "$root/usr/lib64" -type d 2>/dev/null | tr '\n' ':')" \
     "$root/usr/bin/fogpipe" --version >/dev/null; then
     echo "stage-rootfs: the staged binary does not run with the staged libraries" >&2
     exit 1
 fi
 echo "stage-rootfs: $root: $(find "$root" -type f | wc -l) files, $(du -sk "$root" | cut -f1) KiB" \
-     "($([ $blas = 1 ] && echo "with OpenBLAS" || echo "reference kernels only"))" >&2
+     "($arch, $([ $blas = 1 ] && echo "with OpenBLAS" || echo "reference kernels only"))" >&2

@@ -41,6 +41,10 @@ runtime = "runc"
 cgroup_manager = "cgroupfs"
 EOF
 fi
+# The arm64 cross toolchain, the arm64 libraries (multiarch) and qemu-user
+# for `make cross-test ARCH=arm64` and `make image ARCH=arm64`
+# (scripts/setup-arm64.sh); FOGPIPE_NO_ARM64=1 leaves them out.
+if [ -z "${FOGPIPE_NO_ARM64:-}" ]; then bash "$(dirname "$0")/setup-arm64.sh"; fi
 echo "setup: dependencies present" >&2
 # face-api's tiny face detector (the default model of `fogpipe detect`), the
 # npm packages its reference test and benchmark use, and sample images, all

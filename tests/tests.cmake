@@ -11,10 +11,12 @@ foreach(src ${FP_UNIT_TESTS})
   set_tests_properties(${name} PROPERTIES TIMEOUT 300 LABELS unit)
 endforeach()
 
-# The darknet oracle: a small program linked against Debian's libdarknet.so.
+# The darknet oracle: a small program linked against Debian's libdarknet.so
+# (the host's: not in cross builds).
 find_library(DARKNET_LIBRARY NAMES darknet PATHS /usr/lib/darknet NO_DEFAULT_PATH)
 find_path(DARKNET_INCLUDE_DIR NAMES darknet.h PATHS /usr/lib/darknet/include NO_DEFAULT_PATH)
-if(DARKNET_LIBRARY AND DARKNET_INCLUDE_DIR AND EXISTS ${CMAKE_SOURCE_DIR}/tests/oracle/darknet_oracle.c)
+if(DARKNET_LIBRARY AND DARKNET_INCLUDE_DIR AND EXISTS ${CMAKE_SOURCE_DIR}/tests/oracle/darknet_oracle.c
+   AND NOT CMAKE_CROSSCOMPILING)
   add_executable(darknet_oracle ${CMAKE_SOURCE_DIR}/tests/oracle/darknet_oracle.c)
   # darknet.h is not warning-clean; the oracle is test tooling, not product.
   target_compile_options(darknet_oracle PRIVATE -w -fno-sanitize=all)
@@ -28,7 +30,17 @@ endif()
 add_executable(image_to_ppm ${CMAKE_SOURCE_DIR}/tests/tools/image_to_ppm.c)
 target_link_libraries(image_to_ppm PRIVATE fogpipe_core)
 
-file(GLOB FP_SCRIPT_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/*.sh)
+# Cross builds (cmake/aarch64-linux-gnu.cmake, `make cross-test`) register
+# only what runs under CMAKE_CROSSCOMPILING_EMULATOR: the unit test binaries
+# above and tests/cross/ (cross.cmake). The script tests run the fogpipe
+# binary directly (no emulator) together with host tools (darknet, node,
+# podman, curl, the test tools built here); they run in the native build only.
+set(FP_SCRIPT_TESTS)
+if(CMAKE_CROSSCOMPILING)
+  include(${CMAKE_SOURCE_DIR}/tests/cross/cross.cmake)
+else()
+  file(GLOB FP_SCRIPT_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/*.sh)
+endif()
 foreach(script ${FP_SCRIPT_TESTS})
   get_filename_component(name ${script} NAME_WE)
   add_test(NAME ${name} COMMAND bash ${script})
