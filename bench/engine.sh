@@ -19,7 +19,9 @@ B=${FP_BUILD:-build}
 [ -x "$B/fogpipe" ] || { echo "build first: make build" >&2; exit 1; }
 DN=/usr/share/darknet/cfg
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-models=("models/yolov1-tiny-tf.cfg" "$DN/yolov1-tiny.cfg" "$DN/yolov2-tiny.cfg" "$DN/yolov3-tiny.cfg")
+# the last: face-api's tiny face detector as fogpipe builds it (bench/onnx/tiny-face-detector.cfg)
+models=("models/yolov1-tiny-tf.cfg" "$DN/yolov1-tiny.cfg" "$DN/yolov2-tiny.cfg" "$DN/yolov3-tiny.cfg"
+        "bench/onnx/tiny-face-detector.cfg")
 clean=(env -u OPENBLAS_CORETYPE -u OPENBLAS_NUM_THREADS)
 [ "${FP_BENCH_KEEP_ENV:-0}" = 1 ] && clean=(env)
 ort=0

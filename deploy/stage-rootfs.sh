@@ -11,7 +11,9 @@
 #                                           mounted at run time, never baked in
 #
 # usage: deploy/stage-rootfs.sh FOGPIPE_BINARY CONTEXT_DIR [--no-blas]
-#   --no-blas  leave OpenBLAS out: the image then runs the reference kernels (about 40 MB smaller)
+#   --no-blas  leave OpenBLAS and oneDNN out: the image then runs the reference kernels (OpenBLAS is
+#              about 40 MB; oneDNN, which goes in when this amd64 machine has libdnnl2, about 42 MB
+#              with libgomp and libstdc++)
 # A binary for another architecture (arm64 on amd64: make image ARCH=arm64) is staged with that
 # architecture's libraries as Debian's multiarch packages install them (/lib/aarch64-linux-gnu;
 # scripts/setup-arm64.sh), listed by its own dynamic loader run under qemu-user (`ld.so --list`,
@@ -120,6 +122,19 @@ if [ $blas = 1 ]; then
     cp -L "$so" "$d"
     chmod 0755 "$d"
     copy_deps "$so"
+    # oneDNN (libdnnl.so.2, dlopened for the convolutions on x86-64 only) with
+    # its own needs (libgomp, libstdc++, libOpenCL), when this machine has it.
+    dnnl=""
+    if [ -z "$triplet" ] && [ "$arch" = amd64 ]; then
+        dnnl=$(ldconfig -p | awk '$1 == "libdnnl.so.2" && $NF ~ /^\// && !n++ { print $NF }')
+    fi
+    if [ -n "$dnnl" ]; then
+        d=$root$(dest_of "$dnnl")
+        mkdir -p "$(dirname "$d")"
+        cp -L "$dnnl" "$d"
+        chmod 0755 "$d"
+        copy_deps "$dnnl"
+    fi
 fi
 
 cat >"$root/etc/passwd" <<'P'

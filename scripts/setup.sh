@@ -17,6 +17,9 @@ pkgs=(
   python3-yaml                       # deploy tests read the generated Kubernetes YAML
   iptables                           # tests/faults.sh cuts a link by dropping its packets
 )
+# oneDNN 2.x: JIT convolutions, used on x86-64 only (the header to build,
+# the library loaded at run time; optional like OpenBLAS).
+if [ "$(dpkg --print-architecture)" = amd64 ]; then pkgs+=(libdnnl-dev); fi
 # podman runs the container image and the generated manifests (`podman kube
 # play`) in tests/deploy_podman.sh; FOGPIPE_NO_PODMAN=1 leaves it out.
 if [ -z "${FOGPIPE_NO_PODMAN:-}" ]; then pkgs+=(podman runc); fi

@@ -7,10 +7,14 @@
  * (FPI_FAST_OFF), then calls the fast hook directly on the same layer and
  * input, checking that it took the layer (so a silently declining hook
  * fails) and that every value is within TOL of the reference, relative to
- * the largest magnitude in the reference output. Both fast modes run: with
- * OpenBLAS (FPI_FAST_AUTO) and as if it were not installed
+ * the largest magnitude in the reference output. Three fast modes run: with
+ * every library (FPI_FAST_AUTO), as if oneDNN were not installed
+ * (FPI_FAST_NO_DNNL: OpenBLAS's GEMM path) and as if neither were
  * (FPI_FAST_NO_BLAS: the GEMM convolutions and connected layers must
- * decline, the direct kernels must still run).
+ * decline, the direct kernels must still run). Convolutions with one group
+ * also run through the oneDNN hook alone, which must take them whenever
+ * oneDNN is available (built with FP_ONEDNN and libdnnl.so.2 installed),
+ * once as a whole and once cut into as many pieces as the shape allows.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -39,11 +43,16 @@ static void fill_input(float *x, size_t n, uint32_t seed)
 
 typedef int (*fast_hook)(const fpi_layer *, const float *const *, float *, const fpi_exec *);
 
+/* What a hook needs to take a layer. NEEDS_DNNL_MAY_DECLINE: oneDNN may
+ * also leave the layer to the other kernels (padding at least as wide as the
+ * kernel: some outputs see no input at all). */
+enum { NEEDS_NOTHING = 0, NEEDS_BLAS = 1, NEEDS_DNNL = 2, NEEDS_DNNL_MAY_DECLINE = 3 };
+
 /* Builds the one-layer network in `cfg`, runs the reference kernel, then the
- * fast hook in each mode, and compares. `blas_needed`: whether the hook
- * needs the library (it must decline without it). Returns 1 if all agree. */
-static int check_layer(const char *cfg, const char *what, int threads, fast_hook hook, int blas_needed,
-                       double tol)
+ * fast hook in each mode, and compares. `needs`: the library the hook needs
+ * (it must decline without it, and take the layer with it). Returns 1 if
+ * all agree. */
+static int check_layer(const char *cfg, const char *what, int threads, fast_hook hook, int needs, double tol)
 {
     fp_net *net = NULL;
     fp_status st = fp_net_parse_cfg(cfg, "fast.cfg", &net);
@@ -69,16 +78,19 @@ static int check_layer(const char *cfg, const char *what, int threads, fast_hook
         if (fabs(ref[i]) > mag) mag = fabs(ref[i]);
     fast = malloc(nout * sizeof *fast);
     const float *src[1] = {fp_net_input(net)};
-    fpi_exec x = {net->workspace, net->pool};
-    static const fpi_fast_mode modes[] = {FPI_FAST_AUTO, FPI_FAST_NO_BLAS};
-    for (int mi = 0; mi < 2 && fast; mi++) {
+    fpi_exec x = {net->workspace, net->pool, 0, 0, 0}; /* no hand-offs: the hook writes plain C x H x W */
+    static const fpi_fast_mode modes[] = {FPI_FAST_AUTO, FPI_FAST_NO_DNNL, FPI_FAST_NO_BLAS};
+    static const char *const mode_names[] = {"auto", "no-dnnl", "no-blas"};
+    for (int mi = 0; mi < 3 && fast; mi++) {
         fpi_fast_set_mode(modes[mi]);
         /* FP_NO_FAST=1 in the environment: every hook must decline */
-        int expect = fpi_fast_enabled() && !(blas_needed && !fpi_blas_get());
+        int expect = needs >= NEEDS_DNNL ? fpi_dnnl_available()
+                                         : fpi_fast_enabled() && !(needs == NEEDS_BLAS && !fpi_blas_get());
         for (size_t i = 0; i < nout; i++) fast[i] = NAN;
         int took = hook(l, src, fast, &x);
-        CHECK_MSG(took == expect, "%s threads=%d mode=%s: hook returned %d, expected %d", what, threads,
-                  mi ? "no-blas" : "auto", took, expect);
+        if (needs == NEEDS_DNNL_MAY_DECLINE && !took) expect = 0;
+        CHECK_MSG(took == expect, "%s threads=%d mode=%s: hook returned %d, expected %d%s", what, threads,
+                  mode_names[mi], took, expect, needs >= NEEDS_DNNL && !took ? " (oneDNN declined the layer)" : "");
         if (!took) {
             ok &= took == expect;
             continue;
@@ -90,7 +102,7 @@ static int check_layer(const char *cfg, const char *what, int threads, fast_hook
                 bad++;
             }
         CHECK_MSG(bad == 0, "%s threads=%d mode=%s: %zu of %zu differ, first [%zu] fast %.9g ref %.9g (max |ref| %.4g)",
-                  what, threads, mi ? "no-blas" : "auto", bad, nout, first, (double)fast[first],
+                  what, threads, mode_names[mi], bad, nout, first, (double)fast[first],
                   (double)ref[first], mag);
         if (bad) ok = 0;
     }
@@ -132,8 +144,20 @@ static void test_conv(void)
         {7, 7, 256, 300, 3, 1, 1, 1},  /* deep and small: row split */
         {5, 3, 600, 48, 1, 1, 0, 1},   /* large k, 1x1 */
         {13, 13, 512, 64, 3, 1, 1, 1}, /* k = 4608 */
+        /* oneDNN's pieces: bands of rows and blocks of 16 output channels */
+        {23, 19, 3, 16, 3, 1, 1, 1},   /* first layer, nchw input, bands */
+        {33, 29, 3, 13, 3, 2, 1, 1},   /* first layer, stride 2, odd filters */
+        {31, 27, 16, 35, 3, 2, 1, 1},  /* bands, stride 2, filters not a multiple of 16 */
+        {9, 7, 96, 70, 3, 1, 1, 1},    /* channel blocks, a short last block */
+        {11, 11, 40, 24, 5, 2, 2, 1},  /* 5x5/2 */
+        {12, 10, 32, 48, 1, 2, 0, 1},  /* 1x1/2: columns left out */
+        {6, 6, 64, 48, 3, 1, 0, 1},    /* valid 3x3 (face detector) */
+        {14, 14, 8, 20, 5, 2, 0, 1},   /* 5x5/2 valid, last column dropped */
     };
     int n = 0;
+    /* oneDNN at every size: once cut as finely as the shape allows, once whole */
+    for (int sizes = 0; sizes < 2; sizes++) {
+    fpi_dnnl_set_sizes(0, sizes ? 1e30 : 0);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         for (int act = 0; act < FP_ACT_COUNT; act++)
             for (int bn = 0; bn < 2; bn++) {
@@ -153,10 +177,15 @@ static void test_conv(void)
                  * layers are direct, the rest need sgemm */
                 int direct = cg == 1 || (cases[i].groups == 1 && cg * cases[i].size * cases[i].size <= 32 && ow >= 16);
                 for (int t = 1; t <= 2; t++) {
-                    check_layer(cfg, what, t, fpi_conv_fast, !direct, TOL);
+                    if (!sizes) check_layer(cfg, what, t, fpi_conv_fast, direct ? NEEDS_NOTHING : NEEDS_BLAS, TOL);
+                    if (cases[i].groups == 1)
+                        check_layer(cfg, what, t, fpi_conv_dnnl,
+                                    cases[i].pad >= cases[i].size ? NEEDS_DNNL_MAY_DECLINE : NEEDS_DNNL, TOL);
                     n++;
                 }
             }
+    }
+    fpi_dnnl_set_sizes(2e6, 25e6);
     CHECK_MSG(n > 100, "only %d cases", n);
 }
 
@@ -240,8 +269,227 @@ static void test_blas_load(void)
     printf("     %s\n", fpi_fast_describe());
 }
 
+/* ---- convolution + max pool fused (oneDNN) ------------------------------ */
+
+static int no_op_cb(void *user, int i, const float *out, fp_shape shape)
+{
+    (void)user, (void)i, (void)out, (void)shape;
+    return 0;
+}
+
+/* A convolution followed by a max pool that alone reads it: fp_net_run
+ * without a callback runs the two fused (fpi_conv_pool_dnnl) where the pool
+ * allows it; with a callback, one after the other. Both must give the same
+ * pool output bit for bit, at 1 and 2 threads, close to the reference
+ * kernels', and the fusion must be prepared exactly when it applies. */
+static void test_conv_pool(void)
+{
+    static const struct {
+        int w, h, c, f, size, stride, pad; /* input, convolution */
+        int psize, pstride, ppad;          /* max pool (ppad < 0: darknet's default) */
+        int fuse;                          /* fusion expected */
+    } cases[] = {
+        {64, 48, 3, 16, 3, 1, 1, 2, 2, -1, 1},   /* first layer, bands */
+        {33, 27, 16, 40, 3, 1, 1, 2, 2, -1, 1},  /* odd sizes: partial windows on the bottom/right */
+        {13, 11, 96, 70, 3, 1, 1, 2, 2, -1, 1},  /* channel blocks, short last block */
+        {40, 31, 8, 24, 3, 2, 1, 2, 2, -1, 1},   /* stride-2 convolution */
+        {30, 29, 8, 16, 3, 1, 1, 3, 3, -1, 0},   /* 3x3/3: windows start at row -1, not fused */
+        {26, 26, 32, 48, 1, 1, 0, 2, 2, -1, 1},  /* 1x1 convolution */
+        {13, 13, 32, 64, 3, 1, 1, 2, 1, -1, 0},  /* 2x2/1 (yolov2-tiny): not fused */
+        {16, 16, 16, 32, 3, 1, 1, 2, 2, 0, 0},   /* padding=0: not fused */
+        {18, 14, 16, 32, 3, 1, 1, 3, 3, 4, 0},   /* window shifted by padding: not fused */
+    };
+    if (!fpi_dnnl_available()) {
+        printf("     oneDNN not available: %s\n", fpi_dnnl_describe());
+        return;
+    }
+    for (int sizes = 0; sizes < 2; sizes++) {
+        fpi_dnnl_set_sizes(0, sizes ? 1e30 : 0);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            char cfg[512], what[160];
+            int k = snprintf(cfg, sizeof cfg,
+                             "[net]\nwidth=%d\nheight=%d\nchannels=%d\n[convolutional]\nbatch_normalize=1\nfilters=%d\n"
+                             "size=%d\nstride=%d\npadding=%d\nactivation=%s\n[maxpool]\nsize=%d\nstride=%d\n",
+                             cases[i].w, cases[i].h, cases[i].c, cases[i].f, cases[i].size, cases[i].stride, cases[i].pad,
+                             i % 2 ? "leaky" : "relu", cases[i].psize, cases[i].pstride);
+            if (cases[i].ppad >= 0) snprintf(cfg + k, sizeof cfg - (size_t)k, "padding=%d\n", cases[i].ppad);
+            snprintf(what, sizeof what, "conv+pool case %zu (%s)", i, sizes ? "whole" : "pieces");
+            float *ref = NULL;
+            size_t n = 0;
+            for (int t = 0; t <= 2; t++) { /* 0: reference kernels, then 1 and 2 threads */
+                fpi_fast_set_mode(t ? FPI_FAST_AUTO : FPI_FAST_OFF);
+                fp_net *net = NULL;
+                CHECK_OK(fp_net_parse_cfg(cfg, "pool.cfg", &net));
+                if (!net) continue;
+                CHECK_OK(fp_net_init_weights_random(net, 11));
+                CHECK_OK(fp_net_set_threads(net, t ? t : 1));
+                CHECK_OK(fp_net_setup(net));
+                if (t) CHECK_MSG((fpi_dnnl_fused_pool(&net->layers[0]) == 1) == cases[i].fuse, "%s: fused %d, expected %d",
+                                 what, fpi_dnnl_fused_pool(&net->layers[0]) == 1, cases[i].fuse);
+                fill_input(fp_net_input(net), fp_shape_count(fp_net_input_shape(net)), 21);
+                fp_layer_info li;
+                CHECK_OK(fp_net_layer_info(net, 1, &li));
+                n = fp_shape_count(li.out);
+                float *one = malloc(n * sizeof *one);
+                CHECK_OK(fp_net_run(net, 0, 1, no_op_cb, NULL)); /* one layer after the other */
+                if (one) memcpy(one, fp_net_output(net, 1), n * sizeof *one);
+                /* the arena may have reused the input's memory */
+                fill_input(fp_net_input(net), fp_shape_count(fp_net_input_shape(net)), 21);
+                CHECK_OK(fp_net_run(net, 0, 1, NULL, NULL)); /* fused where prepared */
+                const float *out = fp_net_output(net, 1);
+                if (!t) {
+                    ref = one;
+                    one = NULL;
+                } else if (one && ref) {
+                    CHECK_MSG(memcmp(one, out, n * sizeof *one) == 0, "%s threads=%d: fused differs from unfused", what, t);
+                    double mag = 1e-30;
+                    size_t bad = 0;
+                    for (size_t j = 0; j < n; j++)
+                        if (fabs(ref[j]) > mag) mag = fabs(ref[j]);
+                    for (size_t j = 0; j < n; j++) bad += !(fabs((double)out[j] - ref[j]) <= TOL * mag);
+                    CHECK_MSG(bad == 0, "%s threads=%d: %zu of %zu differ from the reference", what, t, bad, n);
+                }
+                free(one);
+                fp_net_destroy(net);
+            }
+            free(ref);
+        }
+    }
+    fpi_dnnl_set_sizes(2e6, 25e6);
+    fpi_fast_set_mode(FPI_FAST_AUTO);
+}
+
+/* ---- oneDNN layer chains (hand-offs in nChw16c) -------------------------- */
+
+static const char chain_yolo[] = /* YOLO-like: bands, fused pools, channel blocks */
+    "[net]\nwidth=70\nheight=58\nchannels=3\n"
+    "[convolutional]\nbatch_normalize=1\nfilters=16\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
+    "[maxpool]\nsize=2\nstride=2\n"
+    "[convolutional]\nbatch_normalize=1\nfilters=32\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
+    "[maxpool]\nsize=2\nstride=2\n"
+    "[convolutional]\nfilters=64\nsize=3\nstride=1\npad=1\nactivation=relu\n"
+    "[convolutional]\nfilters=128\nsize=1\nstride=1\npad=0\nactivation=leaky\n"
+    "[convolutional]\nfilters=256\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
+    "[convolutional]\nfilters=40\nsize=1\nstride=1\npad=0\nactivation=linear\n";
+static const char chain_face[] = /* face-detector-like: depthwise + pointwise, odd sizes */
+    "[net]\nwidth=63\nheight=61\nchannels=3\n"
+    "[convolutional]\nfilters=16\nsize=3\nstride=1\npad=0\nactivation=leaky\n"
+    "[maxpool]\nsize=2\nstride=2\n"
+    "[convolutional]\nfilters=16\ngroups=16\nsize=3\nstride=1\npad=1\nactivation=linear\n"
+    "[convolutional]\nfilters=32\nsize=1\nstride=1\npad=0\nactivation=leaky\n"
+    "[maxpool]\nsize=2\nstride=2\n"
+    "[convolutional]\nfilters=32\ngroups=32\nsize=3\nstride=1\npad=1\nactivation=linear\n"
+    "[convolutional]\nfilters=64\nsize=1\nstride=1\npad=0\nactivation=leaky\n"
+    "[maxpool]\nsize=2\nstride=1\n"
+    "[convolutional]\nfilters=30\nsize=1\nstride=1\npad=0\nactivation=linear\n";
+static const char chain_odd[] = /* strides that leave input columns out, a logistic */
+    "[net]\nwidth=32\nheight=29\nchannels=16\n"
+    "[convolutional]\nfilters=32\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
+    "[convolutional]\nfilters=32\nsize=5\nstride=2\npad=0\nactivation=relu\n"
+    "[convolutional]\nfilters=48\nsize=3\nstride=2\npad=1\nactivation=leaky\n"
+    "[convolutional]\nfilters=64\nsize=3\nstride=1\npad=1\nactivation=logistic\n"
+    "[convolutional]\nfilters=16\nsize=1\nstride=1\npad=0\nactivation=leaky\n";
+
+/* Whole chains of oneDNN layers: fp_net_run without a callback (pools fused,
+ * tensors handed on in nChw16c) must give what it gives with one (every
+ * layer's output written C x H x W), bit for bit, at 1 and 2 threads, close
+ * to the reference kernels; and the hand-offs must be there. */
+static void test_dnnl_chains(void)
+{
+    static const struct { const char *cfg, *name; int handoffs; } cases[] = {
+        {chain_yolo, "yolo-like", 5}, {chain_face, "face-like", 4}, {chain_odd, "odd strides", 3},
+    };
+    if (!fpi_dnnl_available()) {
+        printf("     oneDNN not available: %s\n", fpi_dnnl_describe());
+        return;
+    }
+    for (int sizes = 0; sizes < 2; sizes++) {
+        fpi_dnnl_set_sizes(0, sizes ? 1e30 : 0);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            float *ref = NULL;
+            for (int t = 0; t <= 2; t++) { /* 0: reference kernels, then 1 and 2 threads */
+                fpi_fast_set_mode(t ? FPI_FAST_AUTO : FPI_FAST_OFF);
+                fp_net *net = NULL;
+                CHECK_OK(fp_net_parse_cfg(cases[i].cfg, "chain.cfg", &net));
+                if (!net) continue;
+                CHECK_OK(fp_net_init_weights_random(net, 13));
+                CHECK_OK(fp_net_set_threads(net, t ? t : 1));
+                CHECK_OK(fp_net_setup(net));
+                int last = fp_net_layer_count(net) - 1, hands = 0;
+                for (int j = 0; j <= last; j++) hands += fpi_dnnl_hands_to(&net->layers[j]) >= 0;
+                if (t) CHECK_MSG(hands == cases[i].handoffs, "%s: %d hand-offs, expected %d", cases[i].name, hands,
+                                 cases[i].handoffs);
+                fp_layer_info li;
+                CHECK_OK(fp_net_layer_info(net, last, &li));
+                size_t n = fp_shape_count(li.out);
+                float *one = malloc(n * sizeof *one);
+                fill_input(fp_net_input(net), fp_shape_count(fp_net_input_shape(net)), 33);
+                CHECK_OK(fp_net_run(net, 0, last, no_op_cb, NULL)); /* every output written as it is */
+                if (one) memcpy(one, fp_net_output(net, last), n * sizeof *one);
+                fill_input(fp_net_input(net), fp_shape_count(fp_net_input_shape(net)), 33);
+                CHECK_OK(fp_net_run(net, 0, last, NULL, NULL)); /* fused, handed on */
+                const float *out = fp_net_output(net, last);
+                if (!t) {
+                    ref = one;
+                    one = NULL;
+                } else if (one && ref) {
+                    CHECK_MSG(memcmp(one, out, n * sizeof *one) == 0, "%s (%s) threads=%d: handed-on run differs",
+                              cases[i].name, sizes ? "whole" : "pieces", t);
+                    double mag = 1e-30;
+                    size_t bad = 0;
+                    for (size_t j = 0; j < n; j++)
+                        if (fabs(ref[j]) > mag) mag = fabs(ref[j]);
+                    for (size_t j = 0; j < n; j++) bad += !(fabs((double)out[j] - ref[j]) <= TOL * mag);
+                    CHECK_MSG(bad == 0, "%s (%s) threads=%d: %zu of %zu differ from the reference", cases[i].name,
+                              sizes ? "whole" : "pieces", t, bad, n);
+                }
+                /* a run split in two where a hand-off would be: plain tensors across */
+                if (t && one) {
+                    fill_input(fp_net_input(net), fp_shape_count(fp_net_input_shape(net)), 33);
+                    CHECK_OK(fp_net_run(net, 0, 2, NULL, NULL));
+                    CHECK_OK(fp_net_run(net, 3, last, NULL, NULL));
+                    CHECK_MSG(memcmp(one, fp_net_output(net, last), n * sizeof *one) == 0,
+                              "%s (%s) threads=%d: run in two parts differs", cases[i].name, sizes ? "whole" : "pieces", t);
+                }
+                free(one);
+                fp_net_destroy(net);
+            }
+            free(ref);
+        }
+    }
+    fpi_dnnl_set_sizes(2e6, 25e6);
+    fpi_fast_set_mode(FPI_FAST_AUTO);
+}
+
+/* oneDNN, when the build has it, loads on x86-64 (scripts/setup.sh installs
+ * libdnnl2), leaves OMP_NUM_THREADS as it was, and follows the modes. */
+static void test_dnnl_load(void)
+{
+    const char *why = fpi_dnnl_describe();
+    if (strstr(why, "built without") || !fpi_cpu_get()->x86 || !fpi_fast_enabled()) {
+        printf("     oneDNN not tested: %s\n", why);
+        return;
+    }
+    const char *omp = getenv("OMP_NUM_THREADS");
+    char before[32];
+    snprintf(before, sizeof before, "%s", omp ? omp : "(unset)");
+    CHECK_MSG(fpi_dnnl_available(), "oneDNN did not load (%s); run scripts/setup.sh", why);
+    omp = getenv("OMP_NUM_THREADS");
+    CHECK_MSG(strcmp(before, omp ? omp : "(unset)") == 0, "OMP_NUM_THREADS changed");
+    CHECK(strstr(fpi_dnnl_describe(), "oneDNN 2.") != NULL);
+    fpi_fast_set_mode(FPI_FAST_NO_DNNL);
+    CHECK(!fpi_dnnl_available() && fpi_blas_get() != NULL);
+    fpi_fast_set_mode(FPI_FAST_NO_BLAS);
+    CHECK(!fpi_dnnl_available() && fpi_blas_get() == NULL);
+    fpi_fast_set_mode(FPI_FAST_AUTO);
+    CHECK(fpi_dnnl_available());
+    printf("     %s\n", fpi_dnnl_describe());
+}
+
 /* A whole network (conv, maxpool, route, connected) gives the same output
- * through fp_net_run with fast kernels on and off. */
+ * through fp_net_run with fast kernels on and off, and with fast kernels
+ * exactly the same at 1 and 2 threads (oneDNN's convolutions cut into
+ * pieces: the cut depends on the shape only). */
 static void test_whole_net(void)
 {
     static const char cfg[] =
@@ -253,8 +501,9 @@ static void test_whole_net(void)
         "[convolutional]\nfilters=24\nsize=1\nstride=1\npad=0\nactivation=linear\n"
         "[maxpool]\nsize=2\nstride=1\n"
         "[connected]\noutput=50\nactivation=logistic\n";
-    float *want = NULL;
+    float *want = NULL, *fast1 = NULL;
     size_t n = 0;
+    fpi_dnnl_set_sizes(0, 0);
     for (int pass = 0; pass < 2; pass++)
         for (int t = 1; t <= 2; t++) {
             fpi_fast_set_mode(pass ? FPI_FAST_AUTO : FPI_FAST_OFF);
@@ -279,14 +528,25 @@ static void test_whole_net(void)
                     CHECK_MSG(fabs(out[i] - want[i]) <= TOL, "pass %d threads %d [%zu]: %.9g vs %.9g", pass, t, i,
                               (double)out[i], (double)want[i]);
             }
+            if (pass && t == 1) {
+                fast1 = malloc(n * sizeof *fast1);
+                if (fast1) memcpy(fast1, out, n * sizeof *fast1);
+            } else if (pass && fast1) {
+                CHECK_MSG(memcmp(out, fast1, n * sizeof *fast1) == 0, "fast kernels: 2 threads differ from 1");
+            }
             fp_net_destroy(net);
         }
+    fpi_dnnl_set_sizes(2e6, 25e6);
     fpi_fast_set_mode(FPI_FAST_AUTO);
+    free(fast1);
     free(want);
 }
 
 TEST_LIST = {
     {"blas_load", test_blas_load},
+    {"dnnl_load", test_dnnl_load},
+    {"conv_pool", test_conv_pool},
+    {"dnnl_chains", test_dnnl_chains},
     {"conv", test_conv},
     {"connected", test_connected},
     {"maxpool", test_maxpool},

@@ -6,11 +6,13 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "engine/fast/fast.h"
 #include "engine/net_impl.h"
 
 void fp_net_destroy(fp_net *net)
 {
     if (!net) return;
+    for (int i = 0; i < net->n && net->layers; i++) fpi_dnnl_layer_destroy(net->layers[i].dnnl);
     fpi_pool_destroy(net->pool);
     fpi_free_aligned(net->params);
     fpi_free_aligned(net->folded);
@@ -174,6 +176,7 @@ fp_status fp_net_setup(fp_net *net)
         return fpi_error(FP_ESTATE, "fp_net_setup: no weights loaded (load a weights file or use random weights)");
     fp_status st;
     if (!net->weights_prepared && (st = fpi_prepare_weights(net))) return st;
+    if ((st = fpi_dnnl_setup(net))) return st; /* may grow layers' workspace */
 
     /* Lifetimes: a tensor lives from its producer to its last reader; outputs
      * nobody reads (the last layer, detection heads) live to the end. In a
@@ -188,6 +191,12 @@ fp_status fp_net_setup(fp_net *net)
         return fpi_error(FP_ENOMEM, "out of memory planning the arena");
     }
     fpi_last_readers(net, last);
+    /* A convolution run fused with the max pool after it (fast/dnnl.c) still
+     * reads its inputs while the pool's output is written: they live on. */
+    for (int i = net->first; i < net->last; i++)
+        if (fpi_dnnl_fused_pool(&net->layers[i]) == i + 1)
+            for (int k = 0; k < net->layers[i].n_src; k++)
+                if (last[net->layers[i].src[k] + 1] < i + 1) last[net->layers[i].src[k] + 1] = i + 1;
     size_t ws = 0;
     int n_plan = 0;
     net->input_off = FPI_NO_TENSOR;
@@ -261,12 +270,18 @@ fp_status fp_net_run(fp_net *net, int first, int last, fp_layer_cb cb, void *use
     if (first < net->first || last > net->last || first > last)
         return fpi_error(FP_EINVAL, "fp_net_run: layer range %d..%d outside %d..%d", first, last,
                          net->first, net->last);
-    fpi_exec x = {net->workspace, net->pool};
+    fpi_exec x = {net->workspace, net->pool, first, last, cb == NULL};
     for (int i = first; i <= last; i++) {
         const fpi_layer *l = &net->layers[i];
         const float *src[FP_MAX_ROUTE];
         for (int k = 0; k < l->n_src; k++) src[k] = fpi_tensor(net, l->src[k]);
         float *out = fpi_tensor(net, i);
+        /* a convolution and the max pool that alone reads it, in one pass
+         * (fast/dnnl.c); only without a callback, which would see l's output */
+        if (!cb && l->dnnl && i < last && fpi_conv_pool_dnnl(l, &net->layers[i + 1], src, fpi_tensor(net, i + 1), &x)) {
+            i++;
+            continue;
+        }
         fpi_ops[l->op].forward(l, src, out, &x);
         if (cb && cb(user, i, out, l->out))
             return fpi_error(FP_ESTATE, "fp_net_run: stopped by the callback after layer %d", i);

@@ -96,6 +96,7 @@ typedef struct fpi_layer {
     size_t out_off;           /* byte offset of the output in the arena; FPI_NO_TENSOR if none */
     int last_use;             /* last layer that reads the output */
     char desc[64];            /* short human description */
+    struct fpi_dnnl_layer *dnnl; /* oneDNN's prepared convolution (fast/dnnl.c), or NULL */
 } fpi_layer;
 
 struct fpi_pool;
@@ -104,6 +105,9 @@ struct fpi_pool;
 typedef struct fpi_exec {
     float *workspace;         /* scratch of at least layer->workspace floats */
     struct fpi_pool *pool;    /* worker threads (may be NULL) */
+    int first, last;          /* the layers fp_net_run runs */
+    int handoff;              /* no callback sees the layers' outputs: adjacent oneDNN
+                               * layers may hand tensors on in their own layout (fast/dnnl.c) */
 } fpi_exec;
 
 /* Shape inference context while building from a cfg. */

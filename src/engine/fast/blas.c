@@ -35,6 +35,8 @@ static void fpi_read_env(void)
 
 void fpi_fast_set_mode(fpi_fast_mode mode) { atomic_store(&fpi_mode, (int)mode); }
 
+fpi_fast_mode fpi_fast_get_mode(void) { return (fpi_fast_mode)atomic_load(&fpi_mode); }
+
 int fpi_fast_enabled(void)
 {
     pthread_once(&fpi_env_once, fpi_read_env);
@@ -94,11 +96,12 @@ const fpi_blas *fpi_blas_get(void)
 
 const char *fpi_fast_describe(void)
 {
-    static char buf[160];
+    static char buf[224];
     if (!fpi_fast_enabled()) return fpi_env_off ? "reference kernels (FP_NO_FAST)" : "reference kernels";
     const fpi_cpu *cpu = fpi_cpu_get();
     const char *isa = cpu->avx512 ? "avx512" : cpu->avx2 ? "avx2" : cpu->neon ? "neon" : "baseline";
     const fpi_blas *b = fpi_blas_get();
-    snprintf(buf, sizeof buf, "fast kernels, %s; cpu %s", b ? b->desc : (fpi_blas_why[0] ? fpi_blas_why : "no BLAS"), isa);
+    snprintf(buf, sizeof buf, "fast kernels, %s; %s; cpu %s", b ? b->desc : (fpi_blas_why[0] ? fpi_blas_why : "no BLAS"),
+             fpi_dnnl_describe(), isa);
     return buf;
 }

@@ -13,7 +13,8 @@
  * multiplier): a per-channel loop whose inner loop runs along output
  * columns, summing in the same order as the reference kernel.
  * Tiles use disjoint parts of the layer's workspace (k x n floats, the
- * reference kernel's size), so nothing is allocated per frame. */
+ * reference kernel's size), so nothing is allocated per frame.
+ * A layer oneDNN was prepared for (dnnl.c) goes there first. */
 #include <string.h>
 
 #include "engine/fast/fast.h"
@@ -310,6 +311,7 @@ static void fpi_conv_direct_rows(int t, void *vctx)
 int fpi_conv_fast(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x)
 {
     if (!fpi_fast_enabled()) return 0;
+    if (fpi_conv_dnnl(l, src, out, x)) return 1;
     const fpi_conv_params *p = &l->p.conv;
     int cg = l->in.c / p->groups, m = p->filters / p->groups;
     if (cg == 1) {

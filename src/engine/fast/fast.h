@@ -2,9 +2,14 @@
  * fast.h — optional fast kernels, picked at run time, each tested against the
  * reference kernel of its op (tests/test_fast.c). Internal: not API.
  *
- * Three pieces:
+ * Four pieces:
  *   cpu.c   CPU features from cpuid (x86-64) or the auxiliary vector (arm64);
  *           no model-name tables.
+ *   dnnl.c  convolutions (one group, depthwise) through oneDNN's JIT kernels
+ *           on x86-64 when the build found oneDNN 2.x (FP_ONEDNN) and
+ *           libdnnl.so.2 loads; prepared per layer at fp_net_setup, tried
+ *           before the kernels below; with fp_net_run's hand-offs
+ *           (fpi_exec.handoff), fused max pools and nChw16c between layers.
  *   blas.c  OpenBLAS loaded with dlopen on first use, after steering its
  *           kernel choice (OPENBLAS_CORETYPE) from those features and pinning
  *           it to one thread (the engine's pool parallelises). Absent library:
@@ -70,12 +75,16 @@ typedef struct fpi_blas {
 typedef enum fpi_fast_mode {
     FPI_FAST_AUTO = 0, /* fast kernels unless FP_NO_FAST is set; BLAS if it loads */
     FPI_FAST_OFF,      /* reference kernels only */
-    FPI_FAST_NO_BLAS,  /* fast direct kernels, but behave as if no BLAS were installed */
+    FPI_FAST_NO_BLAS,  /* fast direct kernels, but behave as if neither OpenBLAS nor oneDNN were installed */
+    FPI_FAST_NO_DNNL,  /* as AUTO, but behave as if oneDNN were not installed */
 } fpi_fast_mode;
 
 /* Sets the mode for the whole process (tests); not thread-safe against
  * running networks. */
 void fpi_fast_set_mode(fpi_fast_mode mode);
+
+/* The mode last set (FPI_FAST_AUTO unless a test set another). */
+fpi_fast_mode fpi_fast_get_mode(void);
 
 /* Whether fast kernels run at all (mode, FP_NO_FAST). */
 int fpi_fast_enabled(void);
@@ -88,7 +97,58 @@ const fpi_blas *fpi_blas_get(void);
  * avx512" or "reference kernels (FP_NO_FAST)". Static storage. */
 const char *fpi_fast_describe(void);
 
+/* Whether oneDNN can run: built with it, fast kernels and the mode allow
+ * it, and libdnnl.so.2 loaded (on the first call; thread-safe). */
+int fpi_dnnl_available(void);
+
+/* "oneDNN 2.6.3", or why it does not run. Static storage. */
+const char *fpi_dnnl_describe(void);
+
+/* Prepares every [convolutional] layer of the network's range with one
+ * group or depthwise (one filter per channel) and at least 2 MFLOPs or 32K
+ * outputs for oneDNN (l->dnnl: primitives, reordered weights, a 2x2/2 max
+ * pool after it fused when only that pool reads its output, and hand-offs
+ * in nChw16c between adjacent prepared layers; l->workspace grows to what
+ * its pieces need), after the weights are folded and before the arena is
+ * planned. The library loads with the first such layer; nothing happens
+ * when fpi_dnnl_available() is 0. A layer oneDNN declines keeps l->dnnl
+ * NULL. Fails only with FP_ENOMEM; what was prepared stays with the layers
+ * (fpi_dnnl_layer_destroy frees it). */
+fp_status fpi_dnnl_setup(fp_net *net);
+
+/* Test hook for the layers fpi_dnnl_setup prepares after the call: those of
+ * at least min_flops (default 2e6; smaller ones stay with the other
+ * kernels), cut into pieces of about piece_flops (default 25e6; 0: as many
+ * pieces as the shape allows, up to 8). Not thread-safe. */
+void fpi_dnnl_set_sizes(double min_flops, double piece_flops);
+
+/* Frees what fpi_dnnl_setup made for one layer; NULL is a no-op. */
+void fpi_dnnl_layer_destroy(struct fpi_dnnl_layer *d);
+
+/* The oneDNN implementation a prepared layer runs (e.g. "brgconv:avx512_core"),
+ * or NULL when oneDNN does not run it. */
+const char *fpi_dnnl_layer_impl(const fpi_layer *l);
+
+/* The max pool layer prepared to run fused after convolution layer l
+ * (fpi_conv_pool_dnnl), or -1. The arena keeps l's inputs alive until that
+ * layer: they are read while its output is written. */
+int fpi_dnnl_fused_pool(const fpi_layer *l);
+
+/* The layer l hands its result to in oneDNN's nChw16c (when both run in
+ * one fp_net_run without a callback), or -1. */
+int fpi_dnnl_hands_to(const fpi_layer *l);
+
+/* Convolution layer l and the max pool layer after it (the only reader of
+ * l's output) in one pass: each piece pools its output while it is in cache
+ * and in oneDNN's layout, so l's own output is never written. For
+ * fp_net_run without a callback (the output of l is dead once the pool has
+ * run). Returns 1 when it wrote the pool's output, 0 when l was not prepared
+ * so (then run both layers as usual). */
+int fpi_conv_pool_dnnl(const fpi_layer *l, const fpi_layer *pool, const float *const *src, float *pooled,
+                       const fpi_exec *x);
+
 /* The hooks (see the top of this file): 1 = output computed, 0 = declined. */
+int fpi_conv_dnnl(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x);
 int fpi_conv_fast(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x);
 int fpi_connected_fast(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x);
 int fpi_maxpool_fast(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x);

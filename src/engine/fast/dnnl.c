@@ -1,0 +1,991 @@
+/* dnnl.c — [convolutional] through oneDNN's JIT kernels: one group, or
+ * depthwise (one filter per channel); blocked (nChw16c) layouts, bias and
+ * relu/leaky fused. Optional twice over:
+ *   - at build time: compiled only with FP_HAVE_DNNL (CMake FP_ONEDNN, on
+ *     for x86-64 when oneDNN 2.x's dnnl.h is found); else the stubs at the end;
+ *   - at run time: libdnnl.so.2 is loaded with dlopen (x86-64 only) for the
+ *     first layer it may take, like OpenBLAS (blas.c); absent, the layer goes
+ *     to the other fast kernels.
+ *
+ * Everything is prepared once per layer at fp_net_setup (fpi_dnnl_setup):
+ * the primitives, the weights reordered into the layout oneDNN chose, and
+ * where each piece's scratch lies in the network's workspace, so a frame
+ * does no allocation.
+ *
+ * Pieces: the engine's pool runs a layer as up to FPI_DNNL_PIECES
+ * independent convolutions, each single-threaded in oneDNN: bands of output
+ * rows (wide shallow layers; input re-read at the band edges) or blocks of
+ * 16k output channels (deep small layers; each block with its own share of
+ * the weights, the input reordered once). The cut depends on the layer's
+ * shape only, never on --threads, so results do not depend on the thread
+ * count. A task takes a slot of the workspace and runs pieces in it until
+ * none are left (one thread: one slot, hot in cache). Debian builds oneDNN
+ * with OpenMP: OMP_NUM_THREADS=1 is set while the library loads, and checked
+ * again per thread, so no OpenMP team competes with the pool.
+ *
+ * Layouts: tensors in the arena are C x H x W (nchw). A piece copies its
+ * rows into a dense block (oneDNN's reorders between its layouts and dense
+ * nchw are its fast JIT ones; to or from strided views a generic one 2-5x
+ * slower), reorders, convolves, and reorders and copies back. When
+ * fp_net_run has no callback to show the outputs to (fpi_exec.handoff):
+ *   - a convolution followed by a 2x2/2 max pool that alone reads it runs
+ *     as one pass (fpi_conv_pool_dnnl): each piece pools its output while
+ *     it is in cache and in oneDNN's layout, and only the pooled quarter is
+ *     written; the convolution's own output is never written;
+ *   - a layer whose result (its output, or its fused pool's) only the next
+ *     layer reads, when that one is prepared here too and reads nChw16c,
+ *     hands it on in nChw16c (same bytes: C is a multiple of 16), so the
+ *     reorders between them disappear; a piece then copies its rows of it.
+ * Both give bit for bit what the layers give one after the other.
+ * The logistic activation is applied after the reorder with fpi_activate,
+ * so it rounds exactly as the reference does (such a layer hands nothing on). */
+#include <string.h>
+
+#include "common/common.h"
+#include "engine/fast/fast.h"
+
+#if defined(FP_HAVE_DNNL)
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <oneapi/dnnl/dnnl.h>
+
+#if DNNL_VERSION_MAJOR != 2
+#error "src/engine/fast/dnnl.c uses oneDNN 2.x's C API (configure with -DFP_ONEDNN=OFF)"
+#endif
+
+/* Most pieces one layer is cut into, the work below which a piece is not
+ * worth its own primitive calls (about 0.1 ms at 200 GFLOP/s), and the
+ * output (floats) a piece keeps in cache for its reorders, pool and copies
+ * (256 KiB; memory-bound layers are cut by that). */
+enum { FPI_DNNL_PIECES = 8, FPI_DNNL_PIECE_OUT = 1 << 16 };
+#define FPI_DNNL_PIECE_FLOPS 25e6
+
+/* Layers of less work stay with the other kernels: oneDNN's calls and
+ * reorders cost about as much, and its scratch is larger. Tests lower both. */
+static double fpi_dnnl_min_flops = 2e6, fpi_dnnl_piece_flops = FPI_DNNL_PIECE_FLOPS;
+
+/* The entry points used, resolved from libdnnl.so.2 (type-checked against
+ * the header by __typeof__). */
+#define FPI_DNNL_FUNCS(X)                                                                          \
+    X(dnnl_engine_create) X(dnnl_stream_create) X(dnnl_stream_destroy) X(dnnl_stream_wait)         \
+    X(dnnl_memory_desc_init_by_tag) X(dnnl_memory_desc_init_by_strides) X(dnnl_memory_desc_equal)  \
+    X(dnnl_memory_desc_get_size) X(dnnl_memory_create) X(dnnl_memory_destroy)                      \
+    X(dnnl_memory_set_data_handle) X(dnnl_convolution_forward_desc_init)                           \
+    X(dnnl_primitive_attr_create) X(dnnl_primitive_attr_destroy) X(dnnl_primitive_attr_set_post_ops) \
+    X(dnnl_primitive_attr_set_scratchpad_mode) X(dnnl_post_ops_create) X(dnnl_post_ops_destroy)    \
+    X(dnnl_post_ops_append_eltwise) X(dnnl_primitive_desc_create) X(dnnl_primitive_desc_destroy)   \
+    X(dnnl_primitive_desc_query) X(dnnl_primitive_desc_query_md) X(dnnl_primitive_create)          \
+    X(dnnl_primitive_destroy) X(dnnl_primitive_execute) X(dnnl_reorder_primitive_desc_create)      \
+    X(dnnl_pooling_forward_desc_init) X(dnnl_memory_get_memory_desc) X(dnnl_version)
+
+static struct {
+#define FPI_DNNL_PTR(name) __typeof__(name) *name;
+    FPI_DNNL_FUNCS(FPI_DNNL_PTR)
+#undef FPI_DNNL_PTR
+    int (*omp_get_max_threads)(void);  /* libgomp's, through libdnnl's dependencies */
+    void (*omp_set_num_threads)(int);
+    dnnl_engine_t engine;              /* the CPU engine, for the life of the process */
+} fpi_dnnl;
+static int fpi_dnnl_ok;
+static pthread_once_t fpi_dnnl_once = PTHREAD_ONCE_INIT;
+static char fpi_dnnl_desc[64];
+
+#define D(name) fpi_dnnl.name
+
+/* Loads libdnnl.so.2 once; OMP_NUM_THREADS=1 while libgomp reads its
+ * environment (the user's value, if any, is put back). */
+static void fpi_dnnl_load(void)
+{
+    /* Elsewhere (arm64 without SVE) Debian's oneDNN has no JIT convolutions:
+     * OpenBLAS does better there. */
+    if (!fpi_cpu_get()->x86) {
+        snprintf(fpi_dnnl_desc, sizeof fpi_dnnl_desc, "oneDNN not used on this CPU");
+        return;
+    }
+    const char *old = getenv("OMP_NUM_THREADS");
+    char *saved = old ? strdup(old) : NULL;
+    if (old && !saved) return; /* out of memory: no oneDNN */
+    setenv("OMP_NUM_THREADS", "1", 1);
+    void *h = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL);
+    if (saved) setenv("OMP_NUM_THREADS", saved, 1);
+    else unsetenv("OMP_NUM_THREADS");
+    free(saved);
+    if (!h) {
+        snprintf(fpi_dnnl_desc, sizeof fpi_dnnl_desc, "no libdnnl.so.2");
+        return;
+    }
+    int missing = 0;
+    /* POSIX's sanctioned way to turn dlsym's void * into a function pointer */
+#define FPI_DNNL_SYM(name) missing |= !(*(void **)&fpi_dnnl.name = dlsym(h, #name));
+    FPI_DNNL_FUNCS(FPI_DNNL_SYM)
+#undef FPI_DNNL_SYM
+    *(void **)&fpi_dnnl.omp_get_max_threads = dlsym(h, "omp_get_max_threads");
+    *(void **)&fpi_dnnl.omp_set_num_threads = dlsym(h, "omp_set_num_threads");
+    if (missing || D(dnnl_engine_create)(&fpi_dnnl.engine, dnnl_cpu, 0) != dnnl_success) {
+        snprintf(fpi_dnnl_desc, sizeof fpi_dnnl_desc, "libdnnl.so.2 unusable");
+        dlclose(h);
+        return;
+    }
+    const dnnl_version_t *v = D(dnnl_version)();
+    snprintf(fpi_dnnl_desc, sizeof fpi_dnnl_desc, "oneDNN %d.%d.%d", v->major, v->minor, v->patch);
+    fpi_dnnl_ok = 1; /* the handle stays open for the life of the process */
+}
+
+/* This thread's OpenMP teams have one thread (oneDNN then runs inline). */
+static void fpi_dnnl_one_thread(void)
+{
+    if (fpi_dnnl.omp_get_max_threads && fpi_dnnl.omp_set_num_threads && fpi_dnnl.omp_get_max_threads() != 1)
+        fpi_dnnl.omp_set_num_threads(1);
+}
+
+/* Whether the test mode lets oneDNN run (fpi_fast_set_mode). */
+static int fpi_dnnl_mode_allows(void)
+{
+    fpi_fast_mode m = fpi_fast_get_mode();
+    return m != FPI_FAST_NO_BLAS && m != FPI_FAST_NO_DNNL;
+}
+
+int fpi_dnnl_available(void)
+{
+    if (!fpi_fast_enabled() || !fpi_dnnl_mode_allows()) return 0;
+    pthread_once(&fpi_dnnl_once, fpi_dnnl_load);
+    return fpi_dnnl_ok;
+}
+
+const char *fpi_dnnl_describe(void)
+{
+    fpi_dnnl_available();
+    return fpi_dnnl_desc[0] ? fpi_dnnl_desc : "oneDNN not loaded";
+}
+
+/* A c x rows x cols block of a C x h x w tensor (at floats from its start)
+ * as a dense nchw memory: in place when the block is dense in the tensor,
+ * else staged in the workspace and copied row by row (oneDNN's reorders
+ * between its layouts and dense nchw are its fast JIT ones; to or from a
+ * strided view they take a generic path 2-5x slower). */
+typedef struct fpi_dnnl_block {
+    dnnl_memory_t mem;
+    size_t at;
+    int c, rows, cols, h, w;
+    int staged;
+    size_t ws_at;                   /* bytes into the workspace when staged */
+} fpi_dnnl_block;
+
+/* One convolution of a layer: output rows [y0, y1) x channels [o0, o1). */
+typedef struct fpi_dnnl_piece {
+    int y0, y1, o0, o1;
+    int pad_t, pad_b, rows_in;      /* its rows' padding above and below, input rows it reads */
+    size_t row_in;                  /* first input row it reads */
+    int same;                       /* piece whose primitives it runs (pieces of one shape share them) */
+    dnnl_primitive_t conv;          /* the convolution */
+    dnnl_primitive_t in, out;       /* reorders input block -> src, dst -> output block (NULL: none) */
+    fpi_dnnl_block in_b;            /* its input rows (row split) */
+    dnnl_memory_t src;              /* the convolution's input (row split; NULL: in_b) */
+    dnnl_memory_t wei, bias, dst, pad; /* weights, bias, output (NULL: out_b), scratchpad */
+    fpi_dnnl_block out_b;           /* its rows and channels of the layer output */
+    dnnl_stream_t stream;
+    size_t src_at, dst_at, pad_at;  /* bytes into its slot of the workspace */
+    size_t ws_conv, ws_used;        /* bytes of its slot used without / with the fused pool */
+    float *weights;                 /* owned reordered weights, or NULL (shared with piece 0) */
+    /* with the max pool that follows (fpi_conv_pool_dnnl): */
+    dnnl_primitive_t pool, pool_out;/* the pool of dst, and the reorder of its output */
+    dnnl_memory_t pdst, ppad;       /* pooled, scratchpad */
+    fpi_dnnl_block pool_b;          /* its rows and channels of the pool's output */
+    size_t pdst_at, ppad_at;
+} fpi_dnnl_piece;
+
+struct fpi_dnnl_layer {
+    int n;                          /* pieces */
+    int by_rows;                    /* split by output rows, else by output channels */
+    int dw;                         /* depthwise (groups = channels = filters) */
+    int blk_in, blk_out;            /* the pieces' input / output (pooled, when fused) are nChw16c */
+    dnnl_primitive_t in;            /* channel split: layer input -> src (NULL: none needed) */
+    fpi_dnnl_block in_b;            /* channel split: the layer input */
+    dnnl_memory_t src;              /* channel split: as the pieces read it (NULL: in_b) */
+    dnnl_stream_t stream;
+    size_t src_at;                  /* bytes into the workspace */
+    size_t slot0, slot_bytes;       /* where the pieces' slots start, and their size */
+    size_t ws_bytes;                /* workspace the layer uses: slot0 + n slots */
+    int hand_in, hand_out;          /* its input comes / its result goes nChw16c between layers */
+    int hand_from, hand_to;         /* the layers on the other side (fpi_dnnl_setup) */
+    char impl[48];                  /* piece 0's implementation, e.g. "brgconv:avx512_core" */
+    int pool_layer;                 /* the max pool fused after it, or -1 (see fpi_conv_pool_dnnl) */
+    fpi_dnnl_piece piece[FPI_DNNL_PIECES];
+};
+
+static void fpi_dnnl_prim_free(dnnl_primitive_t p)
+{
+    if (p) D(dnnl_primitive_destroy)(p);
+}
+static void fpi_dnnl_mem_free(dnnl_memory_t m)
+{
+    if (m) D(dnnl_memory_destroy)(m);
+}
+
+void fpi_dnnl_layer_destroy(struct fpi_dnnl_layer *d)
+{
+    if (!d) return;
+    for (int i = 0; i < FPI_DNNL_PIECES; i++) {
+        fpi_dnnl_piece *p = &d->piece[i];
+        if (p->same == i) {
+            fpi_dnnl_prim_free(p->conv);
+            fpi_dnnl_prim_free(p->in);
+            fpi_dnnl_prim_free(p->out);
+            fpi_dnnl_prim_free(p->pool);
+            fpi_dnnl_prim_free(p->pool_out);
+        }
+        fpi_dnnl_mem_free(p->pdst);
+        fpi_dnnl_mem_free(p->pool_b.mem);
+        fpi_dnnl_mem_free(p->ppad);
+        fpi_dnnl_mem_free(p->in_b.mem);
+        fpi_dnnl_mem_free(p->src);
+        fpi_dnnl_mem_free(p->wei);
+        fpi_dnnl_mem_free(p->bias);
+        fpi_dnnl_mem_free(p->dst);
+        fpi_dnnl_mem_free(p->out_b.mem);
+        fpi_dnnl_mem_free(p->pad);
+        if (p->stream) D(dnnl_stream_destroy)(p->stream);
+        fpi_free_aligned(p->weights);
+    }
+    fpi_dnnl_prim_free(d->in);
+    fpi_dnnl_mem_free(d->in_b.mem);
+    fpi_dnnl_mem_free(d->src);
+    if (d->stream) D(dnnl_stream_destroy)(d->stream);
+    fpi_free(d);
+}
+
+/* Why a layer is not taken: a status for out of memory (passed up), or
+ * declined (the other kernels run). */
+typedef enum { FPI_DNNL_DONE, FPI_DNNL_DECLINE, FPI_DNNL_NOMEM } fpi_dnnl_res;
+
+static fpi_dnnl_res fpi_dnnl_res_of(dnnl_status_t s)
+{
+    return s == dnnl_success ? FPI_DNNL_DONE : s == dnnl_out_of_memory ? FPI_DNNL_NOMEM : FPI_DNNL_DECLINE;
+}
+
+static size_t fpi_align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* Sets up block b (see fpi_dnnl_block) and its md; a staged block's place
+ * in the workspace is reserved at *ws. */
+static dnnl_status_t fpi_dnnl_block_init(fpi_dnnl_block *b, dnnl_memory_desc_t *md, int c, int rows, int cols, int h,
+                                         int w, size_t at, size_t *ws)
+{
+    dnnl_dims_t dims = {1, c, rows, cols};
+    *b = (fpi_dnnl_block){NULL, at, c, rows, cols, h, w, !(cols == w && (rows == h || c == 1)), 0};
+    if (b->staged) {
+        b->ws_at = *ws;
+        *ws += fpi_align64((size_t)c * rows * cols * sizeof(float));
+    }
+    dnnl_status_t st = D(dnnl_memory_desc_init_by_tag)(md, 4, dims, dnnl_f32, dnnl_nchw);
+    if (st) return st;
+    return D(dnnl_memory_create)(&b->mem, md, fpi_dnnl.engine, DNNL_MEMORY_NONE);
+}
+
+/* Copies c planes of rows x cols between strides (planes, rows). */
+static void fpi_dnnl_copy(float *dst, size_t dplane, size_t drow, const float *src, size_t splane, size_t srow, int c,
+                          int rows, int cols)
+{
+    for (int k = 0; k < c; k++, dst += dplane, src += splane) {
+        if (drow == (size_t)cols && srow == (size_t)cols) {
+            memcpy(dst, src, (size_t)rows * cols * sizeof(float));
+            continue;
+        }
+        for (int r = 0; r < rows; r++) memcpy(dst + r * drow, src + r * srow, (size_t)cols * sizeof(float));
+    }
+}
+
+/* Points b's memory at the tensor (in place) or the workspace (staged),
+ * copying the block in first when `load`. */
+static void fpi_dnnl_block_bind(const fpi_dnnl_block *b, const float *tensor, char *ws, int load)
+{
+    if (!b->staged) {
+        D(dnnl_memory_set_data_handle)(b->mem, (void *)(tensor + b->at));
+        return;
+    }
+    float *s = (float *)(ws + b->ws_at);
+    if (load)
+        fpi_dnnl_copy(s, (size_t)b->rows * b->cols, (size_t)b->cols, tensor + b->at, (size_t)b->h * b->w, (size_t)b->w,
+                      b->c, b->rows, b->cols);
+    D(dnnl_memory_set_data_handle)(b->mem, s);
+}
+
+/* Copies a staged block out of the workspace into the tensor. */
+static void fpi_dnnl_block_store(const fpi_dnnl_block *b, float *tensor, const char *ws)
+{
+    if (b->staged)
+        fpi_dnnl_copy(tensor + b->at, (size_t)b->h * b->w, (size_t)b->w, (const float *)(ws + b->ws_at),
+                      (size_t)b->rows * b->cols, (size_t)b->cols, b->c, b->rows, b->cols);
+}
+
+/* A reorder primitive from md `from` to md `to`. */
+static dnnl_status_t fpi_dnnl_reorder(dnnl_primitive_t *out, const dnnl_memory_desc_t *from,
+                                      const dnnl_memory_desc_t *to)
+{
+    dnnl_primitive_desc_t pd;
+    dnnl_status_t s = D(dnnl_reorder_primitive_desc_create)(&pd, from, fpi_dnnl.engine, to, fpi_dnnl.engine, NULL);
+    if (s != dnnl_success) return s;
+    s = D(dnnl_primitive_create)(out, pd);
+    D(dnnl_primitive_desc_destroy)(pd);
+    return s;
+}
+
+/* Whether md is nChw16c with whole blocks, densely. */
+static int fpi_dnnl_is_blk16(const dnnl_memory_desc_t *md)
+{
+    if (md->ndims != 4 || md->dims[1] % 16) return 0;
+    dnnl_memory_desc_t want;
+    return D(dnnl_memory_desc_init_by_tag)(&want, 4, md->dims, dnnl_f32, dnnl_nChw16c) == dnnl_success &&
+           D(dnnl_memory_desc_equal)(&want, md);
+}
+
+/* A memory's descriptor. */
+static const dnnl_memory_desc_t *fpi_dnnl_md(const_dnnl_memory_t m)
+{
+    const dnnl_memory_desc_t *md = NULL;
+    D(dnnl_memory_get_memory_desc)(m, &md);
+    return md;
+}
+
+/* Whether an implementation is one worth taking over the other fast kernels:
+ * oneDNN's JIT ones, not its reference loops. */
+static int fpi_dnnl_impl_ok(const char *impl)
+{
+    return impl && (strstr(impl, "jit") || strstr(impl, "brg")) && !strstr(impl, "ref");
+}
+
+/* Piece p's input rows: those its windows reach, clipped to the map, and the
+ * padding the clipping leaves above and below. 0 when its windows lie
+ * wholly in the padding. */
+static int fpi_dnnl_piece_rows(const fpi_layer *l, fpi_dnnl_piece *p)
+{
+    const fpi_conv_params *cp = &l->p.conv;
+    int top = p->y0 * cp->stride - cp->pad, bottom = (p->y1 - 1) * cp->stride - cp->pad + cp->size; /* [top, bottom) */
+    int iy0 = top > 0 ? top : 0, iy1 = bottom < l->in.h ? bottom : l->in.h;
+    p->pad_t = iy0 - top;
+    p->pad_b = bottom - iy1;
+    p->rows_in = iy1 - iy0;
+    p->row_in = (size_t)iy0;
+    return iy1 > iy0;
+}
+
+/* Input and output layouts asked of a convolution. */
+typedef enum {
+    FPI_DNNL_ANY,     /* oneDNN's choice */
+    FPI_DNNL_BLK16,   /* nChw16c where the channels are a multiple of 16 (so a
+                       * layer can hand its output on to the next as it is) */
+    FPI_DNNL_PLAIN,   /* nchw input (first layers: oneDNN has a JIT kernel for
+                       * few input channels in nchw), nChw16c output */
+} fpi_dnnl_layouts;
+
+/* Creates the primitive descriptor of piece p's convolution. src_fix /
+ * wei_fix: the layouts to use (those piece 0 chose, so the pieces can share
+ * the input or the weights), or NULL to ask for `lay`. */
+static fpi_dnnl_res fpi_dnnl_piece_pd(const fpi_layer *l, int dw, const fpi_dnnl_piece *p,
+                                      const dnnl_memory_desc_t *src_fix, const dnnl_memory_desc_t *wei_fix,
+                                      fpi_dnnl_layouts lay, dnnl_primitive_desc_t *pd_out)
+{
+    const fpi_conv_params *cp = &l->p.conv;
+    int c = l->in.c, w = l->in.w, k = cp->size, s = cp->stride, pad = cp->pad;
+    int ow = l->out.w, po = p->o1 - p->o0;
+    int plain_src = lay == FPI_DNNL_PLAIN;
+    dnnl_format_tag_t src_tag = plain_src ? dnnl_nchw : lay == FPI_DNNL_BLK16 && c % 16 == 0 ? dnnl_nChw16c : dnnl_format_tag_any;
+    dnnl_format_tag_t dst_tag = lay != FPI_DNNL_ANY && po % 16 == 0 ? dnnl_nChw16c : dnnl_format_tag_any;
+    /* columns: clipped on the right as the rows are (darknet's output size
+     * may leave the last input columns out) */
+    int right = (ow - 1) * s - pad + k, ix1 = right < w ? right : w;
+    if (ix1 <= 0) return FPI_DNNL_DECLINE;
+    dnnl_memory_desc_t src_md, wei_md, bias_md, dst_md;
+    dnnl_dims_t src_dims = {1, c, p->rows_in, ix1}, wei_dims = {po, c, k, k}, bias_dims = {po},
+                dst_dims = {1, po, p->y1 - p->y0, ow}, dw_dims = {c, 1, 1, k, k};
+    dnnl_dims_t strides = {s, s}, pad_l = {p->pad_t, pad}, pad_r = {p->pad_b, right - ix1};
+    dnnl_status_t st;
+    if (src_fix) src_md = *src_fix;
+    else if ((st = D(dnnl_memory_desc_init_by_tag)(&src_md, 4, src_dims, dnnl_f32, src_tag)))
+        return fpi_dnnl_res_of(st);
+    if (wei_fix) wei_md = *wei_fix;
+    else if ((st = dw ? D(dnnl_memory_desc_init_by_tag)(&wei_md, 5, dw_dims, dnnl_f32, dnnl_format_tag_any)
+                      : D(dnnl_memory_desc_init_by_tag)(&wei_md, 4, wei_dims, dnnl_f32, dnnl_format_tag_any)))
+        return fpi_dnnl_res_of(st);
+    if ((st = D(dnnl_memory_desc_init_by_tag)(&bias_md, 1, bias_dims, dnnl_f32, dnnl_x)) ||
+        (st = D(dnnl_memory_desc_init_by_tag)(&dst_md, 4, dst_dims, dnnl_f32, dst_tag)))
+        return fpi_dnnl_res_of(st);
+    dnnl_convolution_desc_t cd;
+    if ((st = D(dnnl_convolution_forward_desc_init)(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src_md,
+                                                     &wei_md, &bias_md, &dst_md, strides, pad_l, pad_r)))
+        return fpi_dnnl_res_of(st);
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t ops = NULL;
+    if ((st = D(dnnl_primitive_attr_create)(&attr)) ||
+        (st = D(dnnl_primitive_attr_set_scratchpad_mode)(attr, dnnl_scratchpad_mode_user)))
+        goto done;
+    if (l->act == FP_ACT_LEAKY || l->act == FP_ACT_RELU) {
+        /* darknet's leaky: v > 0 ? v : .1f * v, as eltwise_relu with alpha */
+        if ((st = D(dnnl_post_ops_create)(&ops)) ||
+            (st = D(dnnl_post_ops_append_eltwise)(ops, 1.f, dnnl_eltwise_relu, l->act == FP_ACT_LEAKY ? .1f : 0.f, 0.f)) ||
+            (st = D(dnnl_primitive_attr_set_post_ops)(attr, ops)))
+            goto done;
+    }
+    st = D(dnnl_primitive_desc_create)(pd_out, &cd, attr, fpi_dnnl.engine, NULL);
+done:
+    if (ops) D(dnnl_post_ops_destroy)(ops);
+    if (attr) D(dnnl_primitive_attr_destroy)(attr);
+    if (st != dnnl_success) return fpi_dnnl_res_of(st);
+    const char *impl = NULL;
+    if (D(dnnl_primitive_desc_query)(*pd_out, dnnl_query_impl_info_str, 0, &impl) != dnnl_success ||
+        !fpi_dnnl_impl_ok(impl) || (plain_src && strstr(impl, "gemm"))) {
+        D(dnnl_primitive_desc_destroy)(*pd_out);
+        *pd_out = NULL;
+        return FPI_DNNL_DECLINE;
+    }
+    return FPI_DNNL_DONE;
+}
+
+/* Reorders piece p's share of the layer's weights into `md` (p->weights). */
+static fpi_dnnl_res fpi_dnnl_weights(const fpi_layer *l, int dw, fpi_dnnl_piece *p, const dnnl_memory_desc_t *md)
+{
+    const fpi_conv_params *cp = &l->p.conv;
+    size_t per = (size_t)(dw ? 1 : l->in.c) * cp->size * cp->size;
+    dnnl_memory_desc_t plain;
+    dnnl_dims_t dims = {p->o1 - p->o0, l->in.c, cp->size, cp->size}, dw_dims = {l->in.c, 1, 1, cp->size, cp->size};
+    dnnl_status_t st = dw ? D(dnnl_memory_desc_init_by_tag)(&plain, 5, dw_dims, dnnl_f32, dnnl_goihw)
+                          : D(dnnl_memory_desc_init_by_tag)(&plain, 4, dims, dnnl_f32, dnnl_oihw);
+    if (st) return fpi_dnnl_res_of(st);
+    size_t bytes = D(dnnl_memory_desc_get_size)(md);
+    p->weights = fpi_malloc_aligned(bytes ? bytes : 64);
+    if (!p->weights) return FPI_DNNL_NOMEM;
+    dnnl_memory_t from = NULL;
+    dnnl_primitive_t r = NULL;
+    if (!(st = D(dnnl_memory_create)(&from, &plain, fpi_dnnl.engine, (void *)(l->kernel + (size_t)p->o0 * per))) &&
+        !(st = D(dnnl_memory_create)(&p->wei, md, fpi_dnnl.engine, p->weights)) &&
+        !(st = fpi_dnnl_reorder(&r, &plain, md))) {
+        dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, p->wei}};
+        if (!(st = D(dnnl_primitive_execute)(r, p->stream, 2, args))) st = D(dnnl_stream_wait)(p->stream);
+    }
+    fpi_dnnl_prim_free(r);
+    fpi_dnnl_mem_free(from);
+    return fpi_dnnl_res_of(st);
+}
+
+/* Places `md`'s bytes in the workspace at *at (returns where) and creates a
+ * memory for it there (bound to the workspace at run time). */
+static dnnl_status_t fpi_dnnl_scratch(dnnl_memory_t *m, const dnnl_memory_desc_t *md, size_t *at, size_t *place)
+{
+    *place = *at;
+    *at += fpi_align64(D(dnnl_memory_desc_get_size)(md));
+    return D(dnnl_memory_create)(m, md, fpi_dnnl.engine, DNNL_MEMORY_NONE);
+}
+
+/* The rest of piece i given its primitive descriptor: the convolution and
+ * reorder primitives (its own, or those of the earlier piece of the same
+ * shape, p->same), input view, weights (own, or piece 0's), bias, output and
+ * its place in the layer output, scratch in the workspace. */
+static fpi_dnnl_res fpi_dnnl_piece_finish(const fpi_layer *l, struct fpi_dnnl_layer *d, int i,
+                                          dnnl_primitive_desc_t pd, size_t *ws)
+{
+    fpi_dnnl_piece *p = &d->piece[i], *q = &d->piece[p->same];
+    int c = l->in.c, h = l->in.h, w = l->in.w, oh = l->out.h, ow = l->out.w;
+    const dnnl_memory_desc_t *src_md = D(dnnl_primitive_desc_query_md)(pd, dnnl_query_src_md, 0);
+    const dnnl_memory_desc_t *wei_md = D(dnnl_primitive_desc_query_md)(pd, dnnl_query_weights_md, 0);
+    const dnnl_memory_desc_t *bias_md = D(dnnl_primitive_desc_query_md)(pd, dnnl_query_weights_md, 1);
+    const dnnl_memory_desc_t *dst_md = D(dnnl_primitive_desc_query_md)(pd, dnnl_query_dst_md, 0);
+    const dnnl_memory_desc_t *pad_md = D(dnnl_primitive_desc_query_md)(pd, dnnl_query_scratchpad_md, 0);
+    dnnl_status_t st;
+    fpi_dnnl_res r;
+    if (q == p && (st = D(dnnl_primitive_create)(&p->conv, pd))) return fpi_dnnl_res_of(st);
+    p->conv = q->conv;
+    if ((st = D(dnnl_stream_create)(&p->stream, fpi_dnnl.engine, dnnl_stream_default_flags)))
+        return fpi_dnnl_res_of(st);
+    dnnl_memory_desc_t view_md, out_md;
+    if (d->by_rows) {
+        /* its input rows */
+        if ((st = fpi_dnnl_block_init(&p->in_b, &view_md, c, (int)src_md->dims[2], (int)src_md->dims[3], h, w,
+                                      p->row_in * w, ws)))
+            return fpi_dnnl_res_of(st);
+        if (!D(dnnl_memory_desc_equal)(&view_md, src_md)) {
+            if (q == p && (st = fpi_dnnl_reorder(&p->in, &view_md, src_md))) return fpi_dnnl_res_of(st);
+            p->in = q->in;
+            if ((st = fpi_dnnl_scratch(&p->src, src_md, ws, &p->src_at))) return fpi_dnnl_res_of(st);
+        }
+    }
+    if (i == 0 || !d->by_rows) {
+        if ((r = fpi_dnnl_weights(l, d->dw, p, wei_md))) return r;
+    } else if ((st = D(dnnl_memory_create)(&p->wei, wei_md, fpi_dnnl.engine, d->piece[0].weights))) {
+        return fpi_dnnl_res_of(st);
+    }
+    if ((st = D(dnnl_memory_create)(&p->bias, bias_md, fpi_dnnl.engine, (void *)(l->bias + p->o0))))
+        return fpi_dnnl_res_of(st);
+    /* its output rows and channels */
+    if ((st = fpi_dnnl_block_init(&p->out_b, &out_md, p->o1 - p->o0, p->y1 - p->y0, ow, oh, ow,
+                                  (size_t)p->o0 * oh * ow + (size_t)p->y0 * ow, ws)))
+        return fpi_dnnl_res_of(st);
+    if (!D(dnnl_memory_desc_equal)(&out_md, dst_md)) {
+        if (q == p && (st = fpi_dnnl_reorder(&p->out, dst_md, &out_md))) return fpi_dnnl_res_of(st);
+        p->out = q->out;
+        if ((st = fpi_dnnl_scratch(&p->dst, dst_md, ws, &p->dst_at))) return fpi_dnnl_res_of(st);
+    }
+    if (D(dnnl_memory_desc_get_size)(pad_md) && (st = fpi_dnnl_scratch(&p->pad, pad_md, ws, &p->pad_at)))
+        return fpi_dnnl_res_of(st);
+    return FPI_DNNL_DONE;
+}
+
+/* Piece i's max pool (window = stride = k, no padding on the top / left:
+ * what fpi_dnnl_fusable_pool allows) of its blocked output, and the reorder
+ * of the pooled rows into the pool layer's output. FPI_DNNL_DECLINE: no
+ * fusion. */
+static fpi_dnnl_res fpi_dnnl_piece_pool(const fpi_layer *l, const fpi_layer *pl, struct fpi_dnnl_layer *d, int i,
+                                        dnnl_primitive_desc_t conv_pd, size_t *ws)
+{
+    fpi_dnnl_piece *p = &d->piece[i], *q = &d->piece[p->same];
+    int k = pl->p.pool.size, ph = pl->out.h, pw = pl->out.w, po = p->o1 - p->o0;
+    if (!p->dst) return FPI_DNNL_DECLINE; /* the convolution writes the layer output itself */
+    const dnnl_memory_desc_t *dst_md = D(dnnl_primitive_desc_query_md)(conv_pd, dnnl_query_dst_md, 0);
+    int py0 = p->y0 / k, py1 = (p->y1 + k - 1) / k < ph ? (p->y1 + k - 1) / k : ph;
+    dnnl_memory_desc_t pdst_md, view_md;
+    dnnl_dims_t dims = {1, po, py1 - py0, pw}, strides = {k, k}, kernel = {k, k}, pad_l = {0, 0},
+                pad_r = {(py1 - py0) * k - (p->y1 - p->y0), pw * k - l->out.w};
+    dnnl_status_t st;
+    dnnl_pooling_desc_t desc;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    if ((st = D(dnnl_memory_desc_init_by_tag)(&pdst_md, 4, dims, dnnl_f32, po % 16 ? dnnl_format_tag_any : dnnl_nChw16c)) ||
+        (st = D(dnnl_pooling_forward_desc_init)(&desc, dnnl_forward_inference, dnnl_pooling_max, dst_md, &pdst_md,
+                                                strides, kernel, pad_l, pad_r)) ||
+        (st = D(dnnl_primitive_attr_create)(&attr)) ||
+        (st = D(dnnl_primitive_attr_set_scratchpad_mode)(attr, dnnl_scratchpad_mode_user)) ||
+        (st = D(dnnl_primitive_desc_create)(&pd, &desc, attr, fpi_dnnl.engine, NULL))) {
+        if (attr) D(dnnl_primitive_attr_destroy)(attr);
+        return fpi_dnnl_res_of(st);
+    }
+    D(dnnl_primitive_attr_destroy)(attr);
+    const char *impl = NULL;
+    if (D(dnnl_primitive_desc_query)(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !fpi_dnnl_impl_ok(impl) ||
+        (q == p && (st = D(dnnl_primitive_create)(&p->pool, pd)))) {
+        D(dnnl_primitive_desc_destroy)(pd);
+        return st ? fpi_dnnl_res_of(st) : FPI_DNNL_DECLINE;
+    }
+    p->pool = q->pool;
+    const dnnl_memory_desc_t *out_md = D(dnnl_primitive_desc_query_md)(pd, dnnl_query_dst_md, 0);
+    const dnnl_memory_desc_t *pad_md = D(dnnl_primitive_desc_query_md)(pd, dnnl_query_scratchpad_md, 0);
+    fpi_dnnl_res r = FPI_DNNL_DONE;
+    if ((st = fpi_dnnl_block_init(&p->pool_b, &view_md, po, py1 - py0, pw, ph, pw,
+                                  (size_t)p->o0 * ph * pw + (size_t)py0 * pw, ws)) ||
+        (st = fpi_dnnl_scratch(&p->pdst, out_md, ws, &p->pdst_at)) ||
+        (D(dnnl_memory_desc_get_size)(pad_md) && (st = fpi_dnnl_scratch(&p->ppad, pad_md, ws, &p->ppad_at))))
+        r = fpi_dnnl_res_of(st);
+    else if (D(dnnl_memory_desc_equal)(&view_md, out_md))
+        r = FPI_DNNL_DECLINE; /* pooled straight into place: not expected, not handled */
+    else if (q == p && (st = fpi_dnnl_reorder(&p->pool_out, out_md, &view_md)))
+        r = fpi_dnnl_res_of(st);
+    if (q != p) p->pool_out = q->pool_out;
+    D(dnnl_primitive_desc_destroy)(pd);
+    return r;
+}
+
+/* The max pool layer after conv layer i that can run fused with it: the
+ * only reader of its output, in the range held, 2x2/2 with darknet's default
+ * padding (windows from the top-left corner, a partial one on the bottom /
+ * right of odd sizes; every YOLO-tiny's), after an activation max commutes
+ * with exactly (logistic rounds after the reorder: left alone). NULL if none. */
+static const fpi_layer *fpi_dnnl_fusable_pool(const fp_net *net, int i)
+{
+    const fpi_layer *l = &net->layers[i];
+    if (i + 1 > net->last || l->act == FP_ACT_LOGISTIC) return NULL;
+    const fpi_layer *pl = &net->layers[i + 1];
+    const fpi_pool_params *pp = &pl->p.pool;
+    if (pl->op != FP_OP_MAXPOOL || pl->n_src != 1 || pl->src[0] != i || pp->size != 2 || pp->stride != 2 ||
+        pp->pad != 1)
+        return NULL;
+    for (int j = i + 2; j < net->n; j++)
+        for (int k = 0; k < net->layers[j].n_src; k++)
+            if (net->layers[j].src[k] == i) return NULL;
+    return pl;
+}
+
+/* Plans and creates a layer's pieces; on failure nothing is left. */
+static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *pool, struct fpi_dnnl_layer **out)
+{
+    const fpi_conv_params *cp = &l->p.conv;
+    int c = l->in.c, h = l->in.h, w = l->in.w, oc = cp->filters, oh = l->out.h;
+    struct fpi_dnnl_layer *d = fpi_calloc(1, sizeof *d);
+    if (!d) return FPI_DNNL_NOMEM;
+    /* Split so the pieces re-read the smaller of input and weights: rows when
+     * the weights (oc*c*k*k) are smaller than the input (c*h*w), else output
+     * channels in blocks of 16 (oneDNN's AVX-512 block). */
+    int n = fpi_dnnl_piece_flops > 0 ? (int)((double)l->flops / fpi_dnnl_piece_flops) : FPI_DNNL_PIECES;
+    if (fpi_dnnl_piece_flops > 0 && fpi_dnnl_piece_flops < 1e29 && fp_shape_count(l->out) / FPI_DNNL_PIECE_OUT > (size_t)n)
+        n = (int)(fp_shape_count(l->out) / FPI_DNNL_PIECE_OUT);
+    if (n > FPI_DNNL_PIECES) n = FPI_DNNL_PIECES;
+    if (n < 1) n = 1;
+    d->dw = cp->groups > 1;
+    /* a depthwise piece reads only its own channels: rows */
+    d->by_rows = d->dw || (double)oc * cp->size * cp->size <= (double)h * w;
+    int units = d->by_rows ? oh : (oc + 15) / 16;
+    if (n > units) n = units;
+    int per = (units + n - 1) / n;
+    if (pool && d->by_rows) per = (per + pool->p.pool.stride - 1) / pool->p.pool.stride * pool->p.pool.stride;
+    n = (units + per - 1) / per;
+    d->n = n;
+    d->pool_layer = -1;
+    fpi_dnnl_res r = FPI_DNNL_DONE;
+    for (int i = 0; i < n; i++) {
+        fpi_dnnl_piece *p = &d->piece[i];
+        int u0 = i * per, u1 = u0 + per < units ? u0 + per : units;
+        p->y0 = d->by_rows ? u0 : 0;
+        p->y1 = d->by_rows ? u1 : oh;
+        p->o0 = d->by_rows ? 0 : u0 * 16;
+        p->o1 = d->by_rows ? oc : (u1 * 16 < oc ? u1 * 16 : oc);
+        if (!fpi_dnnl_piece_rows(l, p)) r = FPI_DNNL_DECLINE; /* windows wholly in the padding */
+        /* pieces of the same shape run the same primitives */
+        p->same = i;
+        for (int j = 0; j < i && p->same == i; j++) {
+            const fpi_dnnl_piece *q = &d->piece[j];
+            if (q->y1 - q->y0 == p->y1 - p->y0 && q->o1 - q->o0 == p->o1 - p->o0 && q->pad_t == p->pad_t &&
+                q->pad_b == p->pad_b && q->rows_in == p->rows_in && (q->y1 == oh) == (p->y1 == oh))
+                p->same = j;
+        }
+    }
+    for (int i = n; i < FPI_DNNL_PIECES; i++) d->piece[i].same = i;
+    if (r) goto fail;
+    fpi_dnnl_one_thread();
+    size_t ws = 0;
+    dnnl_primitive_desc_t pds[FPI_DNNL_PIECES] = {NULL};
+    /* piece 0 chooses the layouts (the first that gives a JIT kernel); the
+     * others follow it */
+    fpi_dnnl_layouts lay = c <= 4 && !d->dw ? FPI_DNNL_PLAIN : FPI_DNNL_BLK16;
+    r = fpi_dnnl_piece_pd(l, d->dw, &d->piece[0], NULL, NULL, lay, &pds[0]);
+    if (!pds[0] && r != FPI_DNNL_NOMEM && lay == FPI_DNNL_PLAIN)
+        r = fpi_dnnl_piece_pd(l, d->dw, &d->piece[0], NULL, NULL, lay = FPI_DNNL_BLK16, &pds[0]);
+    if (!pds[0] && r != FPI_DNNL_NOMEM) r = fpi_dnnl_piece_pd(l, d->dw, &d->piece[0], NULL, NULL, lay = FPI_DNNL_ANY, &pds[0]);
+    if (r) goto fail;
+    dnnl_memory_desc_t src0 = *D(dnnl_primitive_desc_query_md)(pds[0], dnnl_query_src_md, 0);
+    dnnl_memory_desc_t wei0 = *D(dnnl_primitive_desc_query_md)(pds[0], dnnl_query_weights_md, 0);
+    const char *impl = NULL;
+    D(dnnl_primitive_desc_query)(pds[0], dnnl_query_impl_info_str, 0, &impl);
+    snprintf(d->impl, sizeof d->impl, "%s", impl ? impl : "?");
+    if (!d->by_rows) {
+        /* the whole input, reordered once into the layout every piece reads */
+        dnnl_memory_desc_t view_md;
+        dnnl_status_t st;
+        if ((st = fpi_dnnl_block_init(&d->in_b, &view_md, c, (int)src0.dims[2], (int)src0.dims[3], h, w, 0, &ws)) ||
+            (st = D(dnnl_stream_create)(&d->stream, fpi_dnnl.engine, dnnl_stream_default_flags))) {
+            r = fpi_dnnl_res_of(st);
+            goto fail_pds;
+        }
+        if (!D(dnnl_memory_desc_equal)(&view_md, &src0) &&
+            ((st = fpi_dnnl_reorder(&d->in, &view_md, &src0)) || (st = fpi_dnnl_scratch(&d->src, &src0, &ws, &d->src_at)))) {
+            r = fpi_dnnl_res_of(st);
+            goto fail_pds;
+        }
+    }
+    /* each piece's scratch lies in a slot of the workspace; a task takes one
+     * slot and runs pieces in it until none are left (fpi_dnnl_run) */
+    d->slot0 = ws;
+    for (int i = 0; i < n; i++) {
+        fpi_dnnl_piece *p = &d->piece[i];
+        /* row split: the pieces share piece 0's weights; channel split: its input */
+        if (p->same == i && i > 0 &&
+            (r = fpi_dnnl_piece_pd(l, d->dw, p, d->by_rows ? NULL : &src0, d->by_rows ? &wei0 : NULL, lay, &pds[i])))
+            goto fail_pds;
+        p->ws_conv = 0;
+        if ((r = fpi_dnnl_piece_finish(l, d, i, pds[p->same], &p->ws_conv))) goto fail_pds;
+        p->ws_used = p->ws_conv;
+    }
+    if (pool) {
+        /* the fused pool's scratch follows the piece's; declining it keeps the layer */
+        int ok = 1;
+        for (int i = 0; i < n && ok; i++) {
+            r = fpi_dnnl_piece_pool(l, pool, d, i, pds[d->piece[i].same], &d->piece[i].ws_used);
+            if (r == FPI_DNNL_NOMEM) goto fail_pds;
+            ok = r == FPI_DNNL_DONE;
+        }
+        r = FPI_DNNL_DONE;
+        if (ok) {
+            d->pool_layer = pool->index;
+        } else {
+            /* no fusion */
+            for (int i = 0; i < n; i++) {
+                d->piece[i].ws_used = d->piece[i].ws_conv;
+                fpi_dnnl_piece *p = &d->piece[i];
+                if (p->same == i) {
+                    fpi_dnnl_prim_free(p->pool);
+                    fpi_dnnl_prim_free(p->pool_out);
+                }
+                fpi_dnnl_mem_free(p->pdst);
+                fpi_dnnl_mem_free(p->pool_b.mem);
+                fpi_dnnl_mem_free(p->ppad);
+                p->pool = p->pool_out = NULL;
+                p->pdst = p->pool_b.mem = p->ppad = NULL;
+            }
+        }
+    }
+    /* whether the pieces read and write nChw16c (so a tensor in that layout
+     * can be handed between layers as it is: fpi_dnnl_setup) */
+    d->blk_in = fpi_dnnl_is_blk16(&src0);
+    d->blk_out = 1;
+    for (int i = 0; i < n; i++) {
+        const fpi_dnnl_piece *p = &d->piece[i];
+        d->blk_out &= fpi_dnnl_is_blk16(D(dnnl_primitive_desc_query_md)(pds[p->same], dnnl_query_dst_md, 0));
+        if (d->pool_layer >= 0) d->blk_out &= p->pdst && fpi_dnnl_is_blk16(fpi_dnnl_md(p->pdst));
+    }
+    for (int i = 0; i < n; i++)
+        if (pds[i]) D(dnnl_primitive_desc_destroy)(pds[i]);
+    for (int i = 0; i < n; i++)
+        if (d->piece[i].ws_used > d->slot_bytes) d->slot_bytes = d->piece[i].ws_used;
+    d->ws_bytes = d->slot0 + (size_t)n * d->slot_bytes;
+    *out = d;
+    return FPI_DNNL_DONE;
+fail_pds:
+    for (int i = 0; i < n; i++)
+        if (pds[i]) D(dnnl_primitive_desc_destroy)(pds[i]);
+fail:
+    fpi_dnnl_layer_destroy(d);
+    return r;
+}
+
+fp_status fpi_dnnl_setup(fp_net *net)
+{
+    double t0 = fpi_now();
+    for (int i = net->first; i <= net->last; i++) {
+        fpi_layer *l = &net->layers[i];
+        /* every convolution with one group or depthwise (one filter per
+         * channel) with enough work (or output: memory-bound layers) */
+        int g = l->op == FP_OP_CONVOLUTIONAL ? l->p.conv.groups : 0;
+        if (l->op != FP_OP_CONVOLUTIONAL || l->dnnl || !l->kernel ||
+            !(g == 1 || (g == l->in.c && l->p.conv.filters == g)) ||
+            ((double)l->flops < fpi_dnnl_min_flops && (double)fp_shape_count(l->out) < fpi_dnnl_min_flops / 64))
+            continue;
+        /* the library loads for the first layer it may take, not before */
+        if (!fpi_dnnl_available()) return FP_OK;
+        struct fpi_dnnl_layer *d = NULL;
+        fpi_dnnl_res r = fpi_dnnl_layer_create(l, fpi_dnnl_fusable_pool(net, i), &d);
+        if (r == FPI_DNNL_NOMEM) return fpi_error(FP_ENOMEM, "out of memory preparing layer %d for oneDNN", i);
+        if (r == FPI_DNNL_DECLINE) {
+            FPI_INFO("layer %d (%s): oneDNN declined, other fast kernels run", i, l->desc);
+            continue;
+        }
+        l->dnnl = d;
+        FPI_INFO("layer %d (%s): oneDNN %s, %d piece%s by %s%s, %zu KiB of workspace (%.1f ms)", i, l->desc, d->impl,
+                 d->n, d->n > 1 ? "s" : "", d->by_rows ? "rows" : "channels",
+                 d->pool_layer >= 0 ? ", max pool fused" : "", d->ws_bytes >> 10, (fpi_now() - t0) * 1e3);
+        size_t floats = (d->ws_bytes + sizeof(float) - 1) / sizeof(float);
+        if (floats > l->workspace) l->workspace = floats;
+    }
+    /* Hand-offs: a layer's result (its output, or its fused pool's) whose
+     * only reader is the next layer, also prepared here and reading
+     * nChw16c, may stay nChw16c in the arena (fpi_dnnl_run decides per run:
+     * only when both run in one fp_net_run without a callback). */
+    for (int i = net->first; i <= net->last; i++) {
+        struct fpi_dnnl_layer *d = net->layers[i].dnnl;
+        if (!d || !d->blk_out || net->layers[i].act == FP_ACT_LOGISTIC) continue;
+        int r = d->pool_layer >= 0 ? d->pool_layer : i, nx = r + 1;
+        if (nx > net->last || !net->layers[nx].dnnl || !net->layers[nx].dnnl->blk_in || net->layers[nx].n_src != 1 ||
+            net->layers[nx].src[0] != r || net->layers[r].out.c % 16)
+            continue;
+        int alone = 1;
+        for (int j = nx + 1; j < net->n && alone; j++)
+            for (int k = 0; k < net->layers[j].n_src; k++) alone &= net->layers[j].src[k] != r;
+        if (!alone) continue;
+        d->hand_out = 1;
+        d->hand_to = nx;
+        net->layers[nx].dnnl->hand_in = 1;
+        net->layers[nx].dnnl->hand_from = i;
+        FPI_INFO("layer %d -> %d: oneDNN's nChw16c handed on", i, nx);
+    }
+    return FP_OK;
+}
+
+const char *fpi_dnnl_layer_impl(const fpi_layer *l) { return l->dnnl ? l->dnnl->impl : NULL; }
+
+int fpi_dnnl_fused_pool(const fpi_layer *l) { return l->dnnl ? l->dnnl->pool_layer : -1; }
+
+int fpi_dnnl_hands_to(const fpi_layer *l) { return l->dnnl && l->dnnl->hand_out ? l->dnnl->hand_to : -1; }
+
+void fpi_dnnl_set_sizes(double min_flops, double piece_flops)
+{
+    fpi_dnnl_min_flops = min_flops > 0 ? min_flops : 0;
+    fpi_dnnl_piece_flops = piece_flops > 0 ? piece_flops : 0;
+}
+
+/* Copies rows [r0, r0 + rows) x columns [0, cols) of every 16-channel
+ * block between an nChw16c tensor of h x w maps (t) and a dense nChw16c
+ * buffer of rows x cols maps (b): into the buffer, or out of it when `out`. */
+static void fpi_dnnl_blk_rows(float *b, float *t, int blocks, int rows, int cols, int h, int w, int r0, int out)
+{
+    for (int cb = 0; cb < blocks; cb++) {
+        float *tb = t + ((size_t)cb * h + r0) * w * 16, *bb = b + (size_t)cb * rows * cols * 16;
+        if (cols == w) {
+            if (out) memcpy(tb, bb, (size_t)rows * w * 16 * sizeof(float));
+            else memcpy(bb, tb, (size_t)rows * w * 16 * sizeof(float));
+            continue;
+        }
+        for (int r = 0; r < rows; r++) {
+            if (out) memcpy(tb + (size_t)r * w * 16, bb + (size_t)r * cols * 16, (size_t)cols * 16 * sizeof(float));
+            else memcpy(bb + (size_t)r * cols * 16, tb + (size_t)r * w * 16, (size_t)cols * 16 * sizeof(float));
+        }
+    }
+}
+
+typedef struct {
+    const fpi_layer *l;
+    const float *in;     /* the layer's input */
+    float *out;          /* the layer's output, or the fused pool's */
+    int pooled;          /* out is the fused pool's output */
+    int in_blk, out_blk; /* in / out are nChw16c (hand-offs) */
+    char *ws;            /* the workspace */
+    atomic_int next;     /* next piece to run */
+} fpi_dnnl_task;
+
+static void fpi_dnnl_set(dnnl_memory_t m, const void *at)
+{
+    if (m) D(dnnl_memory_set_data_handle)(m, (void *)at);
+}
+
+/* Piece i in the workspace slot at `slot`: its input (rows copied, or
+ * reordered), the convolution, then the output (or the max pool and its
+ * output) reordered or copied into place, and the logistic when the layer
+ * has it. */
+static void fpi_dnnl_piece_run(const fpi_dnnl_task *t, int i, char *slot)
+{
+    const fpi_layer *l = t->l;
+    struct fpi_dnnl_layer *d = l->dnnl;
+    fpi_dnnl_piece *p = &d->piece[i];
+    int oh = l->out.h, ow = l->out.w;
+    fpi_dnnl_set(p->src, slot + p->src_at);
+    fpi_dnnl_set(p->dst, slot + p->dst_at);
+    fpi_dnnl_set(p->pad, slot + p->pad_at);
+    dnnl_memory_t src = d->by_rows ? (p->src ? p->src : p->in_b.mem) : (d->src ? d->src : d->in_b.mem);
+    if (d->by_rows && t->in_blk) {
+        /* its rows of the nChw16c input, as they are */
+        fpi_dnnl_blk_rows((float *)(slot + p->src_at), (float *)t->in, l->in.c / 16, p->rows_in, p->in_b.cols,
+                          l->in.h, l->in.w, (int)p->row_in, 0);
+    } else if (d->by_rows) {
+        fpi_dnnl_block_bind(&p->in_b, t->in, slot, 1);
+        if (p->in) {
+            dnnl_exec_arg_t a[] = {{DNNL_ARG_FROM, p->in_b.mem}, {DNNL_ARG_TO, p->src}};
+            D(dnnl_primitive_execute)(p->in, p->stream, 2, a);
+        }
+    }
+    /* channel split into an nChw16c tensor: its channel blocks are contiguous there */
+    int direct = t->out_blk && !d->by_rows;
+    if (direct && !t->pooled) fpi_dnnl_set(p->dst, t->out + (size_t)p->o0 * oh * ow);
+    if (!t->pooled && !t->out_blk) fpi_dnnl_block_bind(&p->out_b, t->out, slot, 0);
+    dnnl_exec_arg_t a[] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p->wei}, {DNNL_ARG_BIAS, p->bias},
+                           {DNNL_ARG_DST, p->dst ? p->dst : p->out_b.mem}, {DNNL_ARG_SCRATCHPAD, p->pad}};
+    D(dnnl_primitive_execute)(p->conv, p->stream, p->pad ? 5 : 4, a);
+    if (t->pooled) {
+        const fpi_layer *pl = l + 1; /* the fused pool layer follows */
+        int ph = pl->out.h, pw = pl->out.w, py0 = p->y0 / pl->p.pool.stride;
+        fpi_dnnl_set(p->pdst, direct ? (char *)(t->out + (size_t)p->o0 * ph * pw) : slot + p->pdst_at);
+        fpi_dnnl_set(p->ppad, slot + p->ppad_at);
+        dnnl_exec_arg_t b[] = {{DNNL_ARG_SRC, p->dst}, {DNNL_ARG_DST, p->pdst}, {DNNL_ARG_SCRATCHPAD, p->ppad}};
+        D(dnnl_primitive_execute)(p->pool, p->stream, p->ppad ? 3 : 2, b);
+        if (t->out_blk) {
+            D(dnnl_stream_wait)(p->stream);
+            if (!direct)
+                fpi_dnnl_blk_rows((float *)(slot + p->pdst_at), t->out, (p->o1 - p->o0) / 16, p->pool_b.rows, pw, ph,
+                                  pw, py0, 1);
+            return;
+        }
+        fpi_dnnl_block_bind(&p->pool_b, t->out, slot, 0);
+        dnnl_exec_arg_t c[] = {{DNNL_ARG_FROM, p->pdst}, {DNNL_ARG_TO, p->pool_b.mem}};
+        D(dnnl_primitive_execute)(p->pool_out, p->stream, 2, c);
+        D(dnnl_stream_wait)(p->stream);
+        fpi_dnnl_block_store(&p->pool_b, t->out, slot);
+        return;
+    }
+    if (t->out_blk) {
+        D(dnnl_stream_wait)(p->stream);
+        if (!direct)
+            fpi_dnnl_blk_rows((float *)(slot + p->dst_at), t->out, (p->o1 - p->o0) / 16, p->y1 - p->y0, ow, oh, ow, p->y0,
+                              1);
+        return;
+    }
+    if (p->out) {
+        dnnl_exec_arg_t b[] = {{DNNL_ARG_FROM, p->dst}, {DNNL_ARG_TO, p->out_b.mem}};
+        D(dnnl_primitive_execute)(p->out, p->stream, 2, b);
+    }
+    D(dnnl_stream_wait)(p->stream);
+    fpi_dnnl_block_store(&p->out_b, t->out, slot);
+    if (l->act != FP_ACT_LOGISTIC) return;
+    size_t plane = (size_t)oh * ow, rows = (size_t)(p->y1 - p->y0) * ow;
+    for (int ch = p->o0; ch < p->o1; ch++) fpi_activate(t->out + ch * plane + (size_t)p->y0 * ow, rows, l->act);
+}
+
+/* Task k: runs pieces in workspace slot k until none are left. */
+static void fpi_dnnl_task_run(int k, void *vctx)
+{
+    fpi_dnnl_task *t = vctx;
+    const struct fpi_dnnl_layer *d = t->l->dnnl;
+    char *slot = t->ws + d->slot0 + (size_t)k * d->slot_bytes;
+    fpi_dnnl_one_thread();
+    for (int i; (i = atomic_fetch_add(&t->next, 1)) < d->n;) fpi_dnnl_piece_run(t, i, slot);
+}
+
+/* Runs layer l, and the fused pool into `pooled` when not NULL. */
+static int fpi_dnnl_run(const fpi_layer *l, const float *const *src, float *out, float *pooled, const fpi_exec *x)
+{
+    struct fpi_dnnl_layer *d = l->dnnl;
+    if (!d || !fpi_fast_enabled() || !fpi_dnnl_mode_allows() || !x->workspace) return 0;
+    fpi_dnnl_task t = {l, src[0], pooled ? pooled : out, pooled != NULL, 0, 0, (char *)x->workspace, 0};
+    /* nChw16c in and out between layers that both run now, unseen */
+    t.in_blk = x->handoff && d->hand_in && d->hand_from >= x->first;
+    t.out_blk = x->handoff && d->hand_out && d->hand_to <= x->last && (pooled || d->pool_layer < 0);
+    if (!d->by_rows) {
+        /* channel split: the whole input, once, in the layout every piece reads */
+        if (t.in_blk && d->in_b.cols == l->in.w) {
+            fpi_dnnl_set(d->src, src[0]);
+        } else if (t.in_blk) {
+            fpi_dnnl_set(d->src, t.ws + d->src_at);
+            fpi_dnnl_blk_rows((float *)(t.ws + d->src_at), (float *)src[0], l->in.c / 16, l->in.h, d->in_b.cols,
+                              l->in.h, l->in.w, 0, 0);
+        } else {
+            fpi_dnnl_set(d->src, t.ws + d->src_at);
+            fpi_dnnl_block_bind(&d->in_b, src[0], t.ws, 1);
+            if (d->in) {
+                fpi_dnnl_one_thread();
+                dnnl_exec_arg_t a[] = {{DNNL_ARG_FROM, d->in_b.mem}, {DNNL_ARG_TO, d->src}};
+                D(dnnl_primitive_execute)(d->in, d->stream, 2, a);
+                D(dnnl_stream_wait)(d->stream);
+            }
+        }
+    }
+    int tasks = fpi_pool_threads(x->pool);
+    fpi_parallel_for(x->pool, tasks < d->n ? tasks : d->n, fpi_dnnl_task_run, &t);
+    return 1;
+}
+
+int fpi_conv_dnnl(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x)
+{
+    return fpi_dnnl_run(l, src, out, NULL, x);
+}
+
+int fpi_conv_pool_dnnl(const fpi_layer *l, const fpi_layer *pool, const float *const *src, float *pooled,
+                       const fpi_exec *x)
+{
+    if (!l->dnnl || l->dnnl->pool_layer < 0 || l->dnnl->pool_layer != pool->index) return 0;
+    return fpi_dnnl_run(l, src, NULL, pooled, x);
+}
+
+#else /* !FP_HAVE_DNNL: built without oneDNN */
+
+int fpi_dnnl_available(void) { return 0; }
+const char *fpi_dnnl_describe(void) { return "built without oneDNN"; }
+fp_status fpi_dnnl_setup(fp_net *net) { return FP_OK; }
+void fpi_dnnl_layer_destroy(struct fpi_dnnl_layer *d) { (void)d; }
+const char *fpi_dnnl_layer_impl(const fpi_layer *l) { return NULL; }
+void fpi_dnnl_set_sizes(double min_flops, double piece_flops) { (void)min_flops, (void)piece_flops; }
+int fpi_dnnl_fused_pool(const fpi_layer *l) { return -1; }
+int fpi_dnnl_hands_to(const fpi_layer *l) { return -1; }
+int fpi_conv_dnnl(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x) { return 0; }
+int fpi_conv_pool_dnnl(const fpi_layer *l, const fpi_layer *pool, const float *const *src, float *pooled,
+                       const fpi_exec *x)
+{
+    return 0;
+}
+
+#endif
