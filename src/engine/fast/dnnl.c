@@ -203,7 +203,8 @@ struct fpi_dnnl_layer {
     int n;                          /* pieces */
     int by_rows;                    /* split by output rows, else by output channels */
     int dw;                         /* depthwise (groups = channels = filters) */
-    int blk_in, blk_out;            /* the pieces' input / output (pooled, when fused) are nChw16c */
+    int is_pool;                    /* a [maxpool] layer (fpi_maxpool_dnnl), one piece */
+    int lay_in, lay_out;            /* the pieces' input / output (pooled, when fused) layout: FPI_LAY_* */
     dnnl_primitive_t in;            /* channel split: layer input -> src (NULL: none needed) */
     fpi_dnnl_block in_b;            /* channel split: the layer input */
     dnnl_memory_t src;              /* channel split: as the pieces read it (NULL: in_b) */
@@ -211,8 +212,10 @@ struct fpi_dnnl_layer {
     size_t src_at;                  /* bytes into the workspace */
     size_t slot0, slot_bytes;       /* where the pieces' slots start, and their size */
     size_t ws_bytes;                /* workspace the layer uses: slot0 + n slots */
-    int hand_in, hand_out;          /* its input comes / its result goes nChw16c between layers */
+    int hand_in, hand_out;          /* its input comes / its result goes in this layout (FPI_LAY_*, 0: none) */
     int hand_from, hand_to;         /* the layers on the other side (fpi_dnnl_setup) */
+    int hand_root;                  /* the first layer that must run for the input to come
+                                     * handed on: hand_from, or before a max pool's, its own */
     char impl[48];                  /* piece 0's implementation, e.g. "brgconv:avx512_core" */
     int pool_layer;                 /* the max pool fused after it, or -1 (see fpi_conv_pool_dnnl) */
     fpi_dnnl_piece piece[FPI_DNNL_PIECES];
@@ -334,13 +337,23 @@ static dnnl_status_t fpi_dnnl_reorder(dnnl_primitive_t *out, const dnnl_memory_d
     return s;
 }
 
-/* Whether md is nChw16c with whole blocks, densely. */
-static int fpi_dnnl_is_blk16(const dnnl_memory_desc_t *md)
+/* Layouts of tensors handed between layers (C a multiple of 16): the arena's
+ * nchw, or one of oneDNN's, dense. */
+enum { FPI_LAY_NCHW = 0, FPI_LAY_16C, FPI_LAY_NHWC, FPI_LAY_OTHER };
+
+/* md's layout as FPI_LAY_16C or FPI_LAY_NHWC (whole 16-channel blocks), else
+ * FPI_LAY_OTHER. */
+static int fpi_dnnl_lay_of(const dnnl_memory_desc_t *md)
 {
-    if (md->ndims != 4 || md->dims[1] % 16) return 0;
+    if (md->ndims != 4 || md->dims[1] % 16) return FPI_LAY_OTHER;
     dnnl_memory_desc_t want;
-    return D(dnnl_memory_desc_init_by_tag)(&want, 4, md->dims, dnnl_f32, dnnl_nChw16c) == dnnl_success &&
-           D(dnnl_memory_desc_equal)(&want, md);
+    if (D(dnnl_memory_desc_init_by_tag)(&want, 4, md->dims, dnnl_f32, dnnl_nChw16c) == dnnl_success &&
+        D(dnnl_memory_desc_equal)(&want, md))
+        return FPI_LAY_16C;
+    if (D(dnnl_memory_desc_init_by_tag)(&want, 4, md->dims, dnnl_f32, dnnl_nhwc) == dnnl_success &&
+        D(dnnl_memory_desc_equal)(&want, md))
+        return FPI_LAY_NHWC;
+    return FPI_LAY_OTHER;
 }
 
 /* A memory's descriptor. */
@@ -355,7 +368,7 @@ static const dnnl_memory_desc_t *fpi_dnnl_md(const_dnnl_memory_t m)
  * oneDNN's JIT ones, not its reference loops. */
 static int fpi_dnnl_impl_ok(const char *impl)
 {
-    return impl && (strstr(impl, "jit") || strstr(impl, "brg")) && !strstr(impl, "ref");
+    return impl && (strstr(impl, "jit") || strstr(impl, "brg") || strstr(impl, "avx")) && !strstr(impl, "ref");
 }
 
 /* Piece p's input rows: those its windows reach, clipped to the map, and the
@@ -375,11 +388,11 @@ static int fpi_dnnl_piece_rows(const fpi_layer *l, fpi_dnnl_piece *p)
 
 /* Input and output layouts asked of a convolution. */
 typedef enum {
-    FPI_DNNL_ANY,     /* oneDNN's choice */
-    FPI_DNNL_BLK16,   /* nChw16c where the channels are a multiple of 16 (so a
-                       * layer can hand its output on to the next as it is) */
+    FPI_DNNL_ANY,     /* oneDNN's choice (nhwc for its brgconv kernels) */
+    FPI_DNNL_BLK16,   /* nChw16c where the channels are a multiple of 16: to
+                       * take a tensor handed on in it as it is */
     FPI_DNNL_PLAIN,   /* nchw input (first layers: oneDNN has a JIT kernel for
-                       * few input channels in nchw), nChw16c output */
+                       * few input channels in nchw), output oneDNN's choice */
 } fpi_dnnl_layouts;
 
 /* Creates the primitive descriptor of piece p's convolution. src_fix /
@@ -394,7 +407,7 @@ static fpi_dnnl_res fpi_dnnl_piece_pd(const fpi_layer *l, int dw, const fpi_dnnl
     int ow = l->out.w, po = p->o1 - p->o0;
     int plain_src = lay == FPI_DNNL_PLAIN;
     dnnl_format_tag_t src_tag = plain_src ? dnnl_nchw : lay == FPI_DNNL_BLK16 && c % 16 == 0 ? dnnl_nChw16c : dnnl_format_tag_any;
-    dnnl_format_tag_t dst_tag = lay != FPI_DNNL_ANY && po % 16 == 0 ? dnnl_nChw16c : dnnl_format_tag_any;
+    dnnl_format_tag_t dst_tag = lay == FPI_DNNL_BLK16 && po % 16 == 0 ? dnnl_nChw16c : dnnl_format_tag_any;
     /* columns: clipped on the right as the rows are (darknet's output size
      * may leave the last input columns out) */
     int right = (ow - 1) * s - pad + k, ix1 = right < w ? right : w;
@@ -552,7 +565,15 @@ static fpi_dnnl_res fpi_dnnl_piece_pool(const fpi_layer *l, const fpi_layer *pl,
     dnnl_pooling_desc_t desc;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_primitive_desc_t pd = NULL;
-    if ((st = D(dnnl_memory_desc_init_by_tag)(&pdst_md, 4, dims, dnnl_f32, po % 16 ? dnnl_format_tag_any : dnnl_nChw16c)) ||
+    /* pooled in the layout the convolution wrote */
+    dnnl_format_tag_t tag = dnnl_format_tag_any;
+    dnnl_memory_desc_t probe;
+    static const dnnl_format_tag_t tags[] = {dnnl_nhwc, dnnl_nChw16c};
+    for (int t = 0; t < 2 && tag == dnnl_format_tag_any; t++)
+        if (D(dnnl_memory_desc_init_by_tag)(&probe, 4, dst_md->dims, dnnl_f32, tags[t]) == dnnl_success &&
+            D(dnnl_memory_desc_equal)(&probe, dst_md))
+            tag = tags[t];
+    if ((st = D(dnnl_memory_desc_init_by_tag)(&pdst_md, 4, dims, dnnl_f32, tag)) ||
         (st = D(dnnl_pooling_forward_desc_init)(&desc, dnnl_forward_inference, dnnl_pooling_max, dst_md, &pdst_md,
                                                 strides, kernel, pad_l, pad_r)) ||
         (st = D(dnnl_primitive_attr_create)(&attr)) ||
@@ -607,7 +628,8 @@ static const fpi_layer *fpi_dnnl_fusable_pool(const fp_net *net, int i)
 }
 
 /* Plans and creates a layer's pieces; on failure nothing is left. */
-static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *pool, struct fpi_dnnl_layer **out)
+static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *pool, int follow16,
+                                          struct fpi_dnnl_layer **out)
 {
     const fpi_conv_params *cp = &l->p.conv;
     int c = l->in.c, h = l->in.h, w = l->in.w, oc = cp->filters, oh = l->out.h;
@@ -619,6 +641,8 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
     int n = fpi_dnnl_piece_flops > 0 ? (int)((double)l->flops / fpi_dnnl_piece_flops) : FPI_DNNL_PIECES;
     if (fpi_dnnl_piece_flops > 0 && fpi_dnnl_piece_flops < 1e29 && fp_shape_count(l->out) / FPI_DNNL_PIECE_OUT > (size_t)n)
         n = (int)(fp_shape_count(l->out) / FPI_DNNL_PIECE_OUT);
+    /* a multiple of 4 beyond 2, so 2 or 4 threads share them evenly */
+    if (n > 2 && fpi_dnnl_piece_flops < 1e29) n = (n + 3) & ~3;
     if (n > FPI_DNNL_PIECES) n = FPI_DNNL_PIECES;
     if (n < 1) n = 1;
     d->dw = cp->groups > 1;
@@ -626,6 +650,9 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
     d->by_rows = d->dw || (double)oc * cp->size * cp->size <= (double)h * w;
     int units = d->by_rows ? oh : (oc + 15) / 16;
     if (n > units) n = units;
+    /* blocks of at least 256 filters of 1024 or more (measured: 8% faster
+     * on 1024 -> 1024 at 7x7 than blocks of 128, the same on smaller ones) */
+    if (!d->by_rows && oc >= 1024 && n > units / 16) n = units / 16;
     int per = (units + n - 1) / n;
     if (pool && d->by_rows) per = (per + pool->p.pool.stride - 1) / pool->p.pool.stride * pool->p.pool.stride;
     n = (units + per - 1) / per;
@@ -656,11 +683,10 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
     dnnl_primitive_desc_t pds[FPI_DNNL_PIECES] = {NULL};
     /* piece 0 chooses the layouts (the first that gives a JIT kernel); the
      * others follow it */
-    fpi_dnnl_layouts lay = c <= 4 && !d->dw ? FPI_DNNL_PLAIN : FPI_DNNL_BLK16;
+    fpi_dnnl_layouts lay = c <= 4 && !d->dw ? FPI_DNNL_PLAIN : follow16 ? FPI_DNNL_BLK16 : FPI_DNNL_ANY;
     r = fpi_dnnl_piece_pd(l, d->dw, &d->piece[0], NULL, NULL, lay, &pds[0]);
-    if (!pds[0] && r != FPI_DNNL_NOMEM && lay == FPI_DNNL_PLAIN)
-        r = fpi_dnnl_piece_pd(l, d->dw, &d->piece[0], NULL, NULL, lay = FPI_DNNL_BLK16, &pds[0]);
-    if (!pds[0] && r != FPI_DNNL_NOMEM) r = fpi_dnnl_piece_pd(l, d->dw, &d->piece[0], NULL, NULL, lay = FPI_DNNL_ANY, &pds[0]);
+    if (!pds[0] && r != FPI_DNNL_NOMEM && lay != FPI_DNNL_ANY)
+        r = fpi_dnnl_piece_pd(l, d->dw, &d->piece[0], NULL, NULL, lay = FPI_DNNL_ANY, &pds[0]);
     if (r) goto fail;
     dnnl_memory_desc_t src0 = *D(dnnl_primitive_desc_query_md)(pds[0], dnnl_query_src_md, 0);
     dnnl_memory_desc_t wei0 = *D(dnnl_primitive_desc_query_md)(pds[0], dnnl_query_weights_md, 0);
@@ -725,13 +751,20 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
     }
     /* whether the pieces read and write nChw16c (so a tensor in that layout
      * can be handed between layers as it is: fpi_dnnl_setup) */
-    d->blk_in = fpi_dnnl_is_blk16(&src0);
-    d->blk_out = 1;
+    d->lay_in = fpi_dnnl_lay_of(&src0);
+    d->lay_out = fpi_dnnl_lay_of(d->pool_layer >= 0 ? fpi_dnnl_md(d->piece[0].pdst)
+                                                    : D(dnnl_primitive_desc_query_md)(pds[0], dnnl_query_dst_md, 0));
     for (int i = 0; i < n; i++) {
         const fpi_dnnl_piece *p = &d->piece[i];
-        d->blk_out &= fpi_dnnl_is_blk16(D(dnnl_primitive_desc_query_md)(pds[p->same], dnnl_query_dst_md, 0));
-        if (d->pool_layer >= 0) d->blk_out &= p->pdst && fpi_dnnl_is_blk16(fpi_dnnl_md(p->pdst));
+        if (d->by_rows && p->src && fpi_dnnl_lay_of(fpi_dnnl_md(p->src)) != d->lay_in) d->lay_in = FPI_LAY_OTHER;
+        if (fpi_dnnl_lay_of(d->pool_layer >= 0 ? fpi_dnnl_md(p->pdst) : fpi_dnnl_md(p->dst ? p->dst : p->out_b.mem)) !=
+            d->lay_out)
+            d->lay_out = FPI_LAY_OTHER;
     }
+    /* a hand-off needs the scratch a piece copies its part of such a tensor into */
+    if (d->by_rows ? !d->piece[0].src : !d->src) d->lay_in = FPI_LAY_OTHER;
+    for (int i = 0; i < n; i++)
+        if (!d->piece[i].dst || (d->pool_layer >= 0 && !d->piece[i].pdst)) d->lay_out = FPI_LAY_OTHER;
     for (int i = 0; i < n; i++)
         if (pds[i]) D(dnnl_primitive_desc_destroy)(pds[i]);
     for (int i = 0; i < n; i++)
@@ -747,11 +780,112 @@ fail:
     return r;
 }
 
+/* A [maxpool] layer l that takes a tensor handed on in layout lay (one the
+ * max pool fusion leaves: 2x2/1, or after a layer whose output has other
+ * readers): oneDNN's max pool in that layout, darknet's padding (pad/2
+ * before, the rest after; padding never wins), one piece. */
+static fpi_dnnl_res fpi_dnnl_pool_create(const fpi_layer *l, int lay, struct fpi_dnnl_layer **out)
+{
+    const fpi_pool_params *pp = &l->p.pool;
+    int c = l->in.c, h = l->in.h, w = l->in.w, oh = l->out.h, ow = l->out.w, k = pp->size, s = pp->stride;
+    int before = pp->pad / 2, after_h = (oh - 1) * s + k - h - before, after_w = (ow - 1) * s + k - w - before;
+    if (after_h < 0 || after_w < 0) return FPI_DNNL_DECLINE; /* darknet leaves input rows out */
+    struct fpi_dnnl_layer *d = fpi_calloc(1, sizeof *d);
+    if (!d) return FPI_DNNL_NOMEM;
+    for (int i = 0; i < FPI_DNNL_PIECES; i++) d->piece[i].same = i;
+    d->n = 1;
+    d->by_rows = 1;
+    d->is_pool = 1;
+    d->pool_layer = -1;
+    fpi_dnnl_piece *p = &d->piece[0];
+    p->y1 = oh;
+    p->o1 = c;
+    dnnl_format_tag_t tag = lay == FPI_LAY_16C ? dnnl_nChw16c : dnnl_nhwc;
+    dnnl_dims_t src_dims = {1, c, h, w}, dst_dims = {1, c, oh, ow}, strides = {s, s}, kernel = {k, k},
+                pad_l = {before, before}, pad_r = {after_h, after_w};
+    dnnl_memory_desc_t src_md, dst_md, view_md;
+    dnnl_pooling_desc_t desc;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t st;
+    fpi_dnnl_res r = FPI_DNNL_DONE;
+    size_t ws = 0;
+    const char *impl = NULL;
+    if ((st = D(dnnl_memory_desc_init_by_tag)(&src_md, 4, src_dims, dnnl_f32, tag)) ||
+        (st = D(dnnl_memory_desc_init_by_tag)(&dst_md, 4, dst_dims, dnnl_f32, tag)) ||
+        (st = D(dnnl_pooling_forward_desc_init)(&desc, dnnl_forward_inference, dnnl_pooling_max, &src_md, &dst_md,
+                                                strides, kernel, pad_l, pad_r)) ||
+        (st = D(dnnl_primitive_attr_create)(&attr)) ||
+        (st = D(dnnl_primitive_attr_set_scratchpad_mode)(attr, dnnl_scratchpad_mode_user)) ||
+        (st = D(dnnl_primitive_desc_create)(&pd, &desc, attr, fpi_dnnl.engine, NULL))) {
+        r = fpi_dnnl_res_of(st);
+        goto done;
+    }
+    if (D(dnnl_primitive_desc_query)(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !fpi_dnnl_impl_ok(impl)) {
+        r = FPI_DNNL_DECLINE;
+        goto done;
+    }
+    snprintf(d->impl, sizeof d->impl, "%s", impl);
+    const dnnl_memory_desc_t *pad_md = D(dnnl_primitive_desc_query_md)(pd, dnnl_query_scratchpad_md, 0);
+    if ((st = D(dnnl_primitive_create)(&p->pool, pd)) ||
+        (st = D(dnnl_stream_create)(&p->stream, fpi_dnnl.engine, dnnl_stream_default_flags)) ||
+        (st = D(dnnl_memory_create)(&p->src, &src_md, fpi_dnnl.engine, DNNL_MEMORY_NONE)) ||
+        (st = fpi_dnnl_scratch(&p->pdst, &dst_md, &ws, &p->pdst_at)) ||
+        (D(dnnl_memory_desc_get_size)(pad_md) && (st = fpi_dnnl_scratch(&p->ppad, pad_md, &ws, &p->ppad_at))) ||
+        (st = fpi_dnnl_block_init(&p->pool_b, &view_md, c, oh, ow, oh, ow, 0, &ws)) ||
+        (st = fpi_dnnl_reorder(&p->pool_out, &dst_md, &view_md)))
+        r = fpi_dnnl_res_of(st);
+    d->lay_in = d->lay_out = lay;
+    d->slot_bytes = d->ws_bytes = ws;
+done:
+    if (pd) D(dnnl_primitive_desc_destroy)(pd);
+    if (attr) D(dnnl_primitive_attr_destroy)(attr);
+    if (r) {
+        fpi_dnnl_layer_destroy(d);
+        return r;
+    }
+    *out = d;
+    return FPI_DNNL_DONE;
+}
+
+/* The prepared layer whose result (its output, or its fused pool's) only
+ * layer i reads, right before it, or -1. */
+static int fpi_dnnl_producer(const fp_net *net, int i)
+{
+    const fpi_layer *l = &net->layers[i];
+    if (l->n_src != 1 || l->src[0] != i - 1 || i - 1 < net->first) return -1;
+    int r = i - 1, p = r;
+    if (!net->layers[r].dnnl) p = r - 1; /* a pool fused into the layer before it */
+    if (p < net->first || !net->layers[p].dnnl ||
+        (p != r && net->layers[p].dnnl->pool_layer != r) || (p == r && net->layers[p].dnnl->pool_layer >= 0))
+        return -1;
+    for (int j = i + 1; j < net->n; j++)
+        for (int k = 0; k < net->layers[j].n_src; k++)
+            if (net->layers[j].src[k] == r) return -1;
+    return p;
+}
+
 fp_status fpi_dnnl_setup(fp_net *net)
 {
     double t0 = fpi_now();
     for (int i = net->first; i <= net->last; i++) {
         fpi_layer *l = &net->layers[i];
+        if (l->op == FP_OP_MAXPOOL) {
+            /* a max pool the fusion leaves, after a layer that can hand it
+             * its input in oneDNN's layout (small maps: one piece) */
+            int from = fpi_dnnl_producer(net, i);
+            int lay = from >= 0 ? net->layers[from].dnnl->lay_out : FPI_LAY_OTHER;
+            if (l->dnnl || (lay != FPI_LAY_16C && lay != FPI_LAY_NHWC) || fp_shape_count(l->out) > (1u << 18)) continue;
+            struct fpi_dnnl_layer *d = NULL;
+            fpi_dnnl_res r = fpi_dnnl_pool_create(l, lay, &d);
+            if (r == FPI_DNNL_NOMEM) return fpi_error(FP_ENOMEM, "out of memory preparing layer %d for oneDNN", i);
+            if (r) continue;
+            l->dnnl = d;
+            FPI_INFO("layer %d (maxpool %s): oneDNN %s", i, l->desc, d->impl);
+            size_t floats = (d->ws_bytes + sizeof(float) - 1) / sizeof(float);
+            if (floats > l->workspace) l->workspace = floats;
+            continue;
+        }
         /* every convolution with one group or depthwise (one filter per
          * channel) with enough work (or output: memory-bound layers) */
         int g = l->op == FP_OP_CONVOLUTIONAL ? l->p.conv.groups : 0;
@@ -761,8 +895,15 @@ fp_status fpi_dnnl_setup(fp_net *net)
             continue;
         /* the library loads for the first layer it may take, not before */
         if (!fpi_dnnl_available()) return FP_OK;
+        /* Shallow layers (up to 64 input channels), depthwise and 1x1 ones
+         * take nChw16c from a layer that hands it on (oneDNN's direct
+         * kernels are as fast there as its brgconv ones, which want nhwc,
+         * measured here); deeper 3x3 ones get brgconv. */
+        int from = fpi_dnnl_producer(net, i);
+        int follow16 = from >= 0 && net->layers[from].dnnl->lay_out == FPI_LAY_16C &&
+                       (l->in.c <= 64 || g > 1 || l->p.conv.size == 1);
         struct fpi_dnnl_layer *d = NULL;
-        fpi_dnnl_res r = fpi_dnnl_layer_create(l, fpi_dnnl_fusable_pool(net, i), &d);
+        fpi_dnnl_res r = fpi_dnnl_layer_create(l, fpi_dnnl_fusable_pool(net, i), follow16, &d);
         if (r == FPI_DNNL_NOMEM) return fpi_error(FP_ENOMEM, "out of memory preparing layer %d for oneDNN", i);
         if (r == FPI_DNNL_DECLINE) {
             FPI_INFO("layer %d (%s): oneDNN declined, other fast kernels run", i, l->desc);
@@ -779,22 +920,21 @@ fp_status fpi_dnnl_setup(fp_net *net)
      * only reader is the next layer, also prepared here and reading
      * nChw16c, may stay nChw16c in the arena (fpi_dnnl_run decides per run:
      * only when both run in one fp_net_run without a callback). */
-    for (int i = net->first; i <= net->last; i++) {
+    for (int nx = net->first; nx <= net->last; nx++) {
+        struct fpi_dnnl_layer *dn = net->layers[nx].dnnl;
+        int i = dn ? fpi_dnnl_producer(net, nx) : -1;
+        if (i < 0) continue;
         struct fpi_dnnl_layer *d = net->layers[i].dnnl;
-        if (!d || !d->blk_out || net->layers[i].act == FP_ACT_LOGISTIC) continue;
-        int r = d->pool_layer >= 0 ? d->pool_layer : i, nx = r + 1;
-        if (nx > net->last || !net->layers[nx].dnnl || !net->layers[nx].dnnl->blk_in || net->layers[nx].n_src != 1 ||
-            net->layers[nx].src[0] != r || net->layers[r].out.c % 16)
+        if (d->lay_out == FPI_LAY_OTHER || d->lay_out != dn->lay_in || net->layers[i].act == FP_ACT_LOGISTIC ||
+            net->layers[nx].in.c % 16 || (d->is_pool && !d->hand_in))
             continue;
-        int alone = 1;
-        for (int j = nx + 1; j < net->n && alone; j++)
-            for (int k = 0; k < net->layers[j].n_src; k++) alone &= net->layers[j].src[k] != r;
-        if (!alone) continue;
-        d->hand_out = 1;
+        d->hand_out = d->lay_out;
         d->hand_to = nx;
-        net->layers[nx].dnnl->hand_in = 1;
-        net->layers[nx].dnnl->hand_from = i;
-        FPI_INFO("layer %d -> %d: oneDNN's nChw16c handed on", i, nx);
+        dn->hand_in = d->lay_out;
+        dn->hand_from = i;
+        /* a max pool pools in oneDNN's layout only when its own input came so */
+        dn->hand_root = d->is_pool ? d->hand_root : i;
+        FPI_INFO("layer %d -> %d: handed on in %s", i, nx, d->lay_out == FPI_LAY_16C ? "nChw16c" : "nhwc");
     }
     return FP_OK;
 }
@@ -811,21 +951,40 @@ void fpi_dnnl_set_sizes(double min_flops, double piece_flops)
     fpi_dnnl_piece_flops = piece_flops > 0 ? piece_flops : 0;
 }
 
-/* Copies rows [r0, r0 + rows) x columns [0, cols) of every 16-channel
- * block between an nChw16c tensor of h x w maps (t) and a dense nChw16c
- * buffer of rows x cols maps (b): into the buffer, or out of it when `out`. */
-static void fpi_dnnl_blk_rows(float *b, float *t, int blocks, int rows, int cols, int h, int w, int r0, int out)
+/* Rows [r0, r0 + rows) x columns [0, cols) of channels [c0, c0 + c) of a
+ * C x h x w tensor t in layout lay (FPI_LAY_16C or FPI_LAY_NHWC, c0 and c
+ * multiples of 16): where they start when they are one dense c x rows x cols
+ * tensor of that layout in place, else NULL. */
+static float *fpi_dnnl_region_at(float *t, int lay, int c0, int c, int r0, int rows, int cols, int C, int h, int w)
 {
-    for (int cb = 0; cb < blocks; cb++) {
-        float *tb = t + ((size_t)cb * h + r0) * w * 16, *bb = b + (size_t)cb * rows * cols * 16;
-        if (cols == w) {
-            if (out) memcpy(tb, bb, (size_t)rows * w * 16 * sizeof(float));
-            else memcpy(bb, tb, (size_t)rows * w * 16 * sizeof(float));
+    if (cols != w) return NULL;
+    if (lay == FPI_LAY_16C) return rows == h || c == 16 ? t + ((size_t)(c0 / 16) * h + r0) * w * 16 : NULL;
+    return c == C ? t + (size_t)r0 * w * C : NULL;
+}
+
+/* Copies that region between t and a dense buffer b of the same layout:
+ * into b, or out of it into t when `out`. */
+static void fpi_dnnl_region_copy(float *b, float *t, int lay, int c0, int c, int r0, int rows, int cols, int C, int h,
+                                 int w, int out)
+{
+    if (lay == FPI_LAY_16C) {
+        size_t run = (size_t)cols * 16;
+        for (int cb = 0; cb < c / 16; cb++)
+            for (int r = 0; r < rows; r++) {
+                float *tr = t + (((size_t)(c0 / 16 + cb) * h + r0 + r) * w) * 16, *br = b + ((size_t)cb * rows + r) * run;
+                memcpy(out ? tr : br, out ? br : tr, run * sizeof(float));
+            }
+        return;
+    }
+    for (int r = 0; r < rows; r++) {
+        if (c == C) {
+            float *tr = t + ((size_t)(r0 + r) * w) * C, *br = b + (size_t)r * cols * c;
+            memcpy(out ? tr : br, out ? br : tr, (size_t)cols * c * sizeof(float));
             continue;
         }
-        for (int r = 0; r < rows; r++) {
-            if (out) memcpy(tb + (size_t)r * w * 16, bb + (size_t)r * cols * 16, (size_t)cols * 16 * sizeof(float));
-            else memcpy(bb + (size_t)r * cols * 16, tb + (size_t)r * w * 16, (size_t)cols * 16 * sizeof(float));
+        for (int x = 0; x < cols; x++) {
+            float *tp = t + ((size_t)(r0 + r) * w + x) * C + c0, *bp = b + ((size_t)r * cols + x) * c;
+            memcpy(out ? tp : bp, out ? bp : tp, (size_t)c * sizeof(float));
         }
     }
 }
@@ -835,7 +994,7 @@ typedef struct {
     const float *in;     /* the layer's input */
     float *out;          /* the layer's output, or the fused pool's */
     int pooled;          /* out is the fused pool's output */
-    int in_blk, out_blk; /* in / out are nChw16c (hand-offs) */
+    int in_lay, out_lay; /* in / out layouts: FPI_LAY_NCHW, or a hand-off's */
     char *ws;            /* the workspace */
     atomic_int next;     /* next piece to run */
 } fpi_dnnl_task;
@@ -845,24 +1004,26 @@ static void fpi_dnnl_set(dnnl_memory_t m, const void *at)
     if (m) D(dnnl_memory_set_data_handle)(m, (void *)at);
 }
 
-/* Piece i in the workspace slot at `slot`: its input (rows copied, or
+/* Piece i in the workspace slot at `slot`: its input (in place, copied, or
  * reordered), the convolution, then the output (or the max pool and its
- * output) reordered or copied into place, and the logistic when the layer
- * has it. */
+ * output) in place, copied or reordered into the layer's, and the logistic
+ * when the layer has it. */
 static void fpi_dnnl_piece_run(const fpi_dnnl_task *t, int i, char *slot)
 {
     const fpi_layer *l = t->l;
     struct fpi_dnnl_layer *d = l->dnnl;
     fpi_dnnl_piece *p = &d->piece[i];
-    int oh = l->out.h, ow = l->out.w;
+    int c = l->in.c, oh = l->out.h, ow = l->out.w, po = p->o1 - p->o0, rows = p->y1 - p->y0;
     fpi_dnnl_set(p->src, slot + p->src_at);
-    fpi_dnnl_set(p->dst, slot + p->dst_at);
     fpi_dnnl_set(p->pad, slot + p->pad_at);
     dnnl_memory_t src = d->by_rows ? (p->src ? p->src : p->in_b.mem) : (d->src ? d->src : d->in_b.mem);
-    if (d->by_rows && t->in_blk) {
-        /* its rows of the nChw16c input, as they are */
-        fpi_dnnl_blk_rows((float *)(slot + p->src_at), (float *)t->in, l->in.c / 16, p->rows_in, p->in_b.cols,
-                          l->in.h, l->in.w, (int)p->row_in, 0);
+    if (d->by_rows && t->in_lay) {
+        /* its rows of the handed-on input: in place, or copied */
+        float *in = (float *)t->in;
+        float *at = fpi_dnnl_region_at(in, t->in_lay, 0, c, (int)p->row_in, p->rows_in, p->in_b.cols, c, l->in.h, l->in.w);
+        if (at) fpi_dnnl_set(p->src, at);
+        else fpi_dnnl_region_copy((float *)(slot + p->src_at), in, t->in_lay, 0, c, (int)p->row_in, p->rows_in,
+                                  p->in_b.cols, c, l->in.h, l->in.w, 0);
     } else if (d->by_rows) {
         fpi_dnnl_block_bind(&p->in_b, t->in, slot, 1);
         if (p->in) {
@@ -870,39 +1031,43 @@ static void fpi_dnnl_piece_run(const fpi_dnnl_task *t, int i, char *slot)
             D(dnnl_primitive_execute)(p->in, p->stream, 2, a);
         }
     }
-    /* channel split into an nChw16c tensor: its channel blocks are contiguous there */
-    int direct = t->out_blk && !d->by_rows;
-    if (direct && !t->pooled) fpi_dnnl_set(p->dst, t->out + (size_t)p->o0 * oh * ow);
-    if (!t->pooled && !t->out_blk) fpi_dnnl_block_bind(&p->out_b, t->out, slot, 0);
+    /* the convolution's output: in place in a handed-on output when it can
+     * be, else in the slot */
+    float *dst_at = NULL;
+    if (t->out_lay && !t->pooled)
+        dst_at = fpi_dnnl_region_at(t->out, t->out_lay, p->o0, po, p->y0, rows, ow, l->out.c, oh, ow);
+    fpi_dnnl_set(p->dst, dst_at ? (char *)dst_at : slot + p->dst_at);
+    if (!t->pooled && !t->out_lay) fpi_dnnl_block_bind(&p->out_b, t->out, slot, 0);
     dnnl_exec_arg_t a[] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p->wei}, {DNNL_ARG_BIAS, p->bias},
                            {DNNL_ARG_DST, p->dst ? p->dst : p->out_b.mem}, {DNNL_ARG_SCRATCHPAD, p->pad}};
     D(dnnl_primitive_execute)(p->conv, p->stream, p->pad ? 5 : 4, a);
     if (t->pooled) {
         const fpi_layer *pl = l + 1; /* the fused pool layer follows */
-        int ph = pl->out.h, pw = pl->out.w, py0 = p->y0 / pl->p.pool.stride;
-        fpi_dnnl_set(p->pdst, direct ? (char *)(t->out + (size_t)p->o0 * ph * pw) : slot + p->pdst_at);
+        int ph = pl->out.h, pw = pl->out.w, py0 = p->y0 / pl->p.pool.stride, prows = p->pool_b.rows;
+        float *pat = t->out_lay ? fpi_dnnl_region_at(t->out, t->out_lay, p->o0, po, py0, prows, pw, pl->out.c, ph, pw) : NULL;
+        fpi_dnnl_set(p->pdst, pat ? (char *)pat : slot + p->pdst_at);
         fpi_dnnl_set(p->ppad, slot + p->ppad_at);
         dnnl_exec_arg_t b[] = {{DNNL_ARG_SRC, p->dst}, {DNNL_ARG_DST, p->pdst}, {DNNL_ARG_SCRATCHPAD, p->ppad}};
         D(dnnl_primitive_execute)(p->pool, p->stream, p->ppad ? 3 : 2, b);
-        if (t->out_blk) {
+        if (t->out_lay) {
             D(dnnl_stream_wait)(p->stream);
-            if (!direct)
-                fpi_dnnl_blk_rows((float *)(slot + p->pdst_at), t->out, (p->o1 - p->o0) / 16, p->pool_b.rows, pw, ph,
-                                  pw, py0, 1);
+            if (!pat)
+                fpi_dnnl_region_copy((float *)(slot + p->pdst_at), t->out, t->out_lay, p->o0, po, py0, prows, pw,
+                                     pl->out.c, ph, pw, 1);
             return;
         }
         fpi_dnnl_block_bind(&p->pool_b, t->out, slot, 0);
-        dnnl_exec_arg_t c[] = {{DNNL_ARG_FROM, p->pdst}, {DNNL_ARG_TO, p->pool_b.mem}};
-        D(dnnl_primitive_execute)(p->pool_out, p->stream, 2, c);
+        dnnl_exec_arg_t e[] = {{DNNL_ARG_FROM, p->pdst}, {DNNL_ARG_TO, p->pool_b.mem}};
+        D(dnnl_primitive_execute)(p->pool_out, p->stream, 2, e);
         D(dnnl_stream_wait)(p->stream);
         fpi_dnnl_block_store(&p->pool_b, t->out, slot);
         return;
     }
-    if (t->out_blk) {
+    if (t->out_lay) {
         D(dnnl_stream_wait)(p->stream);
-        if (!direct)
-            fpi_dnnl_blk_rows((float *)(slot + p->dst_at), t->out, (p->o1 - p->o0) / 16, p->y1 - p->y0, ow, oh, ow, p->y0,
-                              1);
+        if (!dst_at)
+            fpi_dnnl_region_copy((float *)(slot + p->dst_at), t->out, t->out_lay, p->o0, po, p->y0, rows, ow, l->out.c,
+                                 oh, ow, 1);
         return;
     }
     if (p->out) {
@@ -912,8 +1077,8 @@ static void fpi_dnnl_piece_run(const fpi_dnnl_task *t, int i, char *slot)
     D(dnnl_stream_wait)(p->stream);
     fpi_dnnl_block_store(&p->out_b, t->out, slot);
     if (l->act != FP_ACT_LOGISTIC) return;
-    size_t plane = (size_t)oh * ow, rows = (size_t)(p->y1 - p->y0) * ow;
-    for (int ch = p->o0; ch < p->o1; ch++) fpi_activate(t->out + ch * plane + (size_t)p->y0 * ow, rows, l->act);
+    size_t plane = (size_t)oh * ow;
+    for (int ch = p->o0; ch < p->o1; ch++) fpi_activate(t->out + ch * plane + (size_t)p->y0 * ow, (size_t)rows * ow, l->act);
 }
 
 /* Task k: runs pieces in workspace slot k until none are left. */
@@ -932,19 +1097,18 @@ static int fpi_dnnl_run(const fpi_layer *l, const float *const *src, float *out,
     struct fpi_dnnl_layer *d = l->dnnl;
     if (!d || !fpi_fast_enabled() || !fpi_dnnl_mode_allows() || !x->workspace) return 0;
     fpi_dnnl_task t = {l, src[0], pooled ? pooled : out, pooled != NULL, 0, 0, (char *)x->workspace, 0};
-    /* nChw16c in and out between layers that both run now, unseen */
-    t.in_blk = x->handoff && d->hand_in && d->hand_from >= x->first;
-    t.out_blk = x->handoff && d->hand_out && d->hand_to <= x->last && (pooled || d->pool_layer < 0);
+    /* hand-offs between layers that both run now, unseen */
+    if (x->handoff && d->hand_in && d->hand_root >= x->first) t.in_lay = d->hand_in;
+    if (x->handoff && d->hand_out && d->hand_to <= x->last && (pooled || d->pool_layer < 0)) t.out_lay = d->hand_out;
     if (!d->by_rows) {
         /* channel split: the whole input, once, in the layout every piece reads */
-        if (t.in_blk && d->in_b.cols == l->in.w) {
-            fpi_dnnl_set(d->src, src[0]);
-        } else if (t.in_blk) {
-            fpi_dnnl_set(d->src, t.ws + d->src_at);
-            fpi_dnnl_blk_rows((float *)(t.ws + d->src_at), (float *)src[0], l->in.c / 16, l->in.h, d->in_b.cols,
-                              l->in.h, l->in.w, 0, 0);
+        int c = l->in.c, h = l->in.h, w = l->in.w;
+        fpi_dnnl_set(d->src, t.ws + d->src_at);
+        if (t.in_lay) {
+            float *in = (float *)src[0], *at = fpi_dnnl_region_at(in, t.in_lay, 0, c, 0, h, d->in_b.cols, c, h, w);
+            if (at) fpi_dnnl_set(d->src, at);
+            else fpi_dnnl_region_copy((float *)(t.ws + d->src_at), in, t.in_lay, 0, c, 0, h, d->in_b.cols, c, h, w, 0);
         } else {
-            fpi_dnnl_set(d->src, t.ws + d->src_at);
             fpi_dnnl_block_bind(&d->in_b, src[0], t.ws, 1);
             if (d->in) {
                 fpi_dnnl_one_thread();
@@ -961,7 +1125,32 @@ static int fpi_dnnl_run(const fpi_layer *l, const float *const *src, float *out,
 
 int fpi_conv_dnnl(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x)
 {
+    if (l->dnnl && l->dnnl->is_pool) return 0;
     return fpi_dnnl_run(l, src, out, NULL, x);
+}
+
+int fpi_maxpool_dnnl(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x)
+{
+    struct fpi_dnnl_layer *d = l->dnnl;
+    if (!d || !d->is_pool || !fpi_fast_enabled() || !fpi_dnnl_mode_allows() || !x->workspace) return 0;
+    /* only a handed-on input; in C x H x W the other kernels pool as well */
+    if (!(x->handoff && d->hand_in && d->hand_root >= x->first)) return 0;
+    int out_lay = x->handoff && d->hand_out && d->hand_to <= x->last;
+    fpi_dnnl_piece *p = &d->piece[0];
+    char *ws = (char *)x->workspace;
+    fpi_dnnl_one_thread();
+    fpi_dnnl_set(p->src, src[0]);
+    fpi_dnnl_set(p->pdst, out_lay ? (char *)out : ws + p->pdst_at);
+    fpi_dnnl_set(p->ppad, ws + p->ppad_at);
+    dnnl_exec_arg_t a[] = {{DNNL_ARG_SRC, p->src}, {DNNL_ARG_DST, p->pdst}, {DNNL_ARG_SCRATCHPAD, p->ppad}};
+    D(dnnl_primitive_execute)(p->pool, p->stream, p->ppad ? 3 : 2, a);
+    if (!out_lay) {
+        fpi_dnnl_block_bind(&p->pool_b, out, ws, 0);
+        dnnl_exec_arg_t b[] = {{DNNL_ARG_FROM, p->pdst}, {DNNL_ARG_TO, p->pool_b.mem}};
+        D(dnnl_primitive_execute)(p->pool_out, p->stream, 2, b);
+    }
+    D(dnnl_stream_wait)(p->stream);
+    return 1;
 }
 
 int fpi_conv_pool_dnnl(const fpi_layer *l, const fpi_layer *pool, const float *const *src, float *pooled,
@@ -982,6 +1171,7 @@ void fpi_dnnl_set_sizes(double min_flops, double piece_flops) { (void)min_flops,
 int fpi_dnnl_fused_pool(const fpi_layer *l) { return -1; }
 int fpi_dnnl_hands_to(const fpi_layer *l) { return -1; }
 int fpi_conv_dnnl(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x) { return 0; }
+int fpi_maxpool_dnnl(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x) { return 0; }
 int fpi_conv_pool_dnnl(const fpi_layer *l, const fpi_layer *pool, const float *const *src, float *pooled,
                        const fpi_exec *x)
 {

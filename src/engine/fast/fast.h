@@ -147,6 +147,11 @@ int fpi_dnnl_hands_to(const fpi_layer *l);
 int fpi_conv_pool_dnnl(const fpi_layer *l, const fpi_layer *pool, const float *const *src, float *pooled,
                        const fpi_exec *x);
 
+/* A [maxpool] layer prepared by fpi_dnnl_setup (one the fusion leaves, fed
+ * in oneDNN's layout by the layer before it): pools in that layout when
+ * the input came so in this run; 0 otherwise (the other kernels run). */
+int fpi_maxpool_dnnl(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x);
+
 /* The hooks (see the top of this file): 1 = output computed, 0 = declined. */
 int fpi_conv_dnnl(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x);
 int fpi_conv_fast(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x);

@@ -11,12 +11,12 @@ typedef struct {
     const fpi_layer *l; /* the layer */
     const float *in;    /* input */
     float *out;         /* output */
+    int per;            /* channels per task */
 } fpi_pool_fast_task;
 
 /* Output channel c. */
-FPI_SIMD_CLONES static void fpi_maxpool_channel(int c, void *vctx)
+FPI_SIMD_CLONES static void fpi_maxpool_channel(int c, const fpi_pool_fast_task *t)
 {
-    const fpi_pool_fast_task *t = vctx;
     const fpi_layer *l = t->l;
     const fpi_pool_params *p = &l->p.pool;
     int h = l->in.h, w = l->in.w, oh = l->out.h, ow = l->out.w, k = p->size, s = p->stride;
@@ -67,10 +67,24 @@ FPI_SIMD_CLONES static void fpi_maxpool_channel(int c, void *vctx)
     }
 }
 
+/* Channels [i*per, (i+1)*per). */
+static void fpi_maxpool_channels(int i, void *vctx)
+{
+    const fpi_pool_fast_task *t = vctx;
+    int c1 = (i + 1) * t->per < t->l->out.c ? (i + 1) * t->per : t->l->out.c;
+    for (int c = i * t->per; c < c1; c++) fpi_maxpool_channel(c, t);
+}
+
 int fpi_maxpool_fast(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x)
 {
     if (!fpi_fast_enabled()) return 0;
-    fpi_pool_fast_task t = {l, src[0], out};
-    fpi_parallel_for(x->pool, l->out.c, fpi_maxpool_channel, &t);
+    if (fpi_maxpool_dnnl(l, src, out, x)) return 1;
+    /* tasks of at least 16K outputs (small maps: a task per channel is all
+     * overhead), and up to 32 of them to balance the threads */
+    size_t plane = (size_t)l->out.h * l->out.w;
+    int per = (int)((16384 + plane - 1) / plane), tasks = (l->out.c + per - 1) / per;
+    if (tasks > 32) per = (l->out.c + 31) / 32;
+    fpi_pool_fast_task t = {l, src[0], out, per};
+    fpi_parallel_for(x->pool, (l->out.c + per - 1) / per, fpi_maxpool_channels, &t);
     return 1;
 }

@@ -41,23 +41,43 @@ fp_status fpi_region_parse(fpi_layer *l, const fpi_cfg_section *s, fpi_build *b)
     return FP_OK;
 }
 
+typedef struct {
+    const fpi_layer *l;
+    const float *in;
+    float *out;
+    int chunks; /* location chunks per anchor */
+} fpi_region_task;
+
+/* Task t: anchor t / chunks, its locations in chunk t % chunks (the same
+ * values whatever the split: each location is computed on its own). */
+static void fpi_region_chunk(int t, void *vctx)
+{
+    const fpi_region_task *c = vctx;
+    const fpi_layer *l = c->l;
+    const fpi_head_params *p = &l->p.head;
+    int n = t / c->chunks, k = t % c->chunks, hw = l->out.h * l->out.w;
+    int loc0 = (int)((long long)hw * k / c->chunks), loc1 = (int)((long long)hw * (k + 1) / c->chunks);
+    size_t len = (size_t)(loc1 - loc0);
+    fpi_activate(c->out + fpi_head_entry(l, n, loc0, 0), len, FP_ACT_LOGISTIC);
+    fpi_activate(c->out + fpi_head_entry(l, n, loc0, 1), len, FP_ACT_LOGISTIC);
+    if (!p->background) fpi_activate(c->out + fpi_head_entry(l, n, loc0, p->coords), len, FP_ACT_LOGISTIC);
+    if (!p->softmax) {
+        for (int e = 0; e < p->classes; e++)
+            fpi_activate(c->out + fpi_head_entry(l, n, loc0, p->coords + 1 + e), len, FP_ACT_LOGISTIC);
+        return;
+    }
+    for (int loc = loc0; loc < loc1; loc++) {
+        size_t i = fpi_head_entry(l, n, loc, p->coords + !p->background);
+        /* darknet reads the raw input here; those entries are unchanged copies */
+        fpi_softmax(c->in + i, p->classes + p->background, 1.f, hw, c->out + i);
+    }
+}
+
 void fpi_region_forward(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x)
 {
     const fpi_head_params *p = &l->p.head;
-    size_t hw = (size_t)l->out.h * l->out.w;
     memcpy(out, src[0], fp_shape_count(l->out) * sizeof(float));
-    for (int n = 0; n < p->num; n++) {
-        fpi_activate(out + fpi_head_entry(l, n, 0, 0), 2 * hw, FP_ACT_LOGISTIC);
-        if (!p->background) fpi_activate(out + fpi_head_entry(l, n, 0, p->coords), hw, FP_ACT_LOGISTIC);
-        if (!p->softmax)
-            fpi_activate(out + fpi_head_entry(l, n, 0, p->coords + 1), (size_t)p->classes * hw, FP_ACT_LOGISTIC);
-    }
-    if (p->softmax) {
-        for (int n = 0; n < p->num; n++)
-            for (size_t loc = 0; loc < hw; loc++) {
-                size_t i = fpi_head_entry(l, n, (int)loc, p->coords + !p->background);
-                /* darknet reads the raw input here; those entries are unchanged copies */
-                fpi_softmax(src[0] + i, p->classes + p->background, 1.f, (int)hw, out + i);
-            }
-    }
+    /* logistic (and softmax over the classes), split over the pool */
+    fpi_region_task t = {l, src[0], out, (8 + p->num - 1) / p->num};
+    fpi_parallel_for(x->pool, p->num * t.chunks, fpi_region_chunk, &t);
 }

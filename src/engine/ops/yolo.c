@@ -34,13 +34,29 @@ fp_status fpi_yolo_parse(fpi_layer *l, const fpi_cfg_section *s, fpi_build *b)
     return FP_OK;
 }
 
+typedef struct {
+    const fpi_layer *l;
+    float *out;
+    int chunks; /* location chunks per anchor */
+} fpi_yolo_task;
+
+/* Task t: anchor t / chunks, its locations in chunk t % chunks (the same
+ * values whatever the split: each is computed on its own). */
+static void fpi_yolo_chunk(int t, void *vctx)
+{
+    const fpi_yolo_task *c = vctx;
+    const fpi_layer *l = c->l;
+    int n = t / c->chunks, k = t % c->chunks, hw = l->out.h * l->out.w;
+    int loc0 = (int)((long long)hw * k / c->chunks), loc1 = (int)((long long)hw * (k + 1) / c->chunks);
+    for (int e = 0; e < 5 + l->p.head.classes; e++)
+        if (e != 2 && e != 3) fpi_activate(c->out + fpi_head_entry(l, n, loc0, e), (size_t)(loc1 - loc0), FP_ACT_LOGISTIC);
+}
+
 void fpi_yolo_forward(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x)
 {
     const fpi_head_params *p = &l->p.head;
-    size_t hw = (size_t)l->out.h * l->out.w;
     memcpy(out, src[0], fp_shape_count(l->out) * sizeof(float));
-    for (int n = 0; n < p->num; n++) {
-        fpi_activate(out + fpi_head_entry(l, n, 0, 0), 2 * hw, FP_ACT_LOGISTIC);
-        fpi_activate(out + fpi_head_entry(l, n, 0, 4), (size_t)(1 + p->classes) * hw, FP_ACT_LOGISTIC);
-    }
+    /* logistic on x, y, objectness and classes, split over the pool */
+    fpi_yolo_task t = {l, out, (8 + p->num - 1) / p->num};
+    fpi_parallel_for(x->pool, p->num * t.chunks, fpi_yolo_chunk, &t);
 }
