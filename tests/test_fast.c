@@ -395,6 +395,38 @@ static const char chain_odd[] = /* strides that leave input columns out, a 3x3/1
  * tensors handed on in nChw16c) must give what it gives with one (every
  * layer's output written C x H x W), bit for bit, at 1 and 2 threads, close
  * to the reference kernels; and the hand-offs must be there. */
+/* Runs cfg (weights seed 13, input seed 33) as two restricted networks,
+ * layers 0..k and k+1..last, handing the cut's tensors over; returns how
+ * many of the last layer's n values differ from want (-1: it did not run). */
+static int split_run(const char *cfg, int k, const float *want, size_t n)
+{
+    fp_net *a = NULL, *b = NULL;
+    int bad = -1;
+    if (fp_net_parse_cfg(cfg, "a.cfg", &a) || fp_net_parse_cfg(cfg, "b.cfg", &b)) goto done;
+    int last = fp_net_layer_count(a) - 1, cut[16];
+    int m = fp_net_cut(a, k, cut, 16);
+    if (m < 1 || m > 16 || fp_net_init_weights_random(a, 13) || fp_net_init_weights_random(b, 13) ||
+        fp_net_set_range(a, 0, k) || fp_net_set_range(b, k + 1, last) || fp_net_setup(a) || fp_net_setup(b))
+        goto done;
+    fill_input(fp_net_input(a), fp_shape_count(fp_net_input_shape(a)), 33);
+    if (fp_net_run(a, 0, k, NULL, NULL)) goto done;
+    for (int q = 0; q < m; q++) {
+        fp_layer_info li;
+        float *dst = fp_net_output_mut(b, cut[q]);
+        const float *src = cut[q] < 0 ? NULL : fp_net_output(a, cut[q]);
+        if (cut[q] < 0 || !dst || !src || fp_net_layer_info(a, cut[q], &li)) goto done;
+        memcpy(dst, src, fp_shape_count(li.out) * sizeof(float));
+    }
+    if (fp_net_run(b, k + 1, last, NULL, NULL)) goto done;
+    const float *out = fp_net_output(b, last);
+    bad = 0;
+    for (size_t j = 0; j < n; j++) bad += memcmp(&out[j], &want[j], sizeof(float)) != 0;
+done:
+    fp_net_destroy(a);
+    fp_net_destroy(b);
+    return bad;
+}
+
 static void test_dnnl_chains(void)
 {
     /* at least these hand-offs (where the layouts oneDNN chose on both sides agree) */
@@ -452,6 +484,13 @@ static void test_dnnl_chains(void)
                     CHECK_OK(fp_net_run(net, 3, last, NULL, NULL));
                     CHECK_MSG(memcmp(one, fp_net_output(net, last), n * sizeof *one) == 0,
                               "%s (%s) threads=%d: run in two parts differs", cases[i].name, sizes ? "whole" : "pieces", t);
+                }
+                /* as two pipeline stages (fp_net_set_range) cut after every layer: each
+                 * layer's kernels must not depend on where the stage starts or ends */
+                for (int k = 0; t == 1 && one && k < last; k++) {
+                    int bad = split_run(cases[i].cfg, k, one, n);
+                    CHECK_MSG(!bad, "%s (%s): stages cut after layer %d give another output (%d values differ)",
+                              cases[i].name, sizes ? "whole" : "pieces", k, bad);
                 }
                 free(one);
                 fp_net_destroy(net);

@@ -896,12 +896,12 @@ fp_status fpi_dnnl_setup(fp_net *net)
         /* the library loads for the first layer it may take, not before */
         if (!fpi_dnnl_available()) return FP_OK;
         /* Shallow layers (up to 64 input channels), depthwise and 1x1 ones
-         * take nChw16c from a layer that hands it on (oneDNN's direct
-         * kernels are as fast there as its brgconv ones, which want nhwc,
-         * measured here); deeper 3x3 ones get brgconv. */
-        int from = fpi_dnnl_producer(net, i);
-        int follow16 = from >= 0 && net->layers[from].dnnl->lay_out == FPI_LAY_16C &&
-                       (l->in.c <= 64 || g > 1 || l->p.conv.size == 1);
+         * take nChw16c (oneDNN's direct kernels are as fast there as its
+         * brgconv ones, which want nhwc, measured here); deeper 3x3 ones get
+         * brgconv. Decided by the layer alone, never by its neighbours: a
+         * layer must get the same kernel, and so the same bits, whichever
+         * pipeline stage holds it and wherever that stage starts. */
+        int follow16 = l->in.c <= 64 || g > 1 || l->p.conv.size == 1;
         struct fpi_dnnl_layer *d = NULL;
         fpi_dnnl_res r = fpi_dnnl_layer_create(l, fpi_dnnl_fusable_pool(net, i), follow16, &d);
         if (r == FPI_DNNL_NOMEM) return fpi_error(FP_ENOMEM, "out of memory preparing layer %d for oneDNN", i);
