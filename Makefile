@@ -128,7 +128,7 @@ cross-check:
 # seeds (tests/fuzz/corpus/<t>/; new inputs go to $(FUZZ_BUILD)/fuzz/<t>/corpus). Crashes land
 # in $(FUZZ_BUILD)/fuzz/<t>/crashes/; logs in $(FUZZ_BUILD)/fuzz/<t>.log (docs/reliability.md).
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS ?= cfg weights tfjs plan cluster frame image result http key
+FUZZ_TARGETS ?= cfg weights tfjs plan cluster frame image result http key stagew
 FUZZ_BUILD ?= build-fuzz
 FUZZ_CC ?= clang-14
 FUZZ_FLAGS ?= -rss_limit_mb=4096 -timeout=30 -max_len=65536

@@ -4,7 +4,9 @@
  * choices; this file only writes what it says.
  *
  * What is written (NAME = --instance, default "fogpipe"; K = stage index):
- *   plan.yaml          ConfigMap NAME-plan-<hash>: the plan file, key plan.json
+ *   plan.yaml          ConfigMap NAME-plan-<hash>: the plan file, key plan.json, and
+ *                      the model's cfg (model.cfg) or TF.js manifest
+ *                      (model-manifest.json) where it is readable here
  *   stage-K.yaml       StatefulSet NAME-stage-K (replicas from the plan) and a
  *                      headless Service NAME-stage-K: replica i is reachable as
  *                      NAME-stage-K-i.NAME-stage-K, which the upstream's --next
@@ -48,8 +50,9 @@ static fp_flag fp_deploy_flags[] = {
     {"output", 'o', "DIR", "directory to write the manifests into (created if missing)", NULL},
     {"namespace", 'N', "NS", "namespace for every object (also writes namespace.yaml); default: none set", NULL},
     {"instance", 0, "NAME", "instance name, the prefix of every object (default fogpipe)", NULL},
-    {"model-dir", 'm', "DIR", "directory on every node holding the plan's cfg and weights under their file names, "
-                              "mounted read-only at /models (default: the directory of the plan's cfg)", NULL},
+    {"model-dir", 'm', "DIR", "directory holding the plan's cfg and weights under their file names on the gateway's "
+                              "node (on every node for a plan without per-stage weights hashes), mounted read-only at "
+                              "/models (default: the directory of the plan's cfg)", NULL},
     {"max-replicas", 0, "N", "per-replica addresses listed for each stage (default: its replicas in the plan); "
                              "more lets `kubectl scale` add replicas up to N without touching the upstream", NULL},
     {"service-type", 0, "TYPE", "the gateway Service: ClusterIP (default), NodePort or LoadBalancer", NULL},
@@ -67,7 +70,10 @@ static fp_command fp_deploy_cmd = {
     "stage a StatefulSet (replicas, node, CPU and memory from the plan) and a\n"
     "headless Service, the gateway's Deployment and Services, and\n"
     "kustomization.yaml. Apply with `kubectl apply -k DIR`. Model files are not\n"
-    "in the image: every node needs them in --model-dir (docs/deploy.md).",
+    "in the image: the cfg (or TF.js manifest) goes into the ConfigMap, and with\n"
+    "the per-stage weights hashes `fogpipe plan` records, each stage fetches\n"
+    "only its own layers' weights from the gateway (--weights-from), so only\n"
+    "the gateway's node needs the model in --model-dir (docs/deploy.md).",
     "Pods run as user 65532 with a read-only root, no privilege escalation and\n"
     "no capabilities; stages are probed on /healthz (liveness, startup) and\n"
     "/readyz (readiness). Stage K listens on 5601+K (frames) and 9601+K (HTTP);\n"
@@ -94,6 +100,10 @@ typedef struct fpd_ctx {
     const char *model_dir;  /* absolute */
     const char *cfg_base;   /* file names inside /models */
     const char *weights_base; /* NULL = random weights */
+    const char *cfg_text;   /* the cfg/manifest, in the ConfigMap as cfg_key; NULL: not readable here */
+    const char *cfg_key;    /* "model.cfg" or "model-manifest.json" */
+    int stage_weights;      /* stages fetch their own weights from the gateway (--weights-from) */
+    uint64_t weights_bytes; /* the weights file's size, where it is here (the gateway's memory) */
     const char *service_type;
     const char *gateway_node;
     char plan_hash[32];     /* fnv1a64:... of the plan text */
@@ -407,7 +417,7 @@ static void fpd_resources(fpd_ctx *c, cJSON *container, long cpu_req_m, long cpu
 
 /* The pod-level parts every fogpipe pod shares: security, the plan and model
  * volumes, no service links or API token. Returns the containers array. */
-static cJSON *fpd_pod_spec(fpd_ctx *c, cJSON *spec)
+static cJSON *fpd_pod_spec(fpd_ctx *c, cJSON *spec, int models)
 {
     fpd_bool(c, spec, "automountServiceAccountToken", 0);
     fpd_bool(c, spec, "enableServiceLinks", 0);
@@ -426,11 +436,14 @@ static cJSON *fpd_pod_spec(fpd_ctx *c, cJSON *spec)
     fpd_str(c, v, "name", "plan");
     cJSON *cm = fpd_obj(c, v, "configMap");
     fpd_str(c, cm, "name", c->cm_name);
-    v = fpd_item(c, vols);
-    fpd_str(c, v, "name", "models");
-    cJSON *hp = fpd_obj(c, v, "hostPath");
-    fpd_str(c, hp, "path", c->model_dir);
-    fpd_str(c, hp, "type", "Directory");
+    cJSON *hp;
+    if (models) {
+        v = fpd_item(c, vols);
+        fpd_str(c, v, "name", "models");
+        hp = fpd_obj(c, v, "hostPath");
+        fpd_str(c, hp, "path", c->model_dir);
+        fpd_str(c, hp, "type", "Directory");
+    }
     if (c->curve_text) {
         v = fpd_item(c, vols);
         fpd_str(c, v, "name", "curve");
@@ -451,7 +464,8 @@ static cJSON *fpd_pod_spec(fpd_ctx *c, cJSON *spec)
 
 /* A container of the image with the shared security context and mounts;
  * returns it with its env array in *env. */
-static cJSON *fpd_container(fpd_ctx *c, cJSON *containers, const char *name, const char *role, cJSON **env)
+static cJSON *fpd_container(fpd_ctx *c, cJSON *containers, const char *name, const char *role, int models,
+                            cJSON **env)
 {
     cJSON *ct = fpd_item(c, containers);
     fpd_str(c, ct, "name", name);
@@ -470,10 +484,12 @@ static cJSON *fpd_container(fpd_ctx *c, cJSON *containers, const char *name, con
     fpd_str(c, m, "name", "plan");
     fpd_str(c, m, "mountPath", "/etc/fogpipe");
     fpd_bool(c, m, "readOnly", 1);
-    m = fpd_item(c, mounts);
-    fpd_str(c, m, "name", "models");
-    fpd_str(c, m, "mountPath", "/models");
-    fpd_bool(c, m, "readOnly", 1);
+    if (models) {
+        m = fpd_item(c, mounts);
+        fpd_str(c, m, "name", "models");
+        fpd_str(c, m, "mountPath", "/models");
+        fpd_bool(c, m, "readOnly", 1);
+    }
     if (c->curve_text) {
         m = fpd_item(c, mounts);
         fpd_str(c, m, "name", "curve");
@@ -484,7 +500,8 @@ static cJSON *fpd_container(fpd_ctx *c, cJSON *containers, const char *name, con
     if (c->curve_text) fpd_env(c, *env, "FOGPIPE_CURVE_KEY", "/etc/fogpipe-keys/curve.key");
     char path[FP_PART_MAX_PATH + 16];
     fpd_env(c, *env, "FOGPIPE_PLAN", "/etc/fogpipe/plan.json");
-    snprintf(path, sizeof path, "/models/%s", c->cfg_base);
+    if (models) snprintf(path, sizeof path, "/models/%s", c->cfg_base);
+    else snprintf(path, sizeof path, "/etc/fogpipe/%s", c->cfg_key);
     fpd_env(c, *env, "FOGPIPE_CFG", path);
     return ct;
 }
@@ -567,9 +584,15 @@ static void fpd_stage_pod(fpd_ctx *c, cJSON *tmpl_meta, cJSON *spec, int k, cons
     fpd_str(c, an, "fogpipe.dev/layers", buf);
     if (!c->podman) fpd_placement(c, spec, k, component);
     fpd_num(c, spec, "terminationGracePeriodSeconds", 30);
-    cJSON *containers = fpd_pod_spec(c, spec), *env;
-    cJSON *ct = fpd_container(c, containers, "stage", "stage", &env);
-    if (c->weights_base) {
+    /* the host's model directory only where the cfg is not in the
+     * ConfigMap or the weights are not served by the gateway */
+    int models = !c->cfg_text || (c->weights_base && !c->stage_weights);
+    cJSON *containers = fpd_pod_spec(c, spec, models), *env;
+    cJSON *ct = fpd_container(c, containers, "stage", "stage", models, &env);
+    if (c->stage_weights) {
+        snprintf(buf, sizeof buf, "http://%s-gateway:%d/v1/weights/%d", c->name, FPD_HTTP_PORT, k);
+        fpd_env(c, env, "FOGPIPE_WEIGHTS_FROM", buf);
+    } else if (c->weights_base) {
         snprintf(buf, sizeof buf, "/models/%s", c->weights_base);
         fpd_env(c, env, "FOGPIPE_WEIGHTS", buf);
     }
@@ -684,8 +707,15 @@ static void fpd_gateway_pod(fpd_ctx *c, cJSON *tmpl_meta, cJSON *spec)
     fpd_str(c, an, "fogpipe.dev/plan-hash", c->plan_hash);
     if (c->curve_public) fpd_str(c, an, "fogpipe.dev/curve-public-key", c->curve_public);
     if (c->gateway_node && !c->podman) fpd_str(c, fpd_obj(c, spec, "nodeSelector"), "device", c->gateway_node);
-    cJSON *containers = fpd_pod_spec(c, spec), *env;
-    cJSON *ct = fpd_container(c, containers, "gateway", "gateway", &env);
+    cJSON *containers = fpd_pod_spec(c, spec, 1), *env;
+    cJSON *ct = fpd_container(c, containers, "gateway", "gateway", 1, &env);
+    if (c->stage_weights) { /* it holds the model and hands each stage its part */
+        fpd_env(c, env, "FOGPIPE_SERVE_WEIGHTS", "1");
+        if (c->weights_base) {
+            snprintf(buf, sizeof buf, "/models/%s", c->weights_base);
+            fpd_env(c, env, "FOGPIPE_WEIGHTS", buf);
+        }
+    }
     fpd_stage_addrs(c, 0, 0, buf, sizeof buf);
     fpd_env(c, env, "FOGPIPE_FIRST", buf);
     snprintf(buf, sizeof buf, "tcp://0.0.0.0:%d", FPD_RESULTS_PORT);
@@ -708,9 +738,11 @@ static void fpd_gateway_pod(fpd_ctx *c, cJSON *tmpl_meta, cJSON *spec)
         fpd_probe(c, ct, "livenessProbe", "/healthz", 10, 3);
         fpd_probe(c, ct, "readinessProbe", "/healthz", 5, 2);
     }
-    /* Not predicted by the plan: the model's cfg (no weights), --window
-     * frames in flight and the request bodies (16 MiB at most each). */
-    fpd_resources(c, ct, 100, 1000, 64u << 20, 384u << 20);
+    /* Not predicted by the plan: the model's cfg, --window frames in flight
+     * and the request bodies (16 MiB at most each); serving the stages'
+     * weights, the model and its blobs (twice the weights file). */
+    uint64_t held = c->stage_weights ? 2 * c->weights_bytes : 0;
+    fpd_resources(c, ct, 100, 1000, (64u << 20) + held, (384u << 20) + held);
 }
 
 static void fpd_gateway(fpd_ctx *c, cJSON *docs)
@@ -763,7 +795,9 @@ static void fpd_configmap(fpd_ctx *c, cJSON *docs)
 {
     cJSON *meta, *d = fpd_doc(c, docs, "v1", "ConfigMap", c->cm_name, "plan", &meta);
     fpd_str(c, fpd_obj(c, meta, "annotations"), "fogpipe.dev/plan-hash", c->plan_hash);
-    fpd_str(c, fpd_obj(c, d, "data"), "plan.json", c->plan_text);
+    cJSON *data = fpd_obj(c, d, "data");
+    fpd_str(c, data, "plan.json", c->plan_text);
+    if (c->cfg_text) fpd_str(c, data, c->cfg_key, c->cfg_text);
 }
 
 /* Base64 (RFC 4648, padded) of s into a fresh string; NULL when out of
@@ -876,6 +910,41 @@ static int fpd_model_dir(const char *given, const char *plan_path, const char *c
     fprintf(stderr, "fogpipe deploy: the plan's model %s is not here, so its directory is unknown; pass "
                     "--model-dir DIR (the directory on the nodes that holds %s)\n", cfg, fpd_base(cfg));
     return FP_EXIT_USAGE;
+}
+
+/* What travels how: the cfg (or TF.js manifest) goes into the ConfigMap
+ * when it is readable here; with per-stage weights hashes in the plan the
+ * stages fetch their own layers' weights from the gateway, so only the
+ * gateway's node needs the model directory. */
+static int fpd_model_parts(fpd_ctx *c, const fp_plan *p)
+{
+    enum { FPD_MAX_CFG = 900 << 10 }; /* a ConfigMap holds 1 MiB in all */
+    char path[PATH_MAX];
+    struct stat sb;
+    int tfjs = strchr(p->cfg_hash, '@') != NULL;
+    c->cfg_key = tfjs ? "model-manifest.json" : "model.cfg";
+    snprintf(path, sizeof path, "%s/%s", c->model_dir, c->cfg_base);
+    if (!stat(path, &sb) && S_ISREG(sb.st_mode) && sb.st_size <= FPD_MAX_CFG) {
+        if (!(c->cfg_text = fpd_read_file(path, FPD_MAX_CFG))) {
+            fprintf(stderr, "fogpipe deploy: %s: cannot read it\n", path);
+            return FP_EXIT_FAIL;
+        }
+    } else {
+        fprintf(stderr, "fogpipe deploy: note: %s is %s here, so the stages read it from %s on their nodes too\n", path,
+                stat(path, &sb) ? "not" : "too big for a ConfigMap", c->model_dir);
+    }
+    if (c->weights_base) {
+        snprintf(path, sizeof path, "%s/%s", c->model_dir, c->weights_base);
+        if (!stat(path, &sb)) c->weights_bytes = (uint64_t)sb.st_size;
+    }
+    if (!c->weights_base && !tfjs) return 0; /* random weights: nothing to send */
+    c->stage_weights = 1;
+    for (int k = 0; k < p->n_stages; k++) c->stage_weights &= p->stages[k].weights_sha256[0] != 0;
+    if (!c->stage_weights)
+        fprintf(stderr, "fogpipe deploy: note: the plan records no per-stage weights hashes (made by an older "
+                        "fogpipe?), so every stage's node needs the whole model in %s; `fogpipe plan` again to send "
+                        "each stage only its own layers' weights\n", c->model_dir);
+    return 0;
 }
 
 /* When the model directory exists here, its files must be the plan's: a
@@ -1040,6 +1109,7 @@ int fp_cmd_deploy(int argc, char **argv)
      * it, so `kubectl apply` rolls every stage over to the new plan. */
     snprintf(c.cm_name, sizeof c.cm_name, "%s-plan-%.10s", c.name, c.plan_hash + 8);
     if ((rc = fpd_check_models(&c, plan))) goto done;
+    if ((rc = fpd_model_parts(&c, plan))) goto done;
     for (int k = 0; k < plan->n_stages; k++)
         if (!plan->stages[k].fits)
             fprintf(stderr, "fogpipe deploy: warning: stage %d does not fit its device's memory in this plan\n", k);
@@ -1123,6 +1193,7 @@ done:
     }
     for (int i = 0; i < 4; i++) cJSON_Delete(docs[i]);
     free(text);
+    free((void *)c.cfg_text);
     free(plan);
     if (key_text) {
         memset(key_text, 0, strlen(key_text));

@@ -30,6 +30,9 @@ static fp_flag fp_gw_flags[] = {
     {"max-body", 0, "BYTES", "largest request body (default 16777216)", NULL},
     {"input", 0, "MODE", "how images reach stage 0: auto (default), image, pixels", NULL},
     {"cfg", 'c', "PATH", "the model's cfg or TF.js manifest, when not at the plan's path", NULL},
+    {"weights", 'w', "PATH", "with --serve-weights: the darknet weights, when not at the plan's path", NULL},
+    {"serve-weights", 0, NULL, "serve each stage its own layers' weights at GET /v1/weights/K (for fogpipe stage "
+                               "--weights-from; checked against the plan's per-stage SHA-256; no token needed)", NULL},
     {"hwm", 0, "N", "frames queued per socket before the gateway blocks (default 2)", NULL},
     {"token-file", 0, "PATH", "require `Authorization: Bearer <the file's first line>` on /v1/* and /metrics (401 otherwise)",
      NULL},
@@ -44,12 +47,15 @@ static fp_command fp_gw_cmd = {
     "  POST /v1/detect[?name=N]  body: a JPEG/PNG/BMP/GIF/PNM image -> the JSON\n"
     "                            object fogpipe detect prints (\"image\": N)\n"
     "  GET  /v1/stats            throughput, latency percentiles, resends, per stage\n"
-    "  GET  /metrics             Prometheus text;  GET /healthz",
+    "  GET  /metrics             Prometheus text;  GET /healthz\n"
+    "  GET  /v1/weights/K        with --serve-weights: stage K's weights blob",
     "Frames go to stage 0 with a bounded window (requests wait for room: that\n"
     "is the backpressure; 503 after --timeout); each is kept until its result\n"
     "comes and sent again after --resend-ms. A body that is not an image gets\n"
     "400, one over --max-body 413, an image the pipeline could not process 422.\n"
-    "With --token-file every request but /healthz needs the bearer token.\n"
+    "With --token-file every request but /healthz and /v1/weights needs the\n"
+    "bearer token (the weights blobs are checked by hash, not secret: keep the\n"
+    "port inside the cluster when the model is).\n"
     "SIGTERM/SIGINT: stop accepting, finish the requests in flight, exit 0.",
     fp_gw_flags, 0, 0};
 
@@ -65,7 +71,32 @@ typedef struct {
     char token[256];         /* bearer token, "" = none */
     char stage_host[FPP_MAX_PEERS][256];
     int stage_port[FPP_MAX_PEERS];
+    fpp_stage_blobs blobs;   /* --serve-weights; n = 0 otherwise */
 } fp_gw_server;
+
+/* GET /v1/weights/K: stage K's weights blob. */
+static void fp_gw_weights(fp_gw_server *g, const char *k, fpp_http_response *resp)
+{
+    char *end;
+    long i = strtol(k, &end, 10);
+    if (!g->blobs.n) {
+        fpp_http_reply(resp, 404, "text/plain", "this gateway does not serve weights (fogpipe gateway --serve-weights)\n");
+        return;
+    }
+    if (!*k || *end || i < 0 || i >= g->blobs.n || (k[0] == '0' && k[1])) {
+        fpp_http_reply(resp, 404, "text/plain", "no stage \"%.32s\": the plan has stages 0..%d\n", k, g->blobs.n - 1);
+        return;
+    }
+    if (!(resp->body = malloc(g->blobs.len[i] ? g->blobs.len[i] : 1))) {
+        fpp_http_reply(resp, 503, "text/plain", "out of memory\n");
+        return;
+    }
+    memcpy(resp->body, g->blobs.blob[i], g->blobs.len[i]);
+    resp->body_len = g->blobs.len[i];
+    resp->status = 200;
+    resp->content_type = "application/octet-stream";
+    fpp_metrics_add(g->m, "fogpipe_gateway_weights_served_total", NULL, 1);
+}
 
 static const double fp_lat_buckets[] = {.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30};
 
@@ -193,7 +224,9 @@ static void fp_gw_handler(void *user, const fpp_http_request *req, fpp_http_resp
 {
     fp_gw_server *g = user;
     int get = !strcmp(req->method, "GET") || !strcmp(req->method, "HEAD");
-    if (strcmp(req->path, "/healthz") && !fp_gw_authorized(g, req->authorization)) {
+    if (get && !strncmp(req->path, "/v1/weights/", 12)) {
+        fp_gw_weights(g, req->path + 12, resp);
+    } else if (strcmp(req->path, "/healthz") && !fp_gw_authorized(g, req->authorization)) {
         fpp_metrics_add(g->m, "fogpipe_gateway_requests_total", "401", 1);
         fpp_http_reply(resp, 401, "application/json", "{\"error\":\"missing or wrong bearer token\"}\n");
     } else if (!strcmp(req->path, "/v1/detect")) {
@@ -214,6 +247,36 @@ static void fp_gw_handler(void *user, const fpp_http_request *req, fpp_http_resp
     } else {
         fpp_http_reply(resp, 404, "text/plain", "not found: POST /v1/detect, GET /v1/stats, /metrics, /healthz\n");
     }
+}
+
+/* --serve-weights: every stage's blob, from the plan's weights (a TF.js
+ * model came with them), each checked against the plan's SHA-256. */
+static int fp_gw_load_blobs(fp_gw_server *g, const fp_plan *plan, const fpp_model_paths *paths)
+{
+    const char *w = paths->weights && *paths->weights ? paths->weights : plan->weights;
+    if (!strchr(plan->cfg_hash, '@')) {
+        if (!w[0]) {
+            fprintf(stderr, "fogpipe gateway: --serve-weights: the plan is for random weights; there are none to serve\n");
+            return FP_EXIT_USAGE;
+        }
+        char got[48];
+        if (fp_part_hash_file(w, got, sizeof got)) return fp_cli_fail();
+        if (plan->weights_hash[0] && strcmp(got, plan->weights_hash)) {
+            fprintf(stderr, "fogpipe gateway: --serve-weights: %s hashes to %s, but the plan was made for %s\n", w, got,
+                    plan->weights_hash);
+            return FP_EXIT_FAIL;
+        }
+        if (fp_net_load_weights(g->net, w)) return fp_cli_fail();
+    }
+    if (fpp_stage_blobs_make(plan, g->net, &g->blobs)) {
+        fprintf(stderr, "fogpipe gateway: --serve-weights: %s\n", fp_last_error());
+        return FP_EXIT_FAIL;
+    }
+    size_t total = 0;
+    for (int k = 0; k < g->blobs.n; k++) total += g->blobs.len[k];
+    fprintf(stderr, "gateway: serving %d stages' weights (%.1f MiB) at /v1/weights/0..%d\n", g->blobs.n,
+            total / 1048576.0, g->blobs.n - 1);
+    return 0;
 }
 
 static volatile sig_atomic_t fp_gw_stop;
@@ -294,7 +357,7 @@ int fp_cmd_gateway(int argc, char **argv)
     fpp_curve_key key;
     if ((rc = fp_cli_curve_key(&fp_gw_cmd, &key, &go.curve))) return rc;
     fp_plan plan;
-    fpp_model_paths paths = {fp_flag_get(&fp_gw_cmd, "cfg"), NULL};
+    fpp_model_paths paths = {.cfg = fp_flag_get(&fp_gw_cmd, "cfg"), .weights = fp_flag_get(&fp_gw_cmd, "weights")};
     fpp_http *srv = NULL;
     const char *names = fp_flag_get(&fp_gw_cmd, "names");
     if (fp_plan_load(plan_path, NULL, &plan) || fpp_load_plan_model(&plan, -1, &paths, 1, &g.net)) {
@@ -302,6 +365,7 @@ int fp_cmd_gateway(int argc, char **argv)
         goto done;
     }
     g.plan = &plan;
+    if (fp_flag_get(&fp_gw_cmd, "serve-weights") && (rc = fp_gw_load_blobs(&g, &plan, &paths))) goto done;
     if (names && (rc = fp_names_load(names, &g.nm))) goto done;
     if (fpp_metrics_create(&g.m) ||
         fpp_metrics_declare(g.m, "fogpipe_gateway_requests_total", FPP_COUNTER, "Detect requests by HTTP status.", "status",
@@ -312,6 +376,8 @@ int fp_cmd_gateway(int argc, char **argv)
         fpp_metrics_declare(g.m, "fogpipe_gateway_resent_total", FPP_GAUGE, "Frames sent again after a timeout.", NULL, NULL,
                             0) ||
         fpp_metrics_declare(g.m, "fogpipe_gateway_duplicates_total", FPP_GAUGE, "Results that came twice.", NULL, NULL, 0) ||
+        fpp_metrics_declare(g.m, "fogpipe_gateway_weights_served_total", FPP_COUNTER,
+                            "Stage weights blobs served (GET /v1/weights/K).", NULL, NULL, 0) ||
         fpp_metrics_declare(g.m, "fogpipe_auth_denied_total", FPP_GAUGE,
                             "Peers refused on the result socket because they do not hold the CURVE key.", NULL, NULL, 0) ||
         fpp_gateway_create(&go, &g.gw) ||
@@ -337,6 +403,7 @@ done:
     fpp_gateway_destroy(g.gw);
     fpp_metrics_destroy(g.m);
     fp_names_free(&g.nm);
+    fpp_stage_blobs_free(&g.blobs);
     fp_net_destroy(g.net);
     memset(&key, 0, sizeof key);
     return rc;

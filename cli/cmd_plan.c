@@ -9,10 +9,11 @@
 
 #include "commands.h"
 #include "part_cli.h"
+#include "pipeline/pipeline.h"
 
 static fp_flag fp_plan_flags[] = {
     {"cfg", 'c', "PATH", "darknet .cfg file", NULL},
-    {"weights", 'w', "PATH", "darknet .weights file (only hashed into the plan; not needed to plan)", NULL},
+    {"weights", 'w', "PATH", "darknet .weights file (hashed into the plan, whole and per stage; not needed to plan)", NULL},
     {"model", 'm', "PATH", "TF.js weights manifest (instead of --cfg)", NULL},
     {"input-size", 's', "S", "input side for --model (default 416)", NULL},
     {"profile", 'p', "PATH", "per-layer profile (fogpipe profile); overrides the cluster file's", NULL},
@@ -331,6 +332,12 @@ int fp_cmd_plan(int argc, char **argv)
     }
     fp_plan *plan = &plans[0];
     fp_cli_model_to_plan(&m, plan);
+    /* each stage's weights blob hashed, so a stage can be sent only its own (--weights-from) */
+    if ((m.weights || m.model) && ((m.weights && fp_net_load_weights(net, m.weights)) ||
+                                   fpp_plan_hash_stage_weights(plan, net))) {
+        rc = fp_cli_fail();
+        goto done;
+    }
     if (fp_flag_get(cmd, "json")) {
         char *text = NULL;
         if (fp_plan_to_json(plan, &text)) {

@@ -341,7 +341,7 @@ int fp_cmd_run(int argc, char **argv)
     char **images = NULL;
     int n_images = 0;
     fp_pending *pend = NULL;
-    fpp_model_paths paths = {fp_flag_get(&fp_run_cmd, "cfg"), fp_flag_get(&fp_run_cmd, "weights")};
+    fpp_model_paths paths = {.cfg = fp_flag_get(&fp_run_cmd, "cfg"), .weights = fp_flag_get(&fp_run_cmd, "weights")};
     const char *key_path = fp_flag_get(&fp_run_cmd, "curve-key");
     fpp_curve_key key;
     const fpp_curve_key *curve;

@@ -18,6 +18,10 @@ static fp_flag fp_stage_flags[] = {
     {"http", 0, "HOST:PORT", "health, readiness and metrics server (default 127.0.0.1:<9601+K>; off = none; port 0 = any)", NULL},
     {"cfg", 'c', "PATH", "the model's cfg or TF.js manifest, when not at the plan's path (must hash as the plan says)", NULL},
     {"weights", 'w', "PATH", "the weights, when not at the plan's path (must hash as the plan says)", NULL},
+    {"weights-from", 0, "URL", "fetch only this stage's weights from http://HOST:PORT/v1/weights/K (fogpipe gateway "
+                               "--serve-weights); refused unless their SHA-256 is the plan's", NULL},
+    {"weights-timeout", 0, "SECONDS", "with --weights-from: keep trying this long while the server is not up "
+                                      "(default 300)", NULL},
     {"threads", 't', "N", "kernel threads (default: the plan's for this stage's device, else 1)", NULL},
     {"threshold", 0, "T", "last stage: score threshold (default: the model's)", NULL},
     {"nms", 0, "N", "last stage: NMS IoU threshold, 0 = off (default: the model's)", NULL},
@@ -37,7 +41,8 @@ static fp_command fp_stage_cmd = {
     "the plan's codec, to the next stage's replicas (round robin; senders block\n"
     "when every replica is busy). Stage 0 also takes encoded images; the last\n"
     "stage decodes boxes and sends results to the gateway. Loads only its own\n"
-    "layers' weights.",
+    "layers' weights: from the weights file, or with --weights-from as a blob\n"
+    "the gateway serves (then the model's weights files are not needed here).",
     "HTTP: GET /healthz (alive), /readyz (weights loaded and a peer of the next\n"
     "hop connected), /metrics (Prometheus: frames and bytes in/out by codec,\n"
     "compute-time histogram, queue depth, errors by kind). Malformed frames are\n"
@@ -79,7 +84,7 @@ int fp_cmd_stage(int argc, char **argv)
     if (rc) return rc < 0 ? 0 : rc;
     fpp_stage_opts o = {0};
     long stage = -1, threads = 0, hwm = 2, max_image = 16 << 20;
-    double thresh = -1, nms = -1, drain = 10;
+    double thresh = -1, nms = -1, drain = 10, wtimeout = 300;
     o.plan = fp_flag_get(&fp_stage_cmd, "plan");
     if (!o.plan) return fp_args_require(&fp_stage_cmd, "plan");
     if (!fp_flag_get(&fp_stage_cmd, "stage")) return fp_args_require(&fp_stage_cmd, "stage");
@@ -89,7 +94,8 @@ int fp_cmd_stage(int argc, char **argv)
         (rc = fp_flag_int(&fp_stage_cmd, "max-image-bytes", 1024, 1L << 30, &max_image)) ||
         (rc = fp_flag_float(&fp_stage_cmd, "threshold", 0, 1e6, &thresh)) ||
         (rc = fp_flag_float(&fp_stage_cmd, "nms", 0, 1, &nms)) ||
-        (rc = fp_flag_float(&fp_stage_cmd, "drain", 0, 3600, &drain)))
+        (rc = fp_flag_float(&fp_stage_cmd, "drain", 0, 3600, &drain)) ||
+        (rc = fp_flag_float(&fp_stage_cmd, "weights-timeout", 1, 86400, &wtimeout)))
         return rc;
     fp_plan plan;
     if (fp_plan_load(o.plan, NULL, &plan)) return fp_cli_fail();
@@ -124,6 +130,20 @@ int fp_cmd_stage(int argc, char **argv)
     o.stage = (int)stage;
     o.paths.cfg = fp_flag_get(&fp_stage_cmd, "cfg");
     o.paths.weights = fp_flag_get(&fp_stage_cmd, "weights");
+    o.paths.weights_from = fp_flag_get(&fp_stage_cmd, "weights-from");
+    o.paths.weights_timeout_s = wtimeout;
+    o.paths.stop = &fp_stage_stop;
+    if (o.paths.weights_from && o.paths.weights) {
+        fprintf(stderr, "fogpipe stage: --weights and --weights-from exclude each other\n");
+        return FP_EXIT_USAGE;
+    }
+    char uhost[256];
+    int uport;
+    const char *upath;
+    if (o.paths.weights_from && fpp_url_parse(o.paths.weights_from, uhost, sizeof uhost, &uport, &upath)) {
+        fprintf(stderr, "fogpipe stage: --weights-from: %s\n", fp_last_error());
+        return FP_EXIT_USAGE;
+    }
     if (!threads) {
         const fp_plan_device *d = &plan.devices[plan.stages[stage].devices[0]];
         threads = d->threads > 0 ? d->threads : 1;

@@ -31,7 +31,7 @@ pkgs=(
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross   # cross compiler (binutils come with it)
   qemu-user-static                              # qemu-aarch64-static: arm64 binaries on this machine
   libjpeg-dev:arm64 libstb-dev:arm64 libcjson-dev:arm64
-  liblz4-dev:arm64 libzstd-dev:arm64 libzmq3-dev:arm64 libmicrohttpd-dev:arm64
+  liblz4-dev:arm64 libzstd-dev:arm64 libzmq3-dev:arm64 libmicrohttpd-dev:arm64 libsodium-dev:arm64
   libopenblas0-pthread:arm64                    # loaded at run time (optional), copied into the image
 )
 update=0

@@ -11,6 +11,7 @@ pkgs=(
   liblz4-dev libzstd-dev             # feature-map compression on the links between stages
   libzmq3-dev                        # ZeroMQ: the transport between gateway and stages
   libmicrohttpd-dev                  # HTTP: health, readiness, metrics and the gateway's API
+  libsodium-dev                      # SHA-256 of the stages' weights blobs (also under ZeroMQ's CURVE)
   darknet                            # the reference engine: oracle for tests, cfgs and sample images
   python3 curl                       # small helpers in tests and benchmarks; HTTP in tests
   libopenblas0-pthread               # sgemm/sgemv for the fast kernels (loaded at run time; optional)

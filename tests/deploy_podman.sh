@@ -2,8 +2,9 @@
 # ctest: slow
 # The pipeline in containers: builds the fogpipe image (deploy/build-image:
 # FROM scratch, the binary under test and its libraries), brings a 3-stage
-# plan up with deploy/podman-up (yolov3-tiny at 96x96, random weights; stage 1
-# with 2 replicas), POSTs darknet's sample images to the gateway and compares
+# plan up with deploy/podman-up (yolov3-tiny at 96x96, a random weights file;
+# stage 1 with 2 replicas; the stages mount no model directory: the cfg comes
+# in the ConfigMap, each stage's own weights from the gateway), POSTs darknet's sample images to the gateway and compares
 # the answers with `fogpipe detect`, then deletes a replica's pod (the other
 # replica serves meanwhile) and plays it again as a StatefulSet would, kills
 # the single stage 2 container's process during a burst of requests (podman
@@ -123,6 +124,10 @@ check "the gateway's links are CURVE-encrypted (the key mounted from the host)" 
 sec=$(podman inspect "$NAME-stage-1-0-stage" --format '{{.HostConfig.ReadonlyRootfs}} {{.Config.User}} {{.HostConfig.Memory}} {{len .EffectiveCaps}}')
 check "a stage container: read-only root, user 65532, the plan's memory limit, no capabilities" \
     'read -r ro u mem caps <<<"$sec"; [ "$ro" = true ] && [ "$u" = 65532:65532 ] && [ "$mem" -gt 0 ] && [ "$caps" = 0 ]' "$sec"
+smounts=$(podman inspect "$NAME-stage-1-0-stage" --format '{{range .Mounts}}{{.Destination}} {{end}}')
+gmounts=$(podman inspect "$NAME-gateway-gateway" --format '{{range .Mounts}}{{.Destination}} {{end}}')
+check "stages mount no model directory (weights from the gateway), the gateway does" \
+    '! grep -q /models <<<"$smounts" && grep -q /models <<<"$gmounts"' "stage: $smounts; gateway: $gmounts"
 
 # --- answers equal fogpipe detect ---------------------------------------------
 # The reference: fogpipe detect in the same image (the same binary, libraries

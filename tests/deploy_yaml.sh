@@ -91,6 +91,12 @@ run --plan "$T/p.json" --image fp:1 -o "$T/x" --model-dir /nonexistent/models
 check "a model dir not on this machine: written, with a note" '[ $rc = 0 ] && grep -q "not a directory on this machine" "$T/out"' \
     "rc $rc: $(cat "$T/out")"
 check "...and mounted as given" 'grep -q "path: /nonexistent/models" "$T/x/stage-0.yaml"' "$(grep -n path: "$T/x/stage-0.yaml")"
+"$PY" -c "import json,sys; p=json.load(open(sys.argv[1])); [s.pop('weights_sha256') for s in p['stages']]; json.dump(p,open(sys.argv[2],'w'))" \
+    "$T/p.json" "$T/old.json"
+run --plan "$T/old.json" --image fp:1 -o "$T/x2" --model-dir "$T/models"
+check "a plan without per-stage weights hashes: written, with a note, every stage mounting the weights" \
+    '[ $rc = 0 ] && grep -q "no per-stage weights hashes" "$T/out" && grep -q "FOGPIPE_WEIGHTS$" "$T/x2/stage-0.yaml" && ! grep -q "FOGPIPE_WEIGHTS_FROM" "$T/x2/stage-0.yaml" && grep -q "path: $T/models" "$T/x2/stage-0.yaml"' \
+    "rc $rc: $(cat "$T/out"; grep -n -A1 "FOGPIPE_WEIGHTS\|path:" "$T/x2/stage-0.yaml")"
 test ! -e "$T/y"
 run --plan "$T/p.json" --image fp:1 -o "$T/y/a/b" --max-replicas 40
 check "--max-replicas over 32: exit 2, nothing written" '[ $rc = 2 ] && [ ! -e "$T/y" ]' "rc $rc: $(cat "$T/out")"
@@ -141,7 +147,8 @@ check("objects: 1 Namespace, 1 ConfigMap, 3 StatefulSets, 1 Deployment, 5 Servic
       kinds == {"Namespace": 1, "ConfigMap": 1, "StatefulSet": 3, "Deployment": 1, "Service": 5}, str(kinds))
 
 cm = next(iter(by["ConfigMap"].values()))
-check("the ConfigMap holds the plan file", json.loads(cm["data"]["plan.json"]) == plan)
+check("the ConfigMap holds the plan file and the model's cfg", json.loads(cm["data"]["plan.json"]) == plan
+      and cm["data"]["model.cfg"] == open(os.path.join(model_dir, "small.cfg")).read())
 workloads = list(by["StatefulSet"].values()) + list(by["Deployment"].values())
 
 def pod_labels(w): return w["spec"]["template"]["metadata"]["labels"]
@@ -163,12 +170,21 @@ for w in workloads:
           and sc["capabilities"]["drop"] == ["ALL"], str(sc))
     vols = {v["name"]: v for v in spec["volumes"]}
     mounts = {m["name"]: m for m in c["volumeMounts"]}
-    check(f"{n}: the plan ConfigMap and the model dir mounted read-only",
-          vols["plan"]["configMap"]["name"] == cm["metadata"]["name"] and mounts["plan"]["readOnly"] is True
-          and vols["models"]["hostPath"]["path"] == model_dir and mounts["models"]["readOnly"] is True
-          and mounts["models"]["mountPath"] == "/models"
-          and env(w)["FOGPIPE_PLAN"] == mounts["plan"]["mountPath"] + "/plan.json"
-          and env(w)["FOGPIPE_CFG"] == "/models/small.cfg", f"{vols} {mounts}")
+    check(f"{n}: the plan ConfigMap mounted read-only", vols["plan"]["configMap"]["name"] == cm["metadata"]["name"]
+          and mounts["plan"]["readOnly"] is True and env(w)["FOGPIPE_PLAN"] == mounts["plan"]["mountPath"] + "/plan.json",
+          f"{vols} {mounts}")
+    if w["kind"] == "Deployment":
+        check(f"{n}: the gateway: the model dir mounted read-only, serving the stages' weights",
+              vols["models"]["hostPath"]["path"] == model_dir and mounts["models"]["readOnly"] is True
+              and mounts["models"]["mountPath"] == "/models" and env(w)["FOGPIPE_CFG"] == "/models/small.cfg"
+              and env(w)["FOGPIPE_WEIGHTS"] == "/models/small.weights" and env(w)["FOGPIPE_SERVE_WEIGHTS"] == "1",
+              f"{vols} {mounts} {env(w)}")
+    else:
+        check(f"{n}: a stage: no model dir, the cfg from the ConfigMap, the weights from the gateway",
+              "models" not in vols and "models" not in mounts and env(w)["FOGPIPE_CFG"] == "/etc/fogpipe/model.cfg"
+              and "FOGPIPE_WEIGHTS" not in env(w)
+              and env(w)["FOGPIPE_WEIGHTS_FROM"] == f"http://fogpipe-gateway:8080/v1/weights/{env(w)['FOGPIPE_STAGE']}",
+              f"{vols} {mounts} {env(w)}")
     r = c["resources"]
     check(f"{n}: CPU and memory requests and limits", all(k in r["requests"] and k in r["limits"] for k in ("cpu", "memory")), str(r))
     check(f"{n}: image and args", c["image"] == "localhost/fogpipe:0.1.0" and c["args"][0] in ("stage", "gateway"))
@@ -219,7 +235,7 @@ for k, st in enumerate(stages):
           and c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"} and "http" in p, str(c.get("readinessProbe")))
     check(f"stage {k}: FOGPIPE_STAGE, _BIND and _HTTP agree with the container ports",
           e["FOGPIPE_STAGE"] == str(k) and e["FOGPIPE_BIND"] == f"tcp://0.0.0.0:{p['data']}"
-          and e["FOGPIPE_HTTP"] == f"0.0.0.0:{p['http']}" and e["FOGPIPE_WEIGHTS"] == "/models/small.weights"
+          and e["FOGPIPE_HTTP"] == f"0.0.0.0:{p['http']}"
           and e["FOGPIPE_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}, str(e))
     if k + 1 < len(stages):
         nxt = by["StatefulSet"][f"fogpipe-stage-{k+1}"]

@@ -2,8 +2,9 @@
 # `fogpipe stage` and `fogpipe gateway` as separate processes, as a cluster
 # runs them: readiness, the HTTP API (POST /v1/detect equals `fogpipe
 # detect`; 400 for non-images, 413 for oversize bodies, 404/405), /v1/stats,
-# Prometheus /metrics on both, environment twins of flags, usage errors, and
-# SIGTERM draining to exit 0. Small network (yolov3-tiny at 96x96): quick
+# Prometheus /metrics on both, environment twins of flags, usage errors,
+# stages fetching only their own weights from the gateway (--serve-weights,
+# --weights-from, SHA-256 against the plan), and SIGTERM draining to exit 0. Small network (yolov3-tiny at 96x96): quick
 # enough for the ASan tier too.
 #
 # Environment (set by ctest; defaults for running by hand from the repo root):
@@ -150,6 +151,73 @@ check "with --token-file: 401 without or with a wrong token, 200 with it, /healt
     '[ "$c1 $c2 $c3 $c4 $c5" = "401 401 401 200 401" ]' "$c1 $c2 $c3 $c4 $c5"
 kill -TERM $gwt
 wait $gwt
+
+# Each stage gets only its own layers' weights, from the gateway.
+code=$(curl -s -o "$T/out" -w '%{http_code}' "http://127.0.0.1:$HG/v1/weights/0")
+check "a gateway without --serve-weights: /v1/weights/0 is 404 with a hint" \
+    '[ "$code" = 404 ] && grep -q -- "--serve-weights" "$T/out"' "$code $(cat "$T/out")"
+check "the plan records each stage's weights SHA-256" \
+    'python3 -c "import json,re,sys; p=json.load(open(sys.argv[1])); assert all(re.fullmatch(\"sha256:[0-9a-f]{64}\", s[\"weights_sha256\"]) for s in p[\"stages\"])" "$T/p.json"' \
+    "$(grep weights_sha256 "$T/p.json")"
+HW=$(free_port); PW0=$(free_port); PW1=$(free_port); PWR=$(free_port); HW0=$(free_port); HW1=$(free_port)
+"$FOGPIPE" gateway --plan "$T/p.json" --first "tcp://127.0.0.1:$PW0" --results "tcp://127.0.0.1:$PWR" \
+    --http "127.0.0.1:$HW" --serve-weights --token-file "$T/token" 2>"$T/gww.err" &
+gww=$!
+pids+=($gww)
+for i in $(seq 100); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HW/healthz")" = 200 ] && break
+    sleep 0.1
+done
+mv "$T/small.weights" "$T/small.weights.away" # the stages must not need the file
+curl -s -o "$T/w0" "http://127.0.0.1:$HW/v1/weights/0"
+code=$(curl -s -o "$T/out" -w '%{http_code}' "http://127.0.0.1:$HW/v1/weights/2")
+check "--serve-weights: a blob per stage without the token, 404 past the last stage" \
+    '[ "$(head -c 8 "$T/w0")" = FPSTAGEW ] && [ "$code" = 404 ] && grep -q "stages 0..1" "$T/out"' \
+    "$(head -c 8 "$T/w0") $code $(cat "$T/out" "$T/gww.err")"
+W=(--weights-from "http://127.0.0.1:$HW/v1/weights")
+FP_LOG_LEVEL=info "$FOGPIPE" stage --plan "$T/p.json" --stage 1 --bind "tcp://127.0.0.1:$PW1" --next "tcp://127.0.0.1:$PWR" \
+    --http "127.0.0.1:$HW1" --threshold 0.4 "${W[@]}/1" 2>"$T/sw1.err" &
+sw1=$!
+FP_LOG_LEVEL=info FOGPIPE_WEIGHTS_FROM="http://127.0.0.1:$HW/v1/weights/0" "$FOGPIPE" stage --plan "$T/p.json" --stage 0 \
+    --bind "tcp://127.0.0.1:$PW0" --next "tcp://127.0.0.1:$PW1" --http "127.0.0.1:$HW0" 2>"$T/sw0.err" &
+sw0=$!
+pids+=($sw0 $sw1)
+ready=0
+for i in $(seq 300); do
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HW0/readyz")" = 200 ] &&
+        [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HW1/readyz")" = 200 ]; then ready=1; break; fi
+    sleep 0.1
+done
+: >"$T/httpw"
+for im in dog person; do
+    curl -s -H "Authorization: Bearer a-long-enough-secret-token" --data-binary "@$DN/data/$im.jpg" \
+        "http://127.0.0.1:$HW/v1/detect?name=$DN/data/$im.jpg" >>"$T/httpw"
+    echo >>"$T/httpw"
+done
+check "stages with --weights-from (no weights file): ready, answers equal fogpipe detect's" \
+    '[ $ready = 1 ] && cmp -s "$T/det" "$T/httpw" && grep -q "SHA-256 as the plan says" "$T/sw0.err" "$T/sw1.err"' \
+    "ready=$ready $(diff "$T/det" "$T/httpw" | head -c 300) $(tail -n 3 "$T/sw0.err" "$T/sw1.err")"
+# a plan whose hash for stage 1 is another: the served blob is refused
+python3 -c "import json,sys; p=json.load(open(sys.argv[1])); h=p['stages'][1]['weights_sha256']; p['stages'][1]['weights_sha256']=h[:7]+('0' if h[7]!='0' else '1')+h[8:]; json.dump(p,open(sys.argv[2],'w'))" \
+    "$T/p.json" "$T/p-tampered.json"
+"$FOGPIPE" stage --plan "$T/p-tampered.json" --stage 1 --http off "${W[@]}/1" --weights-timeout 5 >"$T/out" 2>&1
+rc=$?
+check "a blob whose SHA-256 is not the plan's: refused, exit 1" '[ $rc = 1 ] && grep -q "refused" "$T/out"' \
+    "rc=$rc $(cat "$T/out"; diff "$T/p.json" "$T/p-tampered.json")"
+"$FOGPIPE" stage --plan "$T/p.json" --stage 0 --http off "${W[@]}/1" --weights-timeout 5 >"$T/out" 2>&1
+rc=$?
+check "another stage's blob: refused, exit 1" '[ $rc = 1 ] && grep -Eq "refused|expected [0-9]+" "$T/out"' "rc=$rc $(cat "$T/out")"
+"$FOGPIPE" stage --plan "$T/p.json" --stage 0 --http off --weights-from "http://127.0.0.1:1/none" --weights-timeout 1 \
+    >"$T/out" 2>&1
+rc=$?
+check "no server: gives up after --weights-timeout, exit 1" '[ $rc = 1 ] && grep -q "no weights after" "$T/out"' \
+    "rc=$rc $(cat "$T/out")"
+"$FOGPIPE" stage --plan "$T/p.json" --stage 0 --weights-from "ftp://x/y" >"$T/out" 2>&1
+rc=$?
+check "--weights-from with a non-http URL: exit 2" '[ $rc = 2 ] && grep -q "http://" "$T/out"' "rc=$rc $(cat "$T/out")"
+mv "$T/small.weights.away" "$T/small.weights"
+for p in $sw0 $sw1 $gww; do kill -TERM $p; done
+for p in $sw0 $sw1 $gww; do wait $p; done
 
 # SIGTERM: each drains and exits 0.
 for p in $s0 $s1 $gw; do kill -TERM $p; done

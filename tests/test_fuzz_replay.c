@@ -116,13 +116,46 @@ static int replay_weights_seeds(void)
     return done;
 }
 
+/* Stage weights blobs (binary too): two ranges of the fixed cfg, each
+ * whole, truncated, and with a parameter made NaN. */
+static int replay_stagew_seeds(void)
+{
+    fp_net *net = NULL;
+    int done = 0;
+    if (!fp_net_parse_cfg(fpz_weights_cfg, "w.cfg", &net) && !fp_net_init_weights_random(net, 1)) {
+        static const struct { int first, last; } ranges[] = {{0, 2}, {3, 5}};
+        for (int r = 0; r < 2; r++) {
+            void *blob = NULL;
+            size_t len = 0;
+            uint8_t *in = NULL;
+            if (fp_net_stage_weights(net, ranges[r].first, ranges[r].last, &blob, &len) || !(in = malloc(len + 1))) {
+                free(blob);
+                break;
+            }
+            in[0] = (uint8_t)(ranges[r].first | (ranges[r].last - ranges[r].first) << 4);
+            memcpy(in + 1, blob, len);
+            fpz_stagew(in, len + 1);
+            fpz_stagew(in, len / 2);
+            in[len] = 0xff, in[len - 1] = 0xff;
+            fpz_stagew(in, len + 1);
+            done += 3;
+            free(in);
+            free(blob);
+        }
+    }
+    CHECK_MSG(done == 6, "could not make the stage weights seeds: %s", fp_last_error());
+    fp_net_destroy(net);
+    return done;
+}
+
 static void replay(const char *name)
 {
     static int registered;
     if (!registered++) atexit(fpz_cleanup); /* the HTTP server, temp files */
     for (const fpz_target *t = fpz_targets; t->name; t++) {
         if (strcmp(t->name, name)) continue;
-        int seeds = replay_dir("corpus", t) + (!strcmp(name, "weights") ? replay_weights_seeds() : 0);
+        int seeds = replay_dir("corpus", t) + (!strcmp(name, "weights") ? replay_weights_seeds() : 0) +
+                    (!strcmp(name, "stagew") ? replay_stagew_seeds() : 0);
         int regress = replay_dir("regress", t);
         CHECK_MSG(seeds > 0, "no seed inputs in %s/corpus/%s", FPZ_DIR, name);
         fprintf(stderr, "  %s: %d seeds, %d regression inputs\n", name, seeds, regress);
@@ -141,6 +174,7 @@ static void test_image(void) { replay("image"); }
 static void test_result(void) { replay("result"); }
 static void test_http(void) { replay("http"); }
 static void test_key(void) { replay("key"); }
+static void test_stagew(void) { replay("stagew"); }
 
 TEST_LIST = {
     {"cfg", test_cfg},
@@ -153,5 +187,6 @@ TEST_LIST = {
     {"result", test_result},
     {"http", test_http},
     {"key", test_key},
+    {"stagew", test_stagew},
     {NULL, NULL},
 };

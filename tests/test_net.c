@@ -321,9 +321,13 @@ static void test_pipeline_stages(void)
     fp_net_destroy(b);
 }
 
+/* The whole network stage weights blobs are cut from (make_stage mode 3). */
+static fp_net *blob_source;
+
 /* A stage network (fp_net_set_range) of dag_cfg for layers first..last,
  * weights from seed 31 (mode 0: random before setting the range, so they
- * are trimmed; 1: range first, then random; 2: from the weights file). */
+ * are trimmed; 1: range first, then random; 2: from the weights file; 3:
+ * a stage weights blob of blob_source). */
 static fp_net *make_stage(int first, int last, int mode, const char *weights)
 {
     fp_net *net = NULL;
@@ -332,6 +336,14 @@ static fp_net *make_stage(int first, int last, int mode, const char *weights)
     if (!st) st = fp_net_set_range(net, first, last);
     if (!st && mode == 1) st = fp_net_init_weights_random(net, 31);
     if (!st && mode == 2) st = fp_net_load_weights(net, weights);
+    if (!st && mode == 3) {
+        void *blob = NULL;
+        size_t len = 0;
+        st = fp_net_stage_weights(blob_source, first, last, &blob, &len);
+        CHECK(st || len == fp_net_stage_weights_size(blob_source, first, last));
+        if (!st) st = fp_net_load_stage_weights(net, blob, len, "blob");
+        free(blob);
+    }
     if (!st) st = fp_net_setup(net);
     CHECK_MSG(st == FP_OK, "stage %d..%d mode %d: %s", first, last, mode, fp_last_error());
     if (st) {
@@ -353,11 +365,12 @@ static void test_restricted_stages(void)
     CHECK_OK(fp_net_save_weights(full, path));
     int n = fp_net_layer_count(full);
     captured ref;
+    blob_source = full;
     if (run_capture(full, 9, &ref)) goto done;
     int cases = 0;
     for (int c1 = 0; c1 < n - 2; c1++)
         for (int c2 = c1 + 1; c2 < n - 1; c2++, cases++) {
-            int mode = cases % 3, bounds[4] = {-1, c1, c2, n - 1};
+            int mode = cases % 4, bounds[4] = {-1, c1, c2, n - 1};
             fp_net *st[3] = {0};
             size_t weights = 0;
             for (int k = 0; k < 3; k++) st[k] = make_stage(bounds[k] + 1, bounds[k + 1], mode, path);
@@ -401,6 +414,65 @@ done:
     captured_free(&ref);
     fp_net_destroy(full);
     remove(path);
+}
+
+/* Stage weights blobs are untrusted: every way of being wrong is refused
+ * with its own status, and nothing is loaded. */
+static void test_stage_weights_bad(void)
+{
+    fp_net *full = make_net(dag_cfg, 31);
+    if (!full) return;
+    void *blob = NULL;
+    size_t len = 0;
+    CHECK_OK(fp_net_stage_weights(full, 3, 9, &blob, &len));
+    CHECK(len > 32 && len == fp_net_stage_weights_size(full, 3, 9));
+    CHECK(fp_net_stage_weights_size(full, 9, 3) == 0);
+    CHECK_ERR(fp_net_stage_weights(full, 9, 3, &blob, &len), FP_EINVAL);
+    unsigned char *b = blob, *c = malloc(len + 8);
+    struct { const char *what; size_t at, cut; unsigned char byte; fp_status want; } cases[] = {
+        {"magic", 0, 0, 'X', FP_ECORRUPT},       {"version", 8, 0, 9, FP_EUNSUPPORTED},
+        {"first layer", 12, 0, 4, FP_ECORRUPT},   {"last layer", 16, 0, 8, FP_ECORRUPT},
+        {"layer count", 20, 0, 99, FP_ECORRUPT},  {"parameter count", 24, 0, 1, FP_ECORRUPT},
+        {"truncated", 0, 4, 0, FP_ECORRUPT},      {"header only", 0, len - 20, 0, FP_ECORRUPT},
+        {"NaN", len - 1, 0, 0xff, FP_ECORRUPT},
+    };
+    for (size_t i = 0; c && i < sizeof cases / sizeof cases[0]; i++) {
+        memcpy(c, b, len);
+        if (!cases[i].cut) c[cases[i].at] = cases[i].byte;
+        if (cases[i].byte == 0xff) c[len - 2] = 0xff; /* the last float becomes a NaN */
+        fp_net *net = NULL;
+        CHECK_OK(fp_net_parse_cfg(dag_cfg, "dag.cfg", &net));
+        if (!net) break;
+        CHECK_OK(fp_net_set_range(net, 3, 9));
+        fp_status st = fp_net_load_stage_weights(net, c, len - cases[i].cut, "bad");
+        CHECK_MSG(st == cases[i].want, "%s: got %s, expected %s (%s)", cases[i].what, fp_status_name(st),
+                  fp_status_name(cases[i].want), fp_last_error());
+        CHECK_MSG(fp_net_setup(net) == FP_ESTATE, "%s: weights were loaded", cases[i].what);
+        fp_net_destroy(net);
+    }
+    /* a longer blob, another range, the right blob */
+    fp_net *net = NULL;
+    CHECK_OK(fp_net_parse_cfg(dag_cfg, "dag.cfg", &net));
+    if (net && c) {
+        memcpy(c, b, len);
+        memset(c + len, 0, 8);
+        CHECK_OK(fp_net_set_range(net, 3, 9));
+        CHECK_ERR(fp_net_load_stage_weights(net, c, len + 8, "long"), FP_ECORRUPT);
+        CHECK_OK(fp_net_load_stage_weights(net, b, len, "good"));
+        CHECK_OK(fp_net_setup(net));
+        CHECK_ERR(fp_net_load_stage_weights(net, b, len, "again"), FP_ESTATE);
+    }
+    fp_net_destroy(net);
+    net = NULL;
+    CHECK_OK(fp_net_parse_cfg(dag_cfg, "dag.cfg", &net));
+    if (net) {
+        CHECK_OK(fp_net_set_range(net, 2, 9));
+        CHECK_ERR(fp_net_load_stage_weights(net, b, len, "other range"), FP_ECORRUPT);
+    }
+    fp_net_destroy(net);
+    free(c);
+    free(blob);
+    fp_net_destroy(full);
 }
 
 /* fp_net_cut: the chain, the route that reaches back, the unread head. */
@@ -871,6 +943,7 @@ TEST_LIST = {
     {"range_split", test_range_split},
     {"pipeline_stages", test_pipeline_stages},
     {"restricted_stages", test_restricted_stages},
+    {"stage_weights_bad", test_stage_weights_bad},
     {"cut", test_cut},
     {"run_errors", test_run_errors},
     {"weights_roundtrip", test_weights_roundtrip},

@@ -125,6 +125,11 @@ enum { FP_TFJS_MIN_INPUT = 128, FP_TFJS_MAX_INPUT = 608 }; /* input sides of TF.
  * FP_EUNSUPPORTED (dtype, or another model), FP_ETOOBIG, FP_ENOMEM. */
 fp_status fp_net_load_tfjs(const char *manifest, int input_size, fp_net **out);
 
+/* The same network from the manifest alone, without weights: no shard is
+ * opened (a pipeline stage that gets its layers' parameters as stage
+ * weights, fp_net_load_stage_weights). */
+fp_status fp_net_load_tfjs_graph(const char *manifest, int input_size, fp_net **out);
+
 /* Frees a network and everything it owns. NULL is a no-op. */
 void fp_net_destroy(fp_net *net);
 
@@ -141,6 +146,23 @@ fp_status fp_net_init_weights_random(fp_net *net, uint64_t seed);
 /* Writes the current parameters as a darknet .weights file (version 0.2.0,
  * 64-bit seen, unfolded batch-norm as loaded). FP_EIO on failure. */
 fp_status fp_net_save_weights(const fp_net *net, const char *path);
+
+/* Stage weights: the parameters of layers first..last as one blob (a small
+ * header naming the range and the model's layer count, then the floats as
+ * the network holds them), for a pipeline stage that should receive only
+ * its own layers' weights. fp_net_stage_weights_size: the blob's bytes (0
+ * for a bad range). fp_net_stage_weights: *out is a new blob of *len bytes
+ * (free with free()); the network must hold weights for the range.
+ * FP_EINVAL, FP_ESTATE (no weights, or the range not held), FP_ENOMEM. */
+size_t fp_net_stage_weights_size(const fp_net *net, int first, int last);
+fp_status fp_net_stage_weights(const fp_net *net, int first, int last, void **out, size_t *len);
+
+/* Loads a stage-weights blob (untrusted bytes) into a network restricted
+ * with fp_net_set_range to exactly the blob's range (or a whole network, for
+ * a blob of every layer), before fp_net_setup. `name` is used in messages.
+ * FP_ECORRUPT (bad header, another model or range, wrong size, non-finite
+ * value), FP_EUNSUPPORTED (version), FP_ESTATE, FP_ENOMEM. */
+fp_status fp_net_load_stage_weights(fp_net *net, const void *blob, size_t len, const char *name);
 
 /* Restricts the network to layers first..last, as a pipeline stage runs
  * them. Call it before fp_net_setup(), before or after the weights: before,

@@ -370,6 +370,8 @@ typedef struct fp_plan_stage {
     fp_part_cut out;                          /* tensors of the outgoing cut (to the gateway for the last) */
     double out_bytes;                         /* encoded bytes per frame sent */
     double out_s;                             /* transfer time of the outgoing cut per frame */
+    char weights_sha256[72];                  /* "sha256:<64 hex>" of its stage weights blob
+                                               * (fp_net_stage_weights), or "" (none recorded) */
 } fp_plan_stage;
 
 typedef struct fp_plan {

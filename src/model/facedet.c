@@ -188,7 +188,8 @@ static void fpi_face_params(fp_net *net, const fpi_face_tensors *ft)
     }
 }
 
-fp_status fp_net_load_tfjs(const char *path, int input_size, fp_net **out)
+/* fp_net_load_tfjs, or with values == 0 fp_net_load_tfjs_graph. */
+static fp_status fpi_face_load(const char *path, int input_size, int values, fp_net **out)
 {
     if (!path || !out) return fpi_error(FP_EINVAL, "fp_net_load_tfjs: NULL argument");
     if (input_size < FP_TFJS_MIN_INPUT || input_size > FP_TFJS_MAX_INPUT || input_size % 32)
@@ -198,7 +199,9 @@ fp_status fp_net_load_tfjs(const char *path, int input_size, fp_net **out)
     fpi_face_tensors ft = {0};
     fp_net *net = NULL;
     fp_status st;
-    if ((st = fpi_tfjs_load(path, &m)) || (st = fpi_face_collect(path, &m, &ft))) goto error;
+    if ((st = values ? fpi_tfjs_load(path, &m) : fpi_tfjs_load_specs(path, &m)) ||
+        (st = fpi_face_collect(path, &m, &ft)))
+        goto error;
 
     char cfg[4096], name[512];
     if (fpi_face_cfg(&ft, input_size, cfg, sizeof cfg) >= sizeof cfg) {
@@ -207,13 +210,15 @@ fp_status fp_net_load_tfjs(const char *path, int input_size, fp_net **out)
     }
     snprintf(name, sizeof name, "%s (generated cfg)", path);
     if ((st = fp_net_parse_cfg(cfg, name, &net))) goto error;
-    size_t bytes;
-    if (!fpi_mul_size(net->n_params, sizeof(float), &bytes) || !(net->params = fpi_malloc_aligned(bytes))) {
-        st = fpi_error(FP_ENOMEM, "%s: out of memory for %zu parameters", path, net->n_params);
-        goto error;
+    if (values) {
+        size_t bytes;
+        if (!fpi_mul_size(net->n_params, sizeof(float), &bytes) || !(net->params = fpi_malloc_aligned(bytes))) {
+            st = fpi_error(FP_ENOMEM, "%s: out of memory for %zu parameters", path, net->n_params);
+            goto error;
+        }
+        fpi_face_params(net, &ft);
+        net->weights_loaded = 1;
     }
-    fpi_face_params(net, &ft);
-    net->weights_loaded = 1;
     net->prep = FPI_PREP_PAD_SQUARE;
     net->names = fpi_face_names;
     net->n_names = 1;
@@ -226,4 +231,14 @@ error:
     fpi_tfjs_free(&m);
     fp_net_destroy(net);
     return st;
+}
+
+fp_status fp_net_load_tfjs(const char *path, int input_size, fp_net **out)
+{
+    return fpi_face_load(path, input_size, 1, out);
+}
+
+fp_status fp_net_load_tfjs_graph(const char *path, int input_size, fp_net **out)
+{
+    return fpi_face_load(path, input_size, 0, out);
 }

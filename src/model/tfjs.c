@@ -208,7 +208,8 @@ static fp_status fpi_tfjs_read_group(const char *mpath, int g, const fpi_tfjs_gr
     return FP_OK;
 }
 
-fp_status fpi_tfjs_load(const char *mpath, fpi_tfjs *out)
+/* fpi_tfjs_load, or with values == 0 fpi_tfjs_load_specs. */
+static fp_status fpi_tfjs_read(const char *mpath, int values, fpi_tfjs *out)
 {
     char *text = NULL;
     size_t len = 0;
@@ -296,6 +297,7 @@ fp_status fpi_tfjs_load(const char *mpath, fpi_tfjs *out)
             goto error;
         }
         if (groups[g].bytes > max_group) max_group = groups[g].bytes;
+        if (!values) continue;
 
         /* The shards must hold exactly what the specs need. */
         size_t have = 0;
@@ -319,6 +321,7 @@ fp_status fpi_tfjs_load(const char *mpath, fpi_tfjs *out)
         }
     }
 
+    if (!values) goto done;
     /* Pass 2: read and dequantise. */
     m.values = fpi_malloc_aligned((m.n_values ? m.n_values : 1) * sizeof(float));
     buf = fpi_malloc(max_group ? max_group : 1);
@@ -339,6 +342,7 @@ fp_status fpi_tfjs_load(const char *mpath, fpi_tfjs *out)
             off += t->count * fpi_tfjs_width(t->storage);
         }
     }
+done:
     fpi_free(buf);
     fpi_free(affine);
     cJSON_Delete(root);
@@ -353,6 +357,10 @@ error:
     fpi_tfjs_free(&m);
     return st;
 }
+
+fp_status fpi_tfjs_load(const char *mpath, fpi_tfjs *out) { return fpi_tfjs_read(mpath, 1, out); }
+
+fp_status fpi_tfjs_load_specs(const char *mpath, fpi_tfjs *out) { return fpi_tfjs_read(mpath, 0, out); }
 
 void fpi_tfjs_free(fpi_tfjs *m)
 {

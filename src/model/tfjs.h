@@ -62,6 +62,11 @@ typedef struct fpi_tfjs {
  * FP_ETOOBIG (past the limits above), FP_ENOMEM. */
 fp_status fpi_tfjs_load(const char *manifest, fpi_tfjs *out);
 
+/* The same checks of the manifest alone: names, dtypes and shapes, no
+ * shard opened, every tensor's data NULL (a pipeline stage that gets its
+ * layers' values elsewhere builds the network from the shapes). */
+fp_status fpi_tfjs_load_specs(const char *manifest, fpi_tfjs *out);
+
 /* Frees what fpi_tfjs_load made and zeroes *m. NULL or zeroed: no-op. */
 void fpi_tfjs_free(fpi_tfjs *m);
 

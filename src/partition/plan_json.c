@@ -60,6 +60,7 @@ fp_status fp_plan_to_json(const fp_plan *plan, char **text)
         cJSON_AddNumberToObject(o, "compute_ms", fpi_ms(st->compute_s));
         cJSON_AddNumberToObject(o, "memory_bytes", (double)st->memory_bytes);
         cJSON_AddBoolToObject(o, "fits_memory", st->fits);
+        if (st->weights_sha256[0]) cJSON_AddStringToObject(o, "weights_sha256", st->weights_sha256);
         cJSON *out = cJSON_AddObjectToObject(o, "out");
         cJSON_AddStringToObject(out, "to", s + 1 < plan->n_stages ? plan->devices[plan->stages[s + 1].devices[0]].name
                                                                  : "gateway");
@@ -122,7 +123,7 @@ static fp_status fpi_plan_stage(const cJSON *o, int s, const char *name, const f
                                 fp_plan *plan)
 {
     static const char *const keys[] = {"index", "layers", "device", "node", "replicas", "devices", "threads",
-                                       "compute_ms", "memory_bytes", "fits_memory", "out", NULL};
+                                       "compute_ms", "memory_bytes", "fits_memory", "weights_sha256", "out", NULL};
     static const char *const okeys[] = {"to", "codec", "tensors", "raw_bytes", "bytes", "transfer_ms", NULL};
     char where[32], owhere[40];
     snprintf(where, sizeof where, "stages[%d]", s);
@@ -142,6 +143,16 @@ static fp_status fpi_plan_stage(const cJSON *o, int s, const char *name, const f
         (e = fpi_plan_ms(o, "compute_ms", 0, name, where, &st->compute_s)) ||
         (e = fpi_json_number(o, "memory_bytes", 0, 0, 1e15, name, where, &mem)))
         return e;
+    const cJSON *wh = cJSON_GetObjectItemCaseSensitive(o, "weights_sha256");
+    if (wh && !cJSON_IsNull(wh)) {
+        const char *v = cJSON_IsString(wh) ? wh->valuestring : "";
+        int ok = strlen(v) == 71 && !strncmp(v, "sha256:", 7);
+        for (int i = 7; ok && i < 71; i++) ok = (v[i] >= '0' && v[i] <= '9') || (v[i] >= 'a' && v[i] <= 'f');
+        if (!ok)
+            return fpi_error(FP_ECORRUPT, "%s: %s.weights_sha256 must be \"sha256:\" and 64 lowercase hex digits, or null",
+                             name, where);
+        memcpy(st->weights_sha256, v, 72);
+    }
     if (index >= 0 && index != s)
         return fpi_error(FP_ECORRUPT, "%s: %s.index is %ld (expected %d)", name, where, index, s);
     const cJSON *lr = cJSON_GetObjectItemCaseSensitive(o, "layers");

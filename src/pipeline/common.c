@@ -59,10 +59,15 @@ fp_status fpp_load_plan_model(const fp_plan *plan, int stage, const fpp_model_pa
     const char *at = strchr(plan->cfg_hash, '@');
     fp_net *net = NULL;
     fp_status st;
+    const char *from = stage >= 0 && paths && paths->weights_from && *paths->weights_from ? paths->weights_from : NULL;
+    if (from && !plan->stages[stage].weights_sha256[0])
+        return fpi_error(FP_EINVAL, "--weights-from: the plan records no weights hash for stage %d (make the plan with "
+                         "this fogpipe's `plan` from a model with weights)", stage);
     if (at) { /* a TF.js manifest: its input size follows the hash */
         int size = atoi(at + 1);
         if ((st = fpi_check_hash(cfg, plan->cfg_hash, "model", at))) return st;
-        if ((st = fp_net_load_tfjs(cfg, size, &net))) return st;
+        /* with the weights from elsewhere, the shards are not needed */
+        if ((st = from ? fp_net_load_tfjs_graph(cfg, size, &net) : fp_net_load_tfjs(cfg, size, &net))) return st;
     } else {
         if ((st = fpi_check_hash(cfg, plan->cfg_hash, "cfg", ""))) return st;
         if ((st = fp_net_load_cfg(cfg, &net))) return st;
@@ -76,7 +81,20 @@ fp_status fpp_load_plan_model(const fp_plan *plan, int stage, const fpp_model_pa
         return FP_OK;
     }
     if ((st = fp_net_set_range(net, plan->stages[stage].first, plan->stages[stage].last))) goto fail;
-    if (!at) {
+    if (from) {
+        const fp_plan_stage *ps = &plan->stages[stage];
+        size_t size = fp_net_stage_weights_size(net, ps->first, ps->last);
+        void *blob = NULL;
+        double t0 = fpi_now();
+        if ((st = fpp_weights_fetch(from, ps->weights_sha256, size, paths->weights_timeout_s > 0 ? paths->weights_timeout_s : 300,
+                                    paths->stop, &blob)))
+            goto fail;
+        st = fp_net_load_stage_weights(net, blob, size, from);
+        free(blob);
+        if (st) goto fail;
+        fpi_log(FPI_LOG_INFO, "weights: layers %d..%d, %zu bytes from %s in %.2f s, SHA-256 as the plan says", ps->first,
+                ps->last, size, from, fpi_now() - t0);
+    } else if (!at) {
         if (weights[0]) {
             if ((st = fpi_check_hash(weights, plan->weights_hash, "weights", ""))) goto fail;
             st = fp_net_load_weights(net, weights);

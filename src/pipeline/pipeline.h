@@ -48,6 +48,9 @@ fp_status fpp_endpoints_parse(const char *list, const char *what, fpp_endpoints 
 typedef struct fpp_model_paths {
     const char *cfg;     /* darknet cfg, or TF.js manifest */
     const char *weights; /* darknet weights ("" or NULL: the plan's) */
+    const char *weights_from;      /* a stage: fetch its weights blob from this http:// URL (NULL: files) */
+    double weights_timeout_s;      /* ...retrying this long while the server is not up */
+    volatile sig_atomic_t *stop;   /* ...giving up when this becomes non-zero (may be NULL) */
 } fpp_model_paths;
 
 /* Loads the plan's model. stage >= 0: restricted to that stage's layers
@@ -58,6 +61,38 @@ typedef struct fpp_model_paths {
  * `fogpipe plan` and `fogpipe profile` do. */
 fp_status fpp_load_plan_model(const fp_plan *plan, int stage, const fpp_model_paths *paths, int threads,
                               fp_net **out);
+
+/* ------------------------------------------------- stage weights (weights.c) */
+
+/* "sha256:" and the 64 lowercase hex digits of SHA-256(data). */
+void fpp_sha256(const void *data, size_t len, char out[72]);
+
+/* Sets every stage's weights_sha256 from net, which holds every layer's
+ * weights (fp_net_stage_weights). */
+fp_status fpp_plan_hash_stage_weights(fp_plan *plan, const fp_net *net);
+
+/* Every stage's weights blob, as the gateway serves them. */
+typedef struct fpp_stage_blobs {
+    int n;                               /* stages */
+    void *blob[FP_PART_MAX_DEVICES];     /* malloc'd */
+    size_t len[FP_PART_MAX_DEVICES];
+} fpp_stage_blobs;
+
+/* Cuts net (every layer's weights) into the plan's stages and checks each
+ * blob against the plan's hash. FP_EINVAL (no hash recorded, or another
+ * model's weights), FP_ENOMEM. */
+fp_status fpp_stage_blobs_make(const fp_plan *plan, const fp_net *net, fpp_stage_blobs *out);
+void fpp_stage_blobs_free(fpp_stage_blobs *b);
+
+/* Splits http://HOST[:PORT]/PATH ([v6] hosts too; default port 80). */
+fp_status fpp_url_parse(const char *url, char *host, size_t n, int *port, const char **path);
+
+/* GETs exactly `size` bytes from url whose SHA-256 is `want` into *blob
+ * (malloc'd; free()), retrying with back-off while the server is unreachable
+ * or answers 404/5xx, for up to timeout_s or until *stop. FP_ECORRUPT (wrong
+ * size or hash: refused at once), FP_ETIMEDOUT, FP_EIO, FP_EINVAL (URL). */
+fp_status fpp_weights_fetch(const char *url, const char *want, size_t size, double timeout_s,
+                            volatile sig_atomic_t *stop, void **blob);
 
 /* Shape of tensor j of a network: layer j's output, or the input for -1. */
 fp_shape fpp_tensor_shape(const fp_net *net, int j);
@@ -156,6 +191,13 @@ fp_status fpp_error_json(const char *message, char **out);
  * up to n-1 bytes of the body into body (may be NULL); -1 when the server
  * cannot be reached or does not answer within timeout_s. */
 int fpp_http_get(const char *host, int port, const char *path, double timeout_s, char *body, size_t n);
+
+/* The same for a binary body of at most max_body bytes: on a status >= 0
+ * *body (malloc'd, NUL after the last byte; free()) holds *body_len bytes.
+ * -1: unreachable, no answer in time, or not HTTP; -2: the body (or the
+ * whole answer) is longer than max_body (+ 4 KiB of header). */
+int fpp_http_fetch(const char *host, int port, const char *path, double timeout_s, size_t max_body, uint8_t **body,
+                   size_t *body_len);
 
 /* Sum of the values of metric `name` in Prometheus text (every series, or
  * those whose labels contain `label`, e.g. "kind=\"features\""); NAN if none. */

@@ -9,7 +9,7 @@
 # fuzz_<target> per parser is added. `make fuzz` does all of that in
 # build-fuzz/ with CC=clang-14; the regular gcc build is not affected.
 set(FPZ_SRC ${CMAKE_SOURCE_DIR}/tests/fuzz)
-set(FPZ_NAMES cfg weights tfjs plan cluster frame image result http key)
+set(FPZ_NAMES cfg weights tfjs plan cluster frame image result http key stagew)
 
 if(TARGET test_fuzz_replay)
   target_sources(test_fuzz_replay PRIVATE ${FPZ_SRC}/targets.c ${CMAKE_SOURCE_DIR}/cli/detect_out.c)

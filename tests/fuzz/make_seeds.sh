@@ -9,11 +9,11 @@ build=${1:-$src/build}
 c=$src/tests/fuzz/corpus
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-for t in cfg weights tfjs plan cluster frame image result http; do mkdir -p "$c/$t"; done
+for t in cfg weights tfjs plan cluster frame image result http stagew; do mkdir -p "$c/$t"; done
 
 # ---- binary seeds: frames, images, weights
 cc -std=c11 -D_POSIX_C_SOURCE=200809L -I"$src/include" -I"$src/tests/fuzz" "$src/tests/fuzz/seedgen.c" \
-   "$build/libfogpipe_core.a" $(pkg-config --libs libcjson liblz4 libzstd libzmq libmicrohttpd) \
+   "$build/libfogpipe_core.a" $(pkg-config --libs libcjson liblz4 libzstd libzmq libmicrohttpd libsodium) \
    -lstb -ljpeg -lm -lpthread -ldl -o "$tmp/seedgen"
 "$tmp/seedgen" "$c"
 # weights variants: a 0.1 header (4-byte "seen"), a transposed flag, a short file

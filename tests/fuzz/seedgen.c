@@ -118,6 +118,19 @@ static void weights(void)
     if (fp_net_init_weights_random(net, 1)) die("random weights");
     snprintf(path, sizeof path, "%s/weights/valid.weights", out_dir);
     if (fp_net_save_weights(net, path)) die("save weights");
+    /* stage weights blobs of two ranges, each after the byte that picks it
+     * (fpz_stagew: low nibble the first layer, high nibble how many more) */
+    static const struct { int first, last; } ranges[] = {{0, 2}, {3, 5}};
+    for (int r = 0; r < 2; r++) {
+        void *blob;
+        size_t len;
+        if (fp_net_stage_weights(net, ranges[r].first, ranges[r].last, &blob, &len)) die("stage weights");
+        snprintf(path, sizeof path, "%s/stagew/layers-%d-%d.bin", out_dir, ranges[r].first, ranges[r].last);
+        FILE *f = fopen(path, "wb");
+        unsigned char sel = (unsigned char)(ranges[r].first | (ranges[r].last - ranges[r].first) << 4);
+        if (!f || fwrite(&sel, 1, 1, f) != 1 || fwrite(blob, 1, len, f) != len || fclose(f)) die(path);
+        free(blob);
+    }
     fp_net_destroy(net);
 }
 

@@ -113,6 +113,26 @@ int fpz_weights(const uint8_t *data, size_t size)
     return 0;
 }
 
+/* ---------------------------------------------------- stage weights blob */
+
+/* Input: one byte choosing the range of the fixed weights cfg (low nibble:
+ * the first layer, high nibble: how many more), then the blob. */
+int fpz_stagew(const uint8_t *data, size_t size)
+{
+    fpz_quiet();
+    if (size < 1) return 0;
+    fp_net *net = NULL;
+    if (fp_net_parse_cfg(fpz_weights_cfg, "fuzz-weights.cfg", &net) != FP_OK) abort();
+    int n = fp_net_layer_count(net), first = (data[0] & 15) % n, last = first + (data[0] >> 4) % (n - first);
+    if (fp_net_set_range(net, first, last) != FP_OK) abort();
+    if (fp_net_load_stage_weights(net, data + 1, size - 1, "fuzz") == FP_OK) {
+        /* a blob that loads runs */
+        if (fp_net_setup(net) != FP_OK) abort();
+    }
+    fp_net_destroy(net);
+    return 0;
+}
+
 /* ------------------------------------------------------- TF.js manifest+shard */
 
 /* Input: manifest JSON, a NUL byte, then the bytes of the shard file
@@ -343,7 +363,7 @@ const fpz_target fpz_targets[] = {
     {"cfg", fpz_cfg},         {"weights", fpz_weights}, {"tfjs", fpz_tfjs},
     {"plan", fpz_plan},       {"cluster", fpz_cluster}, {"frame", fpz_frame},
     {"image", fpz_image},     {"result", fpz_result},   {"http", fpz_http},
-    {"key", fpz_key},         {NULL, NULL},
+    {"key", fpz_key},         {"stagew", fpz_stagew},   {NULL, NULL},
 };
 
 static void fpz_rm(const char *name)

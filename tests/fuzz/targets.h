@@ -19,6 +19,7 @@ int fpz_image(const uint8_t *data, size_t size);   /* image file bytes: fp_image
 int fpz_result(const uint8_t *data, size_t size);  /* gateway result JSON: fp_result_parse */
 int fpz_http(const uint8_t *data, size_t size);    /* raw bytes of one HTTP connection */
 int fpz_key(const uint8_t *data, size_t size);     /* CURVE key file: fpp_curve_key_load */
+int fpz_stagew(const uint8_t *data, size_t size);  /* range byte + stage weights blob: fp_net_load_stage_weights */
 
 typedef struct fpz_target {
     const char *name;
