@@ -108,14 +108,15 @@ static void fp_print_profile(const fp_profile *p, fp_net *net)
     double sum = 0;
     for (int l = 0; l < p->n_layers; l++) sum += p->layer_s[l];
     printf("%s — %s\n", p->cfg, p->device);
-    printf("%5s  %-13s %10s %7s\n", "layer", "type", "median ms", "share");
+    printf("%5s  %-13s %10s %7s\n", "layer", "type", "ms", "share");
     for (int l = 0; l < p->n_layers; l++) {
         fp_layer_info li;
         const char *type = net && !fp_net_layer_info(net, l, &li) ? li.type : "";
         printf("%5d  %-13s %10.3f %6.1f%%\n", l, type, p->layer_s[l] * 1e3,
                sum > 0 ? 100 * p->layer_s[l] / sum : 0);
     }
-    printf("sum of layer medians %.2f ms; median pass %.2f ms\n", sum * 1e3, p->total_s * 1e3);
+    printf("median pass %.2f ms (uninterrupted); layers timed one by one add up to %.2f ms, scaled by %.3f to it\n",
+           p->total_s * 1e3, p->layer_scale > 0 ? sum * 1e3 / p->layer_scale : 0, p->layer_scale);
 }
 
 int fp_cmd_profile(int argc, char **argv)

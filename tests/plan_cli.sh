@@ -77,7 +77,7 @@ sed 's/filters=16/filters=12/' "$T/tiny.cfg" >"$T/other.cfg"
 F=$FOGPIPE
 M="--cfg $T/tiny.cfg"
 
-expect profile 0 "median ms" $F profile $M --iters 3 --warmup 1 -o "$T/p.json"
+expect profile 0 "median pass" $F profile $M --iters 3 --warmup 1 -o "$T/p.json"
 grep -q '"fogpipe_profile"' "$T/p.json" && grep -q '"layers_ms"' "$T/p.json" && grep -q '"cpu"' "$T/p.json" &&
     ok profile-file || bad profile-file "$(head -c 300 "$T/p.json")"
 expect profile-derive 0 "" $F profile --from "$T/p.json" --speed 0.25 --device "a slow board" -o "$T/slow.json"

@@ -191,8 +191,9 @@ typedef struct fp_profile_codec {
 /* Per-layer times of one model on one kind of device. */
 typedef struct fp_profile {
     int n_layers;                    /* layers profiled */
-    double *layer_s;                 /* median seconds per layer (owned) */
-    double total_s;                  /* median seconds of a whole pass */
+    double *layer_s;                 /* median seconds per layer, scaled (layer_scale) to add up to total_s (owned) */
+    double total_s;                  /* median seconds of a whole uninterrupted pass */
+    double layer_scale;              /* uninterrupted pass / Σ layer-by-layer medians (1 in older profiles) */
     char cfg[FP_PART_MAX_PATH];      /* model the profile was measured on */
     char cfg_hash[32];               /* its hash ("fnv1a64:..."), "" if unknown */
     char cpu[128];                   /* machine: CPU model */
@@ -209,7 +210,9 @@ typedef struct fp_profile {
 } fp_profile;
 
 /* Times every layer of a set-up network: `warmup` untimed passes, then
- * `iters` timed ones (1..1000); per-layer and whole-pass medians. Fills the
+ * `iters` timed ones (1..1000) for per-layer medians, then `iters`
+ * uninterrupted passes for the whole-pass median, to which the layers'
+ * medians are scaled (timing layer by layer turns off fusion). Fills the
  * timing fields and n_layers; the caller fills the model/machine strings.
  * *out is owned by the caller (fp_profile_destroy). FP_EINVAL, FP_ESTATE
  * (network not set up), FP_ENOMEM. */
