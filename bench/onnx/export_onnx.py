@@ -55,6 +55,45 @@ class Weights:
         return a
 
 
+def fold_bn(W, bias, scale, mean, var):
+    """Batch norm folded into weights and bias as darknet computes it:
+    (x - mean) / (sqrt(var) + 1e-6) * scale + bias."""
+    k = scale / (np.sqrt(var.astype(np.float32)).astype(np.float64) + 1e-6)
+    return W * k.reshape((-1,) + (1,) * (W.ndim - 1)), bias - mean * k
+
+
+def conv_params(o, cc, wts):
+    """A [convolutional] section's geometry and its weights (batch norm
+    folded) for cc input channels: n, size, stride, groups, pad, W, bias."""
+    n = int(o.get("filters", 1))
+    size = int(o.get("size", 1))
+    stride = int(o.get("stride", 1))
+    groups = int(o.get("groups", 1))
+    pad = size // 2 if int(o.get("pad", 0)) else int(o.get("padding", 0))
+    bn = int(o.get("batch_normalize", 0))
+    bias = wts.take(n)
+    if bn:
+        scale, mean, var = wts.take(n), wts.take(n), wts.take(n)
+    W = wts.take(n * (cc // groups) * size * size).reshape(n, cc // groups, size, size)
+    if bn:
+        W, bias = fold_bn(W, bias, scale, mean, var)
+    return n, size, stride, groups, pad, W, bias
+
+
+def connected_params(o, inputs, wts):
+    """A [connected] section's outputs and weights (n x inputs, batch norm
+    folded, darknet's transposed files undone): n, W, bias."""
+    n = int(o.get("output", 1))
+    bn = int(o.get("batch_normalize", 0))
+    bias = wts.take(n)
+    W = wts.take(n * inputs)
+    W = W.reshape(inputs, n).T if wts.transpose else W.reshape(n, inputs)
+    if bn:
+        scale, mean, var = wts.take(n), wts.take(n), wts.take(n)
+        W, bias = fold_bn(W, bias, scale, mean, var)
+    return n, W, bias
+
+
 def act_node(nodes, act, x, name):
     if act == "linear":
         return x
@@ -90,37 +129,14 @@ def main():
     for i, (kind, o) in enumerate(secs[1:]):
         L = f"l{i}"
         if kind in ("convolutional", "conv"):
-            n = int(o.get("filters", 1))
-            size = int(o.get("size", 1))
-            stride = int(o.get("stride", 1))
-            groups = int(o.get("groups", 1))
-            pad = size // 2 if int(o.get("pad", 0)) else int(o.get("padding", 0))
-            bn = int(o.get("batch_normalize", 0))
-            bias = wts.take(n)
-            if bn:
-                scale, mean, var = wts.take(n), wts.take(n), wts.take(n)
-            W = wts.take(n * (cc // groups) * size * size).reshape(n, cc // groups, size, size)
-            if bn:
-                k = scale / (np.sqrt(var.astype(np.float32)).astype(np.float64) + 1e-6)
-                W = W * k[:, None, None, None]
-                bias = bias - mean * k
+            n, size, stride, groups, pad, W, bias = conv_params(o, cc, wts)
             nodes.append(helper.make_node(
                 "Conv", [cur, const(L + "_w", W), const(L + "_b", bias)], [L + "_conv"],
                 kernel_shape=[size, size], strides=[stride, stride], pads=[pad] * 4, group=groups))
             cur = act_node(nodes, o.get("activation", "logistic"), L + "_conv", L)
             cc, ch, cw = n, (ch + 2 * pad - size) // stride + 1, (cw + 2 * pad - size) // stride + 1
         elif kind == "connected":
-            n = int(o.get("output", 1))
-            inputs = cc * ch * cw
-            bn = int(o.get("batch_normalize", 0))
-            bias = wts.take(n)
-            W = wts.take(n * inputs)
-            W = W.reshape(inputs, n).T if wts.transpose else W.reshape(n, inputs)
-            if bn:
-                scale, mean, var = wts.take(n), wts.take(n), wts.take(n)
-                k = scale / (np.sqrt(var.astype(np.float32)).astype(np.float64) + 1e-6)
-                W = W * k[:, None]
-                bias = bias - mean * k
+            n, W, bias = connected_params(o, cc * ch * cw, wts)
             nodes.append(helper.make_node("Flatten", [cur], [L + "_flat"], axis=1))
             nodes.append(helper.make_node(
                 "Gemm", [L + "_flat", const(L + "_w", W), const(L + "_b", bias)], [L + "_fc"], transB=1))

@@ -8,7 +8,7 @@ Builds a torch.nn.Module equal to the network that export_onnx.py exports
 (same layers and semantics, heads included: batch norm folded into the
 convolution exactly as the exporter folds it, leaky 0.1, darknet's max-pool
 padding, route, upsample, shortcut, connected, [yolo]/[region]/[detection]),
-reusing the exporter's cfg parser and weights reader. Runs it in
+reusing the exporter's cfg parser, weights reader and layer readers. Runs it in
 torch.inference_mode(), float32, batch 1, on a 1xCxHxW input: W warm-up runs
 (default 2), then prints "median_ms=X threads=T iters=N" (median of N runs,
 default 5), as bench/onnx/ort_time.js does. --threads sets torch's intra-op
@@ -115,13 +115,6 @@ def act_fn(act):
     sys.exit(f"torch_time: activation {act} not supported")
 
 
-def fold_bn(W, bias, scale, mean, var):
-    # exactly as export_onnx.py: (x - mean) / (sqrt(var) + 1e-6) * scale + bias
-    k = scale / (np.sqrt(var.astype(np.float32)).astype(np.float64) + 1e-6)
-    W = W * k.reshape((-1,) + (1,) * (W.ndim - 1))
-    return W, bias - mean * k
-
-
 def t32(a):
     return torch.from_numpy(np.ascontiguousarray(np.asarray(a, dtype=np.float32)))
 
@@ -226,31 +219,12 @@ class Net(torch.nn.Module):
 
         for i, (kind, o) in enumerate(secs[1:]):
             if kind in ("convolutional", "conv"):
-                n = int(o.get("filters", 1))
-                size = int(o.get("size", 1))
-                stride = int(o.get("stride", 1))
-                groups = int(o.get("groups", 1))
-                pad = size // 2 if int(o.get("pad", 0)) else int(o.get("padding", 0))
-                bn = int(o.get("batch_normalize", 0))
-                bias = wts.take(n)
-                if bn:
-                    scale, mean, var = wts.take(n), wts.take(n), wts.take(n)
-                W = wts.take(n * (cc // groups) * size * size).reshape(n, cc // groups, size, size)
-                if bn:
-                    W, bias = fold_bn(W, bias, scale, mean, var)
+                n, size, stride, groups, pad, W, bias = ex.conv_params(o, cc, wts)
                 self.plan.append(("mod", add(Conv(W, bias, stride, pad, groups,
                                                   o.get("activation", "logistic"))), None))
                 cc, ch, cw = n, (ch + 2 * pad - size) // stride + 1, (cw + 2 * pad - size) // stride + 1
             elif kind == "connected":
-                n = int(o.get("output", 1))
-                inputs = cc * ch * cw
-                bn = int(o.get("batch_normalize", 0))
-                bias = wts.take(n)
-                W = wts.take(n * inputs)
-                W = W.reshape(inputs, n).T if wts.transpose else W.reshape(n, inputs)
-                if bn:
-                    scale, mean, var = wts.take(n), wts.take(n), wts.take(n)
-                    W, bias = fold_bn(W, bias, scale, mean, var)
+                n, W, bias = ex.connected_params(o, cc * ch * cw, wts)
                 self.plan.append(("mod", add(Connected(W, bias, o.get("activation", "logistic"))), None))
                 cc, ch, cw = n, 1, 1
             elif kind in ("maxpool", "max"):
