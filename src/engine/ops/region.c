@@ -41,22 +41,13 @@ fp_status fpi_region_parse(fpi_layer *l, const fpi_cfg_section *s, fpi_build *b)
     return FP_OK;
 }
 
-typedef struct {
-    const fpi_layer *l;
-    const float *in;
-    float *out;
-    int chunks; /* location chunks per anchor */
-} fpi_region_task;
-
-/* Task t: anchor t / chunks, its locations in chunk t % chunks (the same
- * values whatever the split: each location is computed on its own). */
+/* One task of fpi_head_task (heads.h). */
 static void fpi_region_chunk(int t, void *vctx)
 {
-    const fpi_region_task *c = vctx;
+    const fpi_head_task *c = vctx;
     const fpi_layer *l = c->l;
     const fpi_head_params *p = &l->p.head;
-    int n = t / c->chunks, k = t % c->chunks, hw = l->out.h * l->out.w;
-    int loc0 = (int)((long long)hw * k / c->chunks), loc1 = (int)((long long)hw * (k + 1) / c->chunks);
+    int loc0, loc1, n = fpi_head_task_cells(c, t, &loc0, &loc1), hw = l->out.h * l->out.w;
     size_t len = (size_t)(loc1 - loc0);
     fpi_activate(c->out + fpi_head_entry(l, n, loc0, 0), len, FP_ACT_LOGISTIC);
     fpi_activate(c->out + fpi_head_entry(l, n, loc0, 1), len, FP_ACT_LOGISTIC);
@@ -75,9 +66,8 @@ static void fpi_region_chunk(int t, void *vctx)
 
 void fpi_region_forward(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x)
 {
-    const fpi_head_params *p = &l->p.head;
     memcpy(out, src[0], fp_shape_count(l->out) * sizeof(float));
     /* logistic (and softmax over the classes), split over the pool */
-    fpi_region_task t = {l, src[0], out, (8 + p->num - 1) / p->num};
-    fpi_parallel_for(x->pool, p->num * t.chunks, fpi_region_chunk, &t);
+    fpi_head_task t;
+    fpi_parallel_for(x->pool, fpi_head_task_init(&t, l, src[0], out), fpi_region_chunk, &t);
 }
