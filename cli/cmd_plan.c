@@ -150,6 +150,8 @@ static int fp_load_profiles(fp_cluster *c, const char *base_path, const fp_part_
             (*n_profs)++;
         }
         pb->layer_s[d] = profs[k]->layer_s;
+        pb->prepare_s[d] = profs[k]->prepare_s;
+        pb->finish_s[d] = profs[k]->finish_s;
         if (!c->devices[d].threads) c->devices[d].threads = profs[k]->threads;
     }
     return 0;
@@ -294,6 +296,12 @@ int fp_cmd_plan(int argc, char **argv)
         else
             printf("codecs: %s (the profile has no codec measurements)\n",
                    c->codecs_set ? "the cluster file's parameters, else assumed defaults" : "assumed defaults");
+        if (pb.prepare_s[0] > 0 || pb.finish_s[0] > 0)
+            printf("per frame: stage 0 adds %.2f ms (image decode), the last stage %.2f ms (result), as profiled for %s "
+                   "(divided by its speed)\n",
+                   pb.prepare_s[0] * 1e3, pb.finish_s[0] * 1e3, c->devices[0].name);
+        else
+            printf("per frame: no image decode or result time (the profile was measured without --image)\n");
     }
 
     if (all) {

@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "common/common.h"
 #include "fogpipe/detect.h"
 #include "fogpipe/image.h"
 #include "part_cli.h"
+#include "pipeline/pipeline.h"
 
 static fp_flag fp_prof_flags[] = {
     {"cfg", 'c', "PATH", "darknet .cfg file", NULL},
@@ -19,7 +21,7 @@ static fp_flag fp_prof_flags[] = {
     {"threads", 't', "N", "kernel threads (default 1)", NULL},
     {"iters", 'n', "N", "timed passes; each layer's median is kept (default 10, at most 1000)", NULL},
     {"warmup", 0, "N", "untimed passes first (default 2)", NULL},
-    {"image", 'i', "PATH", "measure the codecs on this image's feature maps (default: a fixed pseudo-random input)", NULL},
+    {"image", 'i', "PATH", "measure the codecs on this image's feature maps, and the per-frame image decode and result times (default: a fixed pseudo-random input, no per-frame times)", NULL},
     {"no-codecs", 0, NULL, "do not measure the codecs (the plan then assumes their ratios)", NULL},
     {"device", 'd', "TEXT", "what device kind the profile models (default: this machine's CPU and threads)", NULL},
     {"from", 0, "PATH", "derive from this profile instead of measuring (with --speed)", NULL},
@@ -35,7 +37,10 @@ static fp_command fp_prof_cmd = {
     "and writes it, with the machine's description, as a profile for `fogpipe plan`.\n"
     "Then runs one more pass and encodes the input and every layer's output with\n"
     "each feature-map codec, recording the encoded bytes and the encode + decode\n"
-    "time, which `fogpipe plan` uses instead of assumed ratios.\n"
+    "time, which `fogpipe plan` uses instead of assumed ratios. With --image it\n"
+    "also times what a pipeline does per frame besides the layers: decoding and\n"
+    "preparing that image (stage 0's work) and making the result (the last\n"
+    "stage's); `fogpipe plan` adds them to those stages.\n"
     "With --from, writes the profile of a device X times as fast instead.",
     "Run it on each kind of device in the cluster (it needs no weights), or on one\n"
     "and describe the others by a speed factor. Keep the machine otherwise idle:\n"
@@ -90,6 +95,65 @@ static int fp_profile_codecs(fp_net *net, const char *image, fp_profile *p)
     return st ? fp_cli_fail() : 0;
 }
 
+static int fp_cmp_ms(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Times, on --image, what a pipeline does per frame besides the layers:
+ * stage 0 decodes the encoded file and prepares the input (as the gateway
+ * sends it); the last stage turns the heads into boxes and the result JSON.
+ * Medians of `iters` rounds into p->prepare_s and p->finish_s. */
+static int fp_profile_frame_costs(fp_net *net, const char *image, int iters, fp_profile *p)
+{
+    char *bytes = NULL;
+    size_t len = 0;
+    double *t = calloc(2 * (size_t)iters, sizeof *t);
+    fp_status st = t ? fpi_read_file(image, (size_t)1 << 30, &bytes, &len) : fpi_error(FP_ENOMEM, "out of memory");
+    fp_image im = {0}, sized = {0};
+    fp_detection *d = NULL;
+    char *json = NULL;
+    float thresh, nms;
+    fp_detect_defaults(net, &thresh, &nms);
+    for (int i = 0; !st && i < iters; i++) {
+        fp_image_free(&im);
+        fp_image_free(&sized);
+        double t0 = fpi_now();
+        st = fp_image_decode((const uint8_t *)bytes, len, image, &im);
+        if (!st) st = fp_detect_prepare(net, &im, &sized);
+        t[i] = fpi_now() - t0;
+    }
+    if (!st) {
+        memcpy(fp_net_input(net), sized.data, fp_shape_count(fp_net_input_shape(net)) * sizeof(float));
+        st = fp_net_run(net, 0, fp_net_layer_count(net) - 1, NULL, NULL);
+    }
+    for (int i = 0; !st && i < iters; i++) {
+        int n = 0;
+        free(d);
+        free(json);
+        d = NULL;
+        json = NULL;
+        double t0 = fpi_now();
+        st = fp_detect_boxes(net, im.w, im.h, thresh, nms, &d, &n);
+        if (!st) st = fpp_result_json(im.w, im.h, d, n, &json);
+        t[iters + i] = fpi_now() - t0;
+    }
+    if (!st) {
+        qsort(t, (size_t)iters, sizeof *t, fp_cmp_ms);
+        qsort(t + iters, (size_t)iters, sizeof *t, fp_cmp_ms);
+        p->prepare_s = t[iters / 2];
+        p->finish_s = t[iters + iters / 2];
+    }
+    free(json);
+    free(d);
+    fp_image_free(&sized);
+    fp_image_free(&im);
+    free(bytes);
+    free(t);
+    return st ? fp_cli_fail() : 0;
+}
+
 /* Prints the measured codecs of a profile. */
 static void fp_print_codecs(const fp_profile *p)
 {
@@ -117,6 +181,9 @@ static void fp_print_profile(const fp_profile *p, fp_net *net)
     }
     printf("median pass %.2f ms (uninterrupted); layers timed one by one add up to %.2f ms, scaled by %.3f to it\n",
            p->total_s * 1e3, p->layer_scale > 0 ? sum * 1e3 / p->layer_scale : 0, p->layer_scale);
+    if (p->prepare_s > 0 || p->finish_s > 0)
+        printf("per frame besides the layers: stage 0 decodes and prepares the image %.2f ms, the last stage "
+               "makes the result %.2f ms\n", p->prepare_s * 1e3, p->finish_s * 1e3);
 }
 
 int fp_cmd_profile(int argc, char **argv)
@@ -163,7 +230,8 @@ int fp_cmd_profile(int argc, char **argv)
             fp_net_destroy(net);
             return fp_cli_fail();
         }
-        if (!fp_flag_get(&fp_prof_cmd, "no-codecs") && (rc = fp_profile_codecs(net, image, p))) {
+        if ((!fp_flag_get(&fp_prof_cmd, "no-codecs") && (rc = fp_profile_codecs(net, image, p))) ||
+            (image && (rc = fp_profile_frame_costs(net, image, (int)iters, p)))) {
             fp_profile_destroy(p);
             fp_net_destroy(net);
             return rc;

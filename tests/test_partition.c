@@ -304,6 +304,21 @@ static void test_strategies(void)
     CHECK(plan.stages[0].last == 0 && plan.stages[1].first == 1);
     CHECK_NEAR(plan.stages[0].out_s, 0.1, 1e-12);
     CHECK_NEAR(plan.latency_s, 1 + 0.1 + 2.001 + 10 * 8 / 8e6, 1e-12);
+    /* Per-frame work: stage 0 decodes the image, the last stage makes the
+     * result; both scale with the device's speed like its layers. */
+    p.prepare_s[0] = p.prepare_s[1] = 0.5;
+    p.finish_s[0] = p.finish_s[1] = 0.25;
+    CHECK_OK(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan));
+    CHECK_NEAR(plan.stages[0].compute_s, 1.5, 1e-12);
+    CHECK_NEAR(plan.stages[1].compute_s, 2.251, 1e-12);
+    c->devices[1].speed = 2;
+    CHECK_OK(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan));
+    CHECK_NEAR(plan.stages[1].compute_s, 2.251 / 2, 1e-12);
+    c->devices[1].speed = 1;
+    p.finish_s[1] = -1;
+    CHECK_ERR(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan), FP_EINVAL);
+    CHECK_MSG_HAS("per-frame times");
+    p.prepare_s[0] = p.prepare_s[1] = p.finish_s[0] = p.finish_s[1] = 0;
     int bad[2] = {1, 1};
     CHECK_ERR(fp_part_plan(&p, FP_STRATEGY_CUTS, bad, 1, &plan), FP_OK);
     CHECK_ERR(fp_part_plan(&p, FP_STRATEGY_CUTS, bad, 2, &plan), FP_EINVAL);
@@ -533,6 +548,8 @@ static void test_profile_json(void)
     snprintf(p->cfg_hash, sizeof p->cfg_hash, "fnv1a64:0123456789abcdef");
     snprintf(p->cpu, sizeof p->cpu, "Test CPU");
     p->threads = 1;
+    p->prepare_s = 0.0042;
+    p->finish_s = 0.0013;
     char *text = NULL;
     CHECK_OK(fp_profile_to_json(p, &text));
     if (text) {
@@ -555,9 +572,13 @@ static void test_profile_json(void)
             CHECK_NEAR(q->codecs[c].ratio, p->codecs[c].ratio, 1e-6);
             for (int t = 0; t <= 10; t++) CHECK(q->codecs[c].bytes[t] == p->codecs[c].bytes[t]);
         }
+        CHECK_NEAR(q->prepare_s, 0.0042, 1e-12);
+        CHECK_NEAR(q->finish_s, 0.0013, 1e-12);
         CHECK_OK(fp_profile_derive(q, 0.25, "a device 4x slower", &d));
         if (d) {
             CHECK_NEAR(d->layer_s[3], q->layer_s[3] * 4, 1e-12);
+            CHECK_NEAR(d->prepare_s, 0.0168, 1e-12);
+            CHECK_NEAR(d->finish_s, 0.0052, 1e-12);
             CHECK(d->speed == 0.25 && !strcmp(d->device, "a device 4x slower"));
             /* Bytes are the model's; CPU cost scales with the speed. */
             CHECK(d->codecs[FP_CODEC_INT8].measured && d->codecs[FP_CODEC_INT8].bytes &&
@@ -591,6 +612,8 @@ static void test_profile_json(void)
         {"\"codec_input\": \"x\", \"codecs\": {\"fp16\": {\"ratio\": 0.5, \"cost_ns_per_byte\": 1, \"bytes\": [1, 2.5, 3]}}",
          "codecs.fp16.bytes[1]"},
         {"\"codecs\": {\"fp16\": {\"ratio\": 0.5, \"cost_ns_per_byte\": 1, \"bytes\": [1, 2, 3]}}", "needs \"codec_input\""},
+        {"\"prepare_ms\": -1", "prepare_ms must be in"},
+        {"\"finish_ms\": \"2\"", "finish_ms must be a number"},
     };
     for (size_t i = 0; i < sizeof broken / sizeof broken[0]; i++) {
         char doc[512];

@@ -227,13 +227,17 @@ print(json.dumps({"t0": t0, "done": sorted(done), "lat": lat, "errors": errs[0]}
                 host = os.path.join(self.work, 'host.json')
                 if not os.path.exists(host):
                     log('profiling on the host (no quota)')
-                    sh([self.fp, 'profile', '--cfg', CFG, '--weights', self.weights, '--iters', '5', '-o', host])
+                    # --image: the codecs on real feature maps, and the per-frame image decode (stage 0)
+                    # and result (last stage) that the planner adds to those stages
+                    sh([self.fp, 'profile', '--cfg', CFG, '--weights', self.weights, '--iters', '5',
+                        '--image', a.image, '-o', host])
                 derived = os.path.join(self.work, f'derived-{a.cpu}.json')
                 sh([self.fp, 'profile', '--from', host, '--speed', str(a.cpu), '-o', derived])
                 quota = os.path.join(self.work, f'quota-{a.cpu}.json')
                 if not os.path.exists(quota):
                     log(f'profiling inside dev0 under its {a.cpu} cpu quota')
-                    cexec('dev0', [self.fp, 'profile', '--cfg', CFG, '--weights', self.weights, '--iters', '5', '-o', quota])
+                    cexec('dev0', [self.fp, 'profile', '--cfg', CFG, '--weights', self.weights, '--iters', '5',
+                                   '--image', a.image, '-o', quota])
                 measured = {}
                 for n in range(1, a.max_devices + 1):
                     for strat, flags, codec in STRATEGIES:

@@ -194,6 +194,10 @@ typedef struct fp_profile {
     double *layer_s;                 /* median seconds per layer, scaled (layer_scale) to add up to total_s (owned) */
     double total_s;                  /* median seconds of a whole uninterrupted pass */
     double layer_scale;              /* uninterrupted pass / Σ layer-by-layer medians (1 in older profiles) */
+    double prepare_s;                /* per frame on stage 0: decode the encoded image and prepare the
+                                        input (median; 0 = not measured) */
+    double finish_s;                 /* per frame on the last stage: boxes, NMS and the result JSON
+                                        (median; 0 = not measured) */
     char cfg[FP_PART_MAX_PATH];      /* model the profile was measured on */
     char cfg_hash[32];               /* its hash ("fnv1a64:..."), "" if unknown */
     char cpu[128];                   /* machine: CPU model */
@@ -336,6 +340,10 @@ typedef struct fp_part_problem {
     const fp_part_graph *graph;                  /* layer costs */
     const fp_cluster *cluster;                   /* devices and links */
     const double *layer_s[FP_PART_MAX_DEVICES];  /* per device: seconds per layer at speed 1 */
+    double prepare_s[FP_PART_MAX_DEVICES];       /* per device: seconds per frame at speed 1 that
+                                                    stage 0 adds (image decode + prepare; 0 = none) */
+    double finish_s[FP_PART_MAX_DEVICES];        /* per device: seconds per frame at speed 1 that the
+                                                    last stage adds (boxes + result; 0 = none) */
     double input_bytes;                          /* bytes gateway -> stage 0 per frame (encoded image) */
     fp_objective objective;                      /* what "optimal" minimises */
     int replicas;                                /* optimal may replicate stages on spare devices */

@@ -179,6 +179,9 @@ fp_status fpi_part_ctx_init(const fp_part_problem *p, fpi_part_ctx *x)
         if (!isfinite(sp) || sp <= 0)
             return fpi_error(FP_EINVAL, "partition: device %s has speed %g (expected > 0)",
                              c->devices[d].name, sp);
+        if (!isfinite(p->prepare_s[d]) || p->prepare_s[d] < 0 || !isfinite(p->finish_s[d]) || p->finish_s[d] < 0)
+            return fpi_error(FP_EINVAL, "partition: device %s: per-frame times %g and %g are not finite "
+                             "non-negative numbers", c->devices[d].name, p->prepare_s[d], p->finish_s[d]);
         for (int l = 0; l < L; l++)
             if (!isfinite(p->layer_s[d][l]) || p->layer_s[d][l] < 0)
                 return fpi_error(FP_EINVAL, "partition: device %s: layer %d time %g is not a finite "
@@ -214,7 +217,11 @@ fp_status fpi_part_ctx_init(const fp_part_problem *p, fpi_part_ctx *x)
     }
     for (int d = 0; d < D; d++) {
         double *pre = x->prefix + (size_t)d * (size_t)(L + 1), sp = c->devices[d].speed;
-        for (int l = 0; l < L; l++) pre[l + 1] = pre[l] + p->layer_s[d][l] / sp;
+        /* Stage 0 always gets the encoded image (input_bytes) and decodes it;
+         * the last stage always turns the heads into the result. */
+        for (int l = 0; l < L; l++)
+            pre[l + 1] = pre[l] + (p->layer_s[d][l] + (l == 0 ? p->prepare_s[d] : 0) +
+                                   (l == L - 1 ? p->finish_s[d] : 0)) / sp;
     }
     /* A codec's measurements are used unless the cluster file sets its parameters. */
     const uint64_t *meas[FP_CODEC_COUNT];

@@ -268,6 +268,8 @@ fp_status fp_profile_derive(const fp_profile *p, double speed, const char *devic
     }
     for (int l = 0; l < p->n_layers; l++) t[l] = p->layer_s[l] / speed;
     q->total_s = p->total_s / speed;
+    q->prepare_s = p->prepare_s / speed;
+    q->finish_s = p->finish_s / speed;
     q->speed = p->speed * speed;
     if (device) snprintf(q->device, sizeof q->device, "%s", device);
     *out = q;
@@ -301,6 +303,8 @@ fp_status fp_profile_to_json(const fp_profile *p, char **text)
     cJSON_AddNumberToObject(root, "warmup", p->warmup);
     cJSON_AddNumberToObject(root, "total_ms", round(p->total_s * 1e7) / 1e4);
     cJSON_AddNumberToObject(root, "layer_scale", round(p->layer_scale * 1e4) / 1e4);
+    if (p->prepare_s > 0) cJSON_AddNumberToObject(root, "prepare_ms", round(p->prepare_s * 1e7) / 1e4);
+    if (p->finish_s > 0) cJSON_AddNumberToObject(root, "finish_ms", round(p->finish_s * 1e7) / 1e4);
     cJSON *ls = cJSON_AddArrayToObject(root, "layers_ms");
     for (int l = 0; ls && l < p->n_layers; l++) cJSON_AddItemToArray(ls, cJSON_CreateNumber(round(p->layer_s[l] * 1e7) / 1e4));
     cJSON *cs = NULL;
@@ -372,8 +376,8 @@ static fp_status fpi_parse_profile_codecs(const cJSON *cs, const char *name, fp_
 fp_status fp_profile_parse(const char *text, const char *name, fp_profile **out)
 {
     static const char *const keys[] = {"fogpipe_profile", "model", "machine", "device", "speed", "iters",
-                                       "warmup", "total_ms", "layer_scale", "layers_ms", "codec_input", "codecs",
-                                       NULL};
+                                       "warmup", "total_ms", "layer_scale", "prepare_ms", "finish_ms", "layers_ms",
+                                       "codec_input", "codecs", NULL};
     static const char *const mkeys[] = {"cfg", "cfg_hash", "layers", NULL};
     static const char *const ckeys[] = {"cpu", "host", "cores", "threads", NULL};
     if (!text || !out) return fpi_error(FP_EINVAL, "fp_profile_parse: NULL argument");
@@ -383,7 +387,7 @@ fp_status fp_profile_parse(const char *text, const char *name, fp_profile **out)
     fp_status st = fpi_json_parse(text, name, &root);
     if (st) return st;
     long version = 0, layers = 0, cores = 0, threads = 0, iters = 0, warmup = 0;
-    double speed = 1, total = 0;
+    double speed = 1, total = 0, prepare = 0, finish = 0;
     if ((st = fpi_json_keys(root, keys, name, "top level")) ||
         (st = fpi_json_int(root, "fogpipe_profile", 1, 0, 1000000, name, "top level", &version)))
         goto error;
@@ -420,8 +424,12 @@ fp_status fp_profile_parse(const char *text, const char *name, fp_profile **out)
         (st = fpi_json_int(root, "iters", 0, 0, 1000, name, "top level", &iters)) ||
         (st = fpi_json_int(root, "warmup", 0, 0, 100, name, "top level", &warmup)) ||
         (st = fpi_json_number(root, "total_ms", 0, 0, 1e9, name, "top level", &total)) ||
-        (st = fpi_json_number(root, "layer_scale", 0, 1e-3, 1e3, name, "top level", &p->layer_scale)))
+        (st = fpi_json_number(root, "layer_scale", 0, 1e-3, 1e3, name, "top level", &p->layer_scale)) ||
+        (st = fpi_json_number(root, "prepare_ms", 0, 0, 1e9, name, "top level", &prepare)) ||
+        (st = fpi_json_number(root, "finish_ms", 0, 0, 1e9, name, "top level", &finish)))
         goto error;
+    p->prepare_s = prepare / 1e3;
+    p->finish_s = finish / 1e3;
     if (!cJSON_IsArray(ls) || cJSON_GetArraySize(ls) != layers) {
         st = fpi_error(FP_ECORRUPT, "%s: \"layers_ms\" must be a list of %ld numbers (model.layers)", name, layers);
         goto error;
