@@ -29,6 +29,8 @@ static fp_flag fp_gw_flags[] = {
     {"timeout", 0, "SECONDS", "answer 504 when a request's result takes longer (default 60)", NULL},
     {"max-body", 0, "BYTES", "largest request body (default 16777216)", NULL},
     {"input", 0, "MODE", "how images reach stage 0: auto (default), image, pixels", NULL},
+    {"keep-jpeg", 0, NULL, "send JPEG files as they are (default: re-encoded losslessly with Huffman tables made "
+                           "for each, when that is smaller; the pixels stage 0 decodes are the same)", NULL},
     {"cfg", 'c', "PATH", "the model's cfg or TF.js manifest, when not at the plan's path", NULL},
     {"weights", 'w', "PATH", "with --serve-weights: the darknet weights, when not at the plan's path", NULL},
     {"serve-weights", 0, NULL, "serve each stage its own layers' weights at GET /v1/weights/K (for fogpipe stage "
@@ -64,6 +66,7 @@ typedef struct {
     fp_net *net;
     fp_names nm;
     fp_input_mode mode;
+    int optimize_jpeg;     /* re-encode JPEGs losslessly when smaller (no --keep-jpeg) */
     double timeout;
     fpp_metrics *m;
     const fp_plan *plan;
@@ -109,7 +112,7 @@ static void fp_gw_detect(fp_gw_server *g, const fpp_http_request *req, fpp_http_
         snprintf(name, sizeof name, "%.*s", (int)(n < 255 ? n : 255), q + 5);
     }
     fp_gw_input in;
-    if (fp_gw_input_make(g->net, g->mode, req->body, req->body_len, name, &in)) {
+    if (fp_gw_input_make(g->net, g->mode, g->optimize_jpeg, req->body, req->body_len, name, &in)) {
         fpp_metrics_add(g->m, "fogpipe_gateway_requests_total", "400", 1);
         fpp_http_reply(resp, 400, "application/json", "{\"error\":\"%s\"}\n", "the body is not an image (expected JPEG, PNG, BMP, GIF or PNM bytes)");
         return;
@@ -309,6 +312,7 @@ int fp_cmd_gateway(int argc, char **argv)
         return FP_EXIT_USAGE;
     }
     g.mode = (fp_input_mode)mode;
+    g.optimize_jpeg = !fp_flag_get(&fp_gw_cmd, "keep-jpeg");
     fpp_gateway_opts go = {.window = (int)window, .resend_s = resend_ms / 1000.0, .hwm = (int)hwm,
                            .max_result_bytes = 64u << 20};
     go.results = (v = fp_flag_get(&fp_gw_cmd, "results")) ? v : "tcp://127.0.0.1:5600";

@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "commands.h"
+#include "common/common.h"
+#include "fogpipe/image.h"
 #include "part_cli.h"
 #include "pipeline/pipeline.h"
 
@@ -29,6 +31,8 @@ static fp_flag fp_plan_flags[] = {
     {"cuts", 0, "LIST", "evaluate this partition: cut after these layers, e.g. 5,9", NULL},
     {"codec", 0, "LIST", "codecs cuts may use: auto (default: all each link offers) or e.g. none,fp16", NULL},
     {"input-bytes", 0, "N", "bytes per frame from the gateway to stage 0 (default: a JPEG at 0.1 byte per value)", NULL},
+    {"input-image", 0, "PATH", "instead of --input-bytes: the bytes the gateway sends for this image (a JPEG "
+                               "re-encoded losslessly when that is smaller, as the gateway does)", NULL},
     {"no-replicas", 0, NULL, "optimal: do not replicate stages on spare devices", NULL},
     {"explain", 'e', NULL, "show the runners-up and why the chosen cuts beat them", NULL},
     {"json", 'j', NULL, "print the plan as JSON instead of the table", NULL},
@@ -127,6 +131,21 @@ static void fp_plan_cuts(const fp_plan *p, char *cuts, size_t nc, char *codecs, 
     if (!codecs[0]) snprintf(codecs, nk, "-");
 }
 
+/* The bytes the gateway sends stage 0 for an image file: the file, or its
+ * JPEG re-encoded losslessly when that is smaller (fp_gw_input_make). */
+static int fp_sent_image_bytes(const char *path, double *bytes)
+{
+    char *d = NULL;
+    uint8_t *opt = NULL;
+    size_t len = 0, n = 0;
+    if (fpi_read_file(path, 256u << 20, &d, &len)) return fp_cli_fail();
+    *bytes = (double)len;
+    if (fp_image_jpeg_optimize((const uint8_t *)d, len, path, &opt, &n) == FP_OK && n < len) *bytes = (double)n;
+    free(opt);
+    fpi_free(d);
+    return 0;
+}
+
 /* Loads the profile of every device (its own, or the base one) into layer_s. */
 static int fp_load_profiles(fp_cluster *c, const char *base_path, const fp_part_graph *g, const char *hash,
                             fp_profile **profs, int *n_profs, fp_part_problem *pb)
@@ -201,6 +220,12 @@ int fp_cmd_plan(int argc, char **argv)
         (rc = fp_flag_float(cmd, "memory", 1, 1 << 24, &memory_mb)) ||
         (rc = fp_flag_float(cmd, "input-bytes", 0, 1e12, &input_bytes)))
         return rc;
+    const char *input_image = fp_flag_get(cmd, "input-image");
+    if (input_image && input_bytes >= 0) {
+        fprintf(stderr, "fogpipe plan: --input-bytes and --input-image exclude each other\n");
+        return FP_EXIT_USAGE;
+    }
+    if (input_image && (rc = fp_sent_image_bytes(input_image, &input_bytes))) return rc;
     if (cluster_path && (devices || link)) {
         fprintf(stderr, "fogpipe plan: --cluster and --devices/--link exclude each other\n");
         return FP_EXIT_USAGE;

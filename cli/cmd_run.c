@@ -37,6 +37,8 @@ static fp_flag fp_run_flags[] = {
     {"timeout", 0, "SECONDS", "give up on an image after this long (default 300)", NULL},
     {"input", 0, "MODE", "how images reach stage 0: auto (default: the encoded file when smaller than the pixels), "
                          "image, pixels", NULL},
+    {"keep-jpeg", 0, NULL, "send JPEG files as they are (default: re-encoded losslessly with Huffman tables made "
+                           "for each, when that is smaller; the pixels stage 0 decodes are the same)", NULL},
     {"repeat", 0, "N", "stream the images N times (default 1; for benchmarks)", NULL},
     {"port-base", 0, "PORT", "first of the loopback ports to use (default: a free range)", NULL},
     {"hwm", 0, "N", "frames queued per socket before senders block (default 2)", NULL},
@@ -455,7 +457,7 @@ int fp_cmd_run(int argc, char **argv)
             size_t len = 0;
             fp_gw_input in;
             if (fpi_read_file(e->path, 256u << 20, &bytes, &len) ||
-                fp_gw_input_make(net, (fp_input_mode)mode, (const uint8_t *)bytes, len, e->path, &in)) {
+                fp_gw_input_make(net, (fp_input_mode)mode, !fp_flag_get(&fp_run_cmd, "keep-jpeg"), (const uint8_t *)bytes, len, e->path, &in)) {
                 fprintf(stderr, "fogpipe: %s\n", fp_last_error());
                 fpi_free(bytes);
                 rc = FP_EXIT_FAIL;

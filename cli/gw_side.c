@@ -24,7 +24,7 @@ int fp_looks_like_image(const uint8_t *b, size_t n)
     return 0;
 }
 
-fp_status fp_gw_input_make(const fp_net *net, fp_input_mode mode, const uint8_t *bytes, size_t len,
+fp_status fp_gw_input_make(const fp_net *net, fp_input_mode mode, int optimize, const uint8_t *bytes, size_t len,
                            const char *name, fp_gw_input *in)
 {
     memset(in, 0, sizeof *in);
@@ -33,6 +33,13 @@ fp_status fp_gw_input_make(const fp_net *net, fp_input_mode mode, const uint8_t 
     fp_shape s = fp_net_input_shape(net);
     uint64_t pixels = fp_shape_count(s) * 4;
     if (mode == FP_INPUT_IMAGE || (mode == FP_INPUT_AUTO && len < pixels)) {
+        size_t n = 0;
+        /* Not re-encoded (progressive, CMYK, broken...): sent as it is;
+         * stage 0 answers what it cannot decode. */
+        if (optimize && fp_image_jpeg_optimize(bytes, len, name, &in->jpeg, &n) == FP_OK && n < len) {
+            bytes = in->jpeg;
+            len = n;
+        }
         in->frame = (fp_frame){.kind = FP_FRAME_IMAGE, .n_tensors = 1};
         in->frame.tensors[0] = (fp_frame_tensor){.layer = -1, .dtype = FP_DTYPE_U8, .rank = 1,
                                                  .dims = {(uint32_t)len, 1, 1, 1}, .raw_len = len,
@@ -60,6 +67,7 @@ fp_status fp_gw_input_make(const fp_net *net, fp_input_mode mode, const uint8_t 
 void fp_gw_input_free(fp_gw_input *in)
 {
     fp_image_free(&in->sized);
+    free(in->jpeg);
     memset(in, 0, sizeof *in);
 }
 

@@ -21,14 +21,18 @@ int fp_input_mode_parse(const char *s);
 typedef struct fp_gw_input {
     fp_frame frame;   /* ready to submit */
     fp_image sized;   /* prepared pixels (FP_INPUT_PIXELS) */
+    uint8_t *jpeg;    /* the JPEG re-encoded smaller (malloc), or NULL */
 } fp_gw_input;
 
 /* 1 if the bytes start like a JPEG, PNG, BMP, GIF or PNM file. */
 int fp_looks_like_image(const uint8_t *b, size_t n);
 
 /* Makes the frame for one image file's bytes (kept by the caller until
- * submitted). FP_EINVAL/FP_ECORRUPT for what is not an image. */
-fp_status fp_gw_input_make(const fp_net *net, fp_input_mode mode, const uint8_t *bytes, size_t len,
+ * submitted). A JPEG sent as it is is first re-encoded losslessly with
+ * optimised Huffman tables (fp_image_jpeg_optimize) when `optimize` is set
+ * and that makes it smaller; stage 0 decodes the same pixels either way.
+ * FP_EINVAL/FP_ECORRUPT for what is not an image. */
+fp_status fp_gw_input_make(const fp_net *net, fp_input_mode mode, int optimize, const uint8_t *bytes, size_t len,
                            const char *name, fp_gw_input *in);
 void fp_gw_input_free(fp_gw_input *in);
 

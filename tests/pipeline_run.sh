@@ -80,6 +80,19 @@ plan v3-4 "${V3[@]}" -- --devices 4 --link 1gbit --codec none --cuts 8,16,19 &&
     same "yolov3-tiny, 4 stages (a head crosses two cuts)" "$T/v3-4.plan" "${V3[@]}" -- --threshold 0.5
 plan v3-3p "${V3[@]}" -- --devices 3 --link 1gbit --codec none --cuts 5,17 &&
     same "yolov3-tiny, 3 stages, pixels from the gateway" "$T/v3-3p.plan" "${V3[@]}" -- --input pixels
+# JPEGs go re-encoded losslessly (optimised Huffman tables) unless --keep-jpeg:
+# the same results either way, fewer bytes on the input link for dog.jpg
+if [ -f "$T/v3-2.plan" ]; then
+    same "yolov3-tiny, 2 stages, JPEGs sent as they are" "$T/v3-2.plan" "${V3[@]}" -- --threshold 0.5 --keep-jpeg
+    sent() { sed -n 's/^run: gateway -> stage 0: \([0-9]*\) bytes per frame.*/\1/p' "$T/err"; }
+    "$FOGPIPE" run --plan "$T/v3-2.plan" -q "$DN/data/dog.jpg" 2>"$T/err" && opt=$(sent)
+    "$FOGPIPE" run --plan "$T/v3-2.plan" -q --keep-jpeg "$DN/data/dog.jpg" 2>"$T/err" && keep=$(sent)
+    if [ -n "${opt:-}" ] && [ -n "${keep:-}" ] && [ "$opt" -lt $((keep * 95 / 100)) ]; then
+        ok "dog.jpg re-encoded: $opt bytes per frame to stage 0, $keep as it is"
+    else
+        bad "JPEG re-encoding" "bytes per frame to stage 0: ${opt:-?} re-encoded, ${keep:-?} as it is"
+    fi
+fi
 plan v2-2 "${V2[@]}" -- --devices 2 --link 1gbit --codec none --cuts 6 &&
     same "yolov2-tiny, 2 stages" "$T/v2-2.plan" "${V2[@]}" -- 
 plan v2-4 "${V2[@]}" -- --devices 4 --link 1gbit --codec none --cuts 3,8,12 &&

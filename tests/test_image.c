@@ -506,33 +506,42 @@ static void test_exif_orientation(void)
     fp_image_free(&im);
 }
 
-/* Encodes a constant w×h CMYK JPEG with libjpeg (quality 100). */
-static uint8_t *cmyk_jpeg(const uint8_t cmyk[4], size_t *len)
+/* Encodes a JPEG with libjpeg (quality 100) whose every row is `row`
+ * (w pixels of `comps` components in colour space cs). */
+static uint8_t *libjpeg_encode(int w, int h, int comps, J_COLOR_SPACE cs, int progressive, const uint8_t *row,
+                               size_t *len)
 {
     struct jpeg_compress_struct ci;
     struct jpeg_error_mgr jerr;
     unsigned char *buf = NULL;
     unsigned long n = 0;
-    uint8_t row[16 * 4];
-    for (int i = 0; i < 16; i++) memcpy(row + 4 * i, cmyk, 4);
     ci.err = jpeg_std_error(&jerr);
     jpeg_create_compress(&ci);
     jpeg_mem_dest(&ci, &buf, &n);
-    ci.image_width = 16;
-    ci.image_height = 8;
-    ci.input_components = 4;
-    ci.in_color_space = JCS_CMYK;
+    ci.image_width = (JDIMENSION)w;
+    ci.image_height = (JDIMENSION)h;
+    ci.input_components = comps;
+    ci.in_color_space = cs;
     jpeg_set_defaults(&ci);
     jpeg_set_quality(&ci, 100, TRUE);
+    if (progressive) jpeg_simple_progression(&ci);
     jpeg_start_compress(&ci, TRUE);
     while (ci.next_scanline < ci.image_height) {
-        JSAMPROW r = row;
+        JSAMPROW r = (JSAMPROW)row;
         jpeg_write_scanlines(&ci, &r, 1);
     }
     jpeg_finish_compress(&ci);
     jpeg_destroy_compress(&ci);
     *len = n;
     return buf;
+}
+
+/* A constant 16×8 CMYK JPEG. */
+static uint8_t *cmyk_jpeg(const uint8_t cmyk[4], size_t *len)
+{
+    uint8_t row[16 * 4];
+    for (int i = 0; i < 16; i++) memcpy(row + 4 * i, cmyk, 4);
+    return libjpeg_encode(16, 8, 4, JCS_CMYK, 0, row, len);
 }
 
 static void test_jpeg_cmyk(void)
@@ -645,6 +654,96 @@ static void test_dog_jpg(void)
     CHECK(px(&im, 100, 200, 0) == 201 / 255.0f && px(&im, 100, 200, 1) == 196 / 255.0f &&
           px(&im, 100, 200, 2) == 200 / 255.0f);
     fp_image_free(&im);
+}
+
+/* 1 if a and b decode to the same pixels (same size, float for float). */
+static int same_pixels(const uint8_t *a, size_t na, const uint8_t *b, size_t nb)
+{
+    fp_image x = {0}, y = {0};
+    int same = fp_image_decode(a, na, "a", &x) == FP_OK && fp_image_decode(b, nb, "b", &y) == FP_OK &&
+               x.w == y.w && x.h == y.h && x.c == y.c &&
+               !memcmp(x.data, y.data, (size_t)x.w * (size_t)x.h * (size_t)x.c * sizeof(float));
+    fp_image_free(&x);
+    fp_image_free(&y);
+    return same;
+}
+
+/* A small progressive grey JPEG. */
+static uint8_t *progressive_jpeg(size_t *len)
+{
+    uint8_t row[32];
+    for (int i = 0; i < 32; i++) row[i] = (uint8_t)(i * 7);
+    return libjpeg_encode(32, 16, 1, JCS_GRAYSCALE, 1, row, len);
+}
+
+/* Lossless Huffman re-encoding: the same pixels, EXIF kept, smaller where
+ * the file used the standard tables; what it does not handle is refused,
+ * broken files are errors. */
+static void test_jpeg_optimize(void)
+{
+    fp_image im = pattern(40, 24, 3);
+    size_t len = 0, n = 0, on = 0;
+    uint8_t *jpg = encode(&im, "opt.jpg", &len), *o = NULL;
+    CHECK(jpg != NULL);
+    uint8_t *ex = jpg ? with_orientation(jpg, len, 6, 0, &n) : NULL;
+    if (ex) {
+        CHECK_OK(fp_image_jpeg_optimize(ex, n, "exif.jpg", &o, &on));
+        CHECK(o && on > 0 && same_pixels(ex, n, o, on));
+        fp_image got = {0};
+        CHECK_OK(fp_image_decode(o, on, "opt", &got));
+        CHECK(got.w == 24 && got.h == 40); /* orientation 6 survived */
+        fp_image_free(&got);
+        /* Every prefix and single-byte damage: an error or a valid file, never a crash. */
+        for (size_t k = 0; k < n; k += 13) {
+            uint8_t *t = NULL;
+            size_t tn = 0;
+            CHECK(fp_image_jpeg_optimize(ex, k, "cut.jpg", &t, &tn) != FP_OK && !t && !tn);
+        }
+        uint8_t *bad = malloc(n);
+        for (size_t k = 2; bad && k < n; k += 17) {
+            memcpy(bad, ex, n);
+            bad[k] ^= 0x5a;
+            uint8_t *t = NULL;
+            size_t tn = 0;
+            if (fp_image_jpeg_optimize(bad, n, "flip.jpg", &t, &tn) == FP_OK) CHECK(t && tn);
+            free(t);
+        }
+        free(bad);
+        free(o);
+        free(ex);
+    }
+    fpi_free(jpg);
+    fp_image_free(&im);
+    o = NULL;
+    /* Refused: not a JPEG, CMYK, progressive. */
+    CHECK_ERR(fp_image_jpeg_optimize((const uint8_t *)"\x89PNG\r\n\x1a\n", 8, "x.png", &o, &on), FP_EUNSUPPORTED);
+    const uint8_t cmyk[4] = {1, 2, 3, 4};
+    uint8_t *c = cmyk_jpeg(cmyk, &len);
+    CHECK_ERR(fp_image_jpeg_optimize(c, len, "cmyk.jpg", &o, &on), FP_EUNSUPPORTED);
+    free(c);
+    c = progressive_jpeg(&len);
+    CHECK_ERR(fp_image_jpeg_optimize(c, len, "prog.jpg", &o, &on), FP_EUNSUPPORTED);
+    CHECK(strstr(fp_last_error(), "only sequential") != NULL);
+    free(c);
+    CHECK(o == NULL);
+    /* Debian's darknet sample photos, when there: same pixels, and dog.jpg
+     * (standard tables) 6% smaller. */
+    static const char *const photos[] = {"dog", "eagle", "giraffe", "horses", "kite", "person", "scream"};
+    for (size_t i = 0; i < sizeof photos / sizeof photos[0]; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "/usr/share/darknet/data/%s.jpg", photos[i]);
+        uint8_t *d = slurp(path, &len);
+        if (!d) {
+            printf("  (skipped: %s not found)\n", path);
+            continue;
+        }
+        CHECK_OK(fp_image_jpeg_optimize(d, len, path, &o, &on));
+        CHECK_MSG(o && same_pixels(d, len, o, on), "%s: pixels differ after re-encoding", path);
+        if (i == 0) CHECK_MSG(on < len * 95 / 100, "dog.jpg: %zu -> %zu bytes", len, on);
+        free(o);
+        o = NULL;
+        fpi_free(d);
+    }
 }
 
 static void test_draw_clipped(void)
@@ -769,6 +868,7 @@ TEST_LIST = {
     {"jpeg_cmyk", test_jpeg_cmyk},
     {"opencv_compat", test_opencv_compat},
     {"dog_jpg", test_dog_jpg},
+    {"jpeg_optimize", test_jpeg_optimize},
     {"draw_clipped", test_draw_clipped},
     {"draw_label", test_draw_label},
     {"alloc_failures", test_alloc_failures},

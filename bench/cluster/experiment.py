@@ -61,8 +61,9 @@ class Exp:
     def plan(self, profile, n, link, latency, speed, flags, out):
         args = [self.fp, 'plan', '--cfg', CFG, '--weights', self.weights, '--profile', profile,
                 '--devices', str(n), '--link', link, '--latency', str(latency), '--speed', str(speed),
-                # the gateway sends the encoded image (smaller than its pixels): that is the input cut
-                '--input-bytes', str(os.path.getsize(self.a.image)),
+                # the gateway sends the encoded image (smaller than its pixels; a JPEG re-encoded
+                # losslessly when that is smaller): that is the input cut
+                '--input-image', self.a.image,
                 '--json', '-o', out] + flags
         r = subprocess.run(args, text=True, capture_output=True)
         if r.returncode != 0:

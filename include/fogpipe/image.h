@@ -75,6 +75,16 @@ fp_status fp_image_load(const char *path, fp_image *out);
  * keep `bytes`. FP_EINVAL for NULL out, or NULL bytes with len > 0. */
 fp_status fp_image_decode(const uint8_t *bytes, size_t len, const char *name, fp_image *out);
 
+/* Re-encodes a JPEG losslessly with Huffman tables optimised for it (same
+ * coefficients, tables and sampling; of the metadata only an EXIF
+ * orientation that turns the image is kept): fp_image_decode gives the
+ * same pixels for both. *out is malloc'd (free()), *out_len its size, which
+ * may exceed len (callers keep the smaller). FP_EUNSUPPORTED for what it
+ * does not re-encode (not a JPEG; progressive, arithmetic-coded, CMYK, YCCK
+ * or RGB JPEGs), FP_ECORRUPT, FP_ETOOBIG, FP_ENOMEM. */
+fp_status fp_image_jpeg_optimize(const uint8_t *bytes, size_t len, const char *name, uint8_t **out,
+                                 size_t *out_len);
+
 /* Bilinear resize exactly as darknet's resize_image() (same arithmetic, so
  * the same floats). *out is a new image. A target side of 1 (where darknet
  * divides by zero) takes the last column / the first row. FP_EINVAL (bad

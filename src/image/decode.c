@@ -285,6 +285,90 @@ static fp_status fpi_decode_jpeg(const uint8_t *bytes, size_t len, const char *n
     return st;
 }
 
+/* Lossless JPEG re-encoding: the same DCT coefficients, quantisation tables
+ * and sampling, written with Huffman tables made for this image (libjpeg's
+ * two-pass optimize_coding, jpegtran -optimize). A decoder gets the same
+ * pixels from either file; the bytes shrink by a few per cent where the
+ * camera used the standard tables. Metadata that does not change the
+ * pixels is left out. */
+typedef struct fpi_jpeg_tc {
+    struct jpeg_decompress_struct in;  /* zeroed before use so destroy is safe */
+    struct jpeg_compress_struct out;
+    fpi_jpeg_err err;                  /* shared error manager */
+    fpi_jpeg_progress progress;        /* scan limit on the reader */
+    unsigned char *buf;                /* jpeg_mem_dest's output (malloc) */
+    unsigned long len;
+    const char *name;
+} fpi_jpeg_tc;
+
+static fp_status fpi_jpeg_tc_run(fpi_jpeg_tc *x, const uint8_t *bytes, size_t len)
+{
+    x->in.err = jpeg_std_error(&x->err.pub);
+    x->err.pub.error_exit = fpi_jpeg_error_exit;
+    x->err.pub.emit_message = fpi_jpeg_emit_message;
+    x->err.pub.output_message = fpi_jpeg_output_message;
+    x->out.err = &x->err.pub;
+    if (setjmp(x->err.jump))
+        return fpi_error(x->err.status, "%s: %s JPEG: %s", x->name,
+                         x->err.status == FP_ENOMEM ? "out of memory re-encoding" : "corrupt", x->err.msg);
+    jpeg_create_decompress(&x->in);
+    x->progress.pub.progress_monitor = fpi_jpeg_progress_monitor;
+    x->progress.max_scans = FPI_JPEG_MAX_SCANS;
+    x->in.progress = &x->progress.pub;
+    x->in.mem->max_memory_to_use = FPI_JPEG_MAX_MEMORY;
+    jpeg_mem_src(&x->in, bytes, (unsigned long)len);
+    jpeg_save_markers(&x->in, JPEG_APP0 + 1, 0xFFFF); /* EXIF: the orientation decoders apply */
+    jpeg_read_header(&x->in, TRUE);
+    fp_status st = fpi_check_declared(x->name, "JPEG", x->in.image_width, x->in.image_height);
+    if (st) return st;
+    /* Only what gets the same markers back: sequential Huffman files in
+     * YCbCr or grey (CMYK, YCCK and RGB depend on an Adobe marker). */
+    if (x->in.progressive_mode || x->in.arith_code ||
+        !(x->in.jpeg_color_space == JCS_YCbCr || x->in.jpeg_color_space == JCS_GRAYSCALE))
+        return fpi_error(FP_EUNSUPPORTED, "%s: only sequential YCbCr or grey JPEGs are re-encoded", x->name);
+    jvirt_barray_ptr *coef = jpeg_read_coefficients(&x->in);
+    jpeg_create_compress(&x->out);
+    jpeg_copy_critical_parameters(&x->in, &x->out);
+    x->out.optimize_coding = TRUE;
+    jpeg_mem_dest(&x->out, &x->buf, &x->len);
+    jpeg_write_coefficients(&x->out, coef);
+    /* Decoders read the orientation of the first APP1 only: keep it where it
+     * turns the image, drop the rest of the metadata (EXIF thumbnails are
+     * often kilobytes). */
+    jpeg_saved_marker_ptr m = x->in.marker_list;
+    if (m && fpi_exif_orientation(m->data, m->data_length) != 1)
+        jpeg_write_marker(&x->out, m->marker, m->data, m->data_length);
+    jpeg_finish_compress(&x->out);
+    jpeg_finish_decompress(&x->in); /* reads up to EOI: a missing tail is an error */
+    return FP_OK;
+}
+
+fp_status fp_image_jpeg_optimize(const uint8_t *bytes, size_t len, const char *name, uint8_t **out,
+                                 size_t *out_len)
+{
+    if (!out || !out_len || (!bytes && len)) return fpi_error(FP_EINVAL, "fp_image_jpeg_optimize: NULL argument");
+    if (!name) name = "<memory>";
+    *out = NULL;
+    *out_len = 0;
+    if (len < 3 || bytes[0] != 0xff || bytes[1] != 0xd8 || bytes[2] != 0xff)
+        return fpi_error(FP_EUNSUPPORTED, "%s: not a JPEG", name);
+    fpi_jpeg_tc *x = fpi_calloc(1, sizeof *x);
+    if (!x) return fpi_error(FP_ENOMEM, "%s: out of memory re-encoding JPEG", name);
+    x->name = name;
+    fp_status st = fpi_jpeg_tc_run(x, bytes, len);
+    jpeg_destroy_compress(&x->out); /* no-op when never created */
+    jpeg_destroy_decompress(&x->in);
+    if (st == FP_OK && x->buf) {
+        *out = x->buf;
+        *out_len = x->len;
+    } else {
+        free(x->buf);
+        if (st == FP_OK) st = fpi_error(FP_ENOMEM, "%s: out of memory re-encoding JPEG", name);
+    }
+    fpi_free(x);
+    return st;
+}
+
 /* Reads a little-endian 16/32-bit value. */
 static uint32_t fpi_le16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
 static uint32_t fpi_le32(const uint8_t *p) { return fpi_le16(p) | fpi_le16(p + 2) << 16; }

@@ -260,8 +260,20 @@ int fpz_image(const uint8_t *data, size_t size)
     uint8_t *buf = malloc(size ? size : 1); /* exact size: see fpz_frame */
     if (!buf) abort();
     if (size) memcpy(buf, data, size);
-    fp_image im;
-    if (fp_image_decode(buf, size, "fuzz-image", &im) == FP_OK) fp_image_free(&im);
+    fp_image im = {0}, im2 = {0};
+    fp_status st = fp_image_decode(buf, size, "fuzz-image", &im);
+    /* the gateway's lossless JPEG re-encoding: where both decode, the same pixels */
+    uint8_t *opt = NULL;
+    size_t n = 0;
+    if (fp_image_jpeg_optimize(buf, size, "fuzz-image", &opt, &n) == FP_OK && st == FP_OK &&
+        fp_image_decode(opt, n, "fuzz-image-opt", &im2) == FP_OK) {
+        if (im.w != im2.w || im.h != im2.h || im.c != im2.c ||
+            memcmp(im.data, im2.data, (size_t)im.w * (size_t)im.h * (size_t)im.c * sizeof(float)))
+            abort();
+        fp_image_free(&im2);
+    }
+    free(opt);
+    if (st == FP_OK) fp_image_free(&im);
     free(buf);
     return 0;
 }
