@@ -2,6 +2,7 @@
  * milliseconds per image after warm-up passes, with the kernels in use and
  * the process's peak memory next to what the network holds. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -9,10 +10,13 @@
 #include "commands.h"
 #include "common/common.h"
 #include "engine/fast/fast.h"
+#include "part_cli.h"
 
 static fp_flag fp_bench_flags[] = {
     {"cfg", 'c', "PATH", "darknet .cfg file", NULL},
     {"weights", 'w', "PATH", "darknet .weights file (default: fixed-seed random weights)", NULL},
+    {"model", 'm', "PATH", "TF.js weights manifest (instead of --cfg), e.g. the tiny face detector", NULL},
+    {"input-size", 's', "S", "input side for --model (default 416)", NULL},
     {"threads", 't', "N", "kernel threads (default 1)", NULL},
     {"iters", 'n', "N", "timed passes (default 10)", NULL},
     {"warmup", 0, "N", "untimed passes first (default 2)", NULL},
@@ -21,10 +25,11 @@ static fp_flag fp_bench_flags[] = {
 };
 
 static fp_command fp_bench_cmd = {
-    "bench", "--cfg PATH [--weights PATH] [--threads N] [--iters N] [--json]",
+    "bench", "(--cfg PATH [--weights PATH] | --model PATH [--input-size S]) [--threads N] [--iters N] [--json]",
     "Times a full forward pass of a network: the median, minimum and maximum milliseconds\n"
     "per image over --iters passes after --warmup passes, GFLOP/s at the median, the\n"
-    "kernels in use, and peak resident memory next to the weights and activation arena.",
+    "kernels in use, and peak resident memory next to the weights, the activation arena\n"
+    "and the memory budget (weights + the two largest live activations + 16 MB).",
     "The input is a fixed pattern; without --weights the weights are fixed-seed random\n"
     "values, which time the same as trained ones. FP_NO_FAST=1 times the reference kernels.",
     fp_bench_flags, 0, 0};
@@ -47,20 +52,15 @@ int fp_cmd_bench(int argc, char **argv)
     char **pos;
     int npos, rc = fp_args_parse(&fp_bench_cmd, argc, argv, &pos, &npos);
     if (rc) return rc < 0 ? 0 : rc;
-    const char *cfg = fp_flag_get(&fp_bench_cmd, "cfg"), *weights = fp_flag_get(&fp_bench_cmd, "weights");
     long threads = 1, iters = 10, warmup = 2;
-    if (!cfg) return fp_args_require(&fp_bench_cmd, "cfg");
     if ((rc = fp_flag_int(&fp_bench_cmd, "threads", 1, 256, &threads)) ||
         (rc = fp_flag_int(&fp_bench_cmd, "iters", 1, 100000, &iters)) ||
         (rc = fp_flag_int(&fp_bench_cmd, "warmup", 0, 100000, &warmup)))
         return rc;
+    fp_cli_model m;
     fp_net *net = NULL;
-    if (fp_net_load_cfg(cfg, &net) ||
-        (weights ? fp_net_load_weights(net, weights) : fp_net_init_weights_random(net, 1)) ||
-        fp_net_set_threads(net, (int)threads) || fp_net_setup(net)) {
-        fp_net_destroy(net);
-        return fp_cli_fail();
-    }
+    if ((rc = fp_cli_model_load(&fp_bench_cmd, 1, (int)threads, &m, &net))) return rc;
+    const char *cfg = m.model ? m.model : m.cfg, *weights = m.model ? m.model : m.weights;
     int n = fp_net_layer_count(net);
     uint64_t flops = 0;
     for (int i = 0; i < n; i++) {
@@ -90,6 +90,8 @@ int fp_cmd_bench(int argc, char **argv)
     double gflops = med > 0 ? (double)flops / (med * 1e6) : 0;
     double rss = fp_peak_rss_mib(), wmib = (double)fp_net_weight_bytes(net) / (1 << 20),
            amib = (double)fp_net_arena_bytes(net) / (1 << 20);
+    /* The budget: weights + the two largest live activations + 16 MB. */
+    double budget = wmib + ((double)fp_net_live_pair_bytes(net) + 16e6) / (1 << 20);
     const char *kernels = fpi_fast_describe();
     if (fp_flag_get(&fp_bench_cmd, "json")) {
         cJSON *o = cJSON_CreateObject();
@@ -106,6 +108,7 @@ int fp_cmd_bench(int argc, char **argv)
         cJSON_AddNumberToObject(o, "peak_rss_mib", rss);
         cJSON_AddNumberToObject(o, "weights_mib", wmib);
         cJSON_AddNumberToObject(o, "arena_mib", amib);
+        cJSON_AddNumberToObject(o, "budget_mib", budget);
         char *s = cJSON_PrintUnformatted(o);
         if (s) puts(s);
         free(s);
@@ -116,6 +119,8 @@ int fp_cmd_bench(int argc, char **argv)
         printf("kernels: %s\n", kernels);
         printf("memory: peak RSS %.1f MiB; weights %.1f MiB, activations + workspace %.1f MiB\n", rss,
                wmib, amib);
+        printf("memory budget (weights + two largest live activations + 16 MB): %.1f MiB, peak RSS %s it by %.1f MiB\n",
+               budget, rss <= budget ? "under" : "over", fabs(budget - rss));
     }
     free(t);
     fp_net_destroy(net);

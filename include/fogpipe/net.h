@@ -9,10 +9,12 @@
  *                count and output bytes. No weights, no activations yet, so
  *                a partitioner can inspect and cut it cheaply.
  *   2. weights:  fp_net_load_weights() (darknet .weights file) or
- *                fp_net_init_weights_random(); batch-norm is folded into the
- *                convolution weights here.
- *   3. setup:    fp_net_setup() plans the activation arena from tensor
- *                lifetimes (one allocation; no allocation per frame).
+ *                fp_net_init_weights_random().
+ *   3. setup:    fp_net_setup() folds batch-norm into the weights in place,
+ *                prepares the fast kernels (oneDNN takes its own copy of a
+ *                convolution's weights, and the plain copy's memory goes
+ *                back to the system) and plans the activation arena from
+ *                tensor lifetimes (one allocation; none per frame).
  *   4. run:      fp_net_run(net, first, last, ...) executes layers
  *                first..last inclusive, any number of times.
  *
@@ -144,7 +146,8 @@ fp_status fp_net_load_weights(fp_net *net, const char *path);
 fp_status fp_net_init_weights_random(fp_net *net, uint64_t seed);
 
 /* Writes the current parameters as a darknet .weights file (version 0.2.0,
- * 64-bit seen, unfolded batch-norm as loaded). FP_EIO on failure. */
+ * 64-bit seen, unfolded batch-norm as loaded). FP_EIO on failure;
+ * FP_ESTATE after fp_net_setup (the weights are folded then). */
 fp_status fp_net_save_weights(const fp_net *net, const char *path);
 
 /* Stage weights: the parameters of layers first..last as one blob (a small
@@ -152,8 +155,9 @@ fp_status fp_net_save_weights(const fp_net *net, const char *path);
  * the network holds them), for a pipeline stage that should receive only
  * its own layers' weights. fp_net_stage_weights_size: the blob's bytes (0
  * for a bad range). fp_net_stage_weights: *out is a new blob of *len bytes
- * (free with free()); the network must hold weights for the range.
- * FP_EINVAL, FP_ESTATE (no weights, or the range not held), FP_ENOMEM. */
+ * (free with free()); the network must hold weights for the range and
+ * not be set up yet (setup folds them). FP_EINVAL, FP_ESTATE (no weights,
+ * the range not held, set up), FP_ENOMEM. */
 size_t fp_net_stage_weights_size(const fp_net *net, int first, int last);
 fp_status fp_net_stage_weights(const fp_net *net, int first, int last, void **out, size_t *len);
 
@@ -220,6 +224,10 @@ float *fp_net_output_mut(fp_net *net, int i);
 /* Bytes of activation arena and of weights the network holds. */
 size_t fp_net_arena_bytes(const fp_net *net);
 size_t fp_net_weight_bytes(const fp_net *net);
+/* After setup: the bytes of the two largest activations live at once (at
+ * the layer where those two are largest), the figure a memory budget of
+ * weights + two live activations + overhead uses. */
+size_t fp_net_live_pair_bytes(const fp_net *net);
 
 /* Sets the number of worker threads kernels may use (1 = caller only). */
 fp_status fp_net_set_threads(fp_net *net, int threads);

@@ -129,7 +129,7 @@ typedef struct fp_part_layer {
     int n_inputs;             /* inputs read */
     int inputs[FP_MAX_ROUTE]; /* producing layers (< own index); -1 = network input */
     uint64_t flops;           /* per frame */
-    uint64_t weight_bytes;    /* parameters held in memory (folded copies included) */
+    uint64_t weight_bytes;    /* parameters held in memory (once: folded in place) */
     uint64_t out_bytes;       /* float32 output tensor */
     uint64_t scratch_bytes;   /* kernel workspace while it runs */
     int out_channels;         /* channels of the output (int8 scales) */

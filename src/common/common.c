@@ -1,7 +1,9 @@
 /* common.c — error recording, logging, allocation wrappers, file reading. */
+#define _DEFAULT_SOURCE /* madvise */
 #include "common/common.h"
 
 #include <errno.h>
+#include <sys/mman.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,4 +205,26 @@ double fpi_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+size_t fpi_release_pages(void *p, size_t bytes)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    if (!p || page <= 0) return 0;
+    uintptr_t a = (uintptr_t)p, pg = (uintptr_t)page;
+    uintptr_t lo = (a + pg - 1) / pg * pg, hi = (a + bytes) / pg * pg;
+    if (hi <= lo || madvise((void *)lo, hi - lo, MADV_DONTNEED) != 0) return 0;
+    return hi - lo;
+}
+
+void *fpi_map_zeroed(size_t bytes)
+{
+    if (!bytes) bytes = 1;
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void fpi_unmap(void *p, size_t bytes)
+{
+    if (p) munmap(p, bytes ? bytes : 1);
 }

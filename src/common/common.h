@@ -55,6 +55,18 @@ void fpi_free(void *p);
 /* 64-byte aligned allocation for tensors and arenas; free with fpi_free_aligned. */
 void *fpi_malloc_aligned(size_t size);
 void fpi_free_aligned(void *p);
+
+/* Zeroed, page-aligned memory straight from the system (anonymous mmap),
+ * whose pages take memory only once written: for arenas whose parts some
+ * runs never touch. NULL on failure; free with fpi_unmap(p, the same size). */
+void *fpi_map_zeroed(size_t bytes);
+void fpi_unmap(void *p, size_t bytes);
+
+/* Gives the whole pages inside [p, p + bytes) back to the system; the
+ * memory stays mapped and reads as zeros until written. For a part of an
+ * allocation that is no longer read (free() takes whole blocks only).
+ * Returns the bytes given back. */
+size_t fpi_release_pages(void *p, size_t bytes);
 /* Test hook: the allocation after `n` more successful ones fails (n < 0: never). */
 void fpi_alloc_fail_after(long n);
 

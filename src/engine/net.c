@@ -15,56 +15,39 @@ void fp_net_destroy(fp_net *net)
     for (int i = 0; i < net->n && net->layers; i++) fpi_dnnl_layer_destroy(net->layers[i].dnnl);
     fpi_pool_destroy(net->pool);
     fpi_free_aligned(net->params);
-    fpi_free_aligned(net->folded);
-    fpi_free_aligned(net->arena);
-    fpi_free_aligned(net->workspace);
+    fpi_unmap(net->arena, net->arena_bytes);
+    fpi_unmap(net->workspace, net->workspace_floats * sizeof(float));
     fpi_free(net->layers);
     fpi_free(net);
 }
 
 /* Sets each layer's kernel/bias pointers, folding batch-norm
  * (y = (x-mean)/(sqrt(var)+1e-6)*scale + bias, darknet's formula) into the
- * weights: w' = w*s, b' = bias - mean*s with s = scale/(sqrt(var)+1e-6). */
+ * weights: w' = w*s, b' = bias - mean*s with s = scale/(sqrt(var)+1e-6).
+ * In place: the parameters are held once, so after this they are no longer
+ * the file's (fp_net_save_weights and fp_net_stage_weights refuse). */
 static fp_status fpi_prepare_weights(fp_net *net)
 {
-    size_t folded = 0;
-    for (int i = net->first; i <= net->last; i++) {
-        const fpi_layer *l = &net->layers[i];
-        if (l->op == FP_OP_CONVOLUTIONAL && l->p.conv.bn) folded += l->n_params;
-        if (l->op == FP_OP_CONNECTED && l->p.fc.bn) folded += l->n_params;
-    }
-    if (folded) {
-        net->folded = fpi_malloc_aligned(folded * sizeof(float));
-        if (!net->folded) return fpi_error(FP_ENOMEM, "out of memory folding batch-norm");
-        net->n_folded = folded;
-    }
-    float *dst = net->folded;
     for (int i = net->first; i <= net->last; i++) {
         fpi_layer *l = &net->layers[i];
-        const float *p = fpi_layer_params(net, l);
         if (l->op != FP_OP_CONVOLUTIONAL && l->op != FP_OP_CONNECTED) continue;
+        float *p = fpi_layer_params(net, l);
         int conv = l->op == FP_OP_CONVOLUTIONAL;
         int n = conv ? l->p.conv.filters : l->p.fc.outputs;
         int bn = conv ? l->p.conv.bn : l->p.fc.bn;
         size_t per = conv ? (size_t)(l->in.c / l->p.conv.groups) * l->p.conv.size * l->p.conv.size
                           : fp_shape_count(l->in);
-        const float *w = conv ? p + (size_t)n * (bn ? 4 : 1) : p + n;
-        if (!bn) {
-            l->bias = p;
-            l->kernel = w;
-            continue;
-        }
+        float *w = conv ? p + (size_t)n * (bn ? 4 : 1) : p + n;
+        l->bias = p;
+        l->kernel = w;
+        if (!bn) continue;
         const float *scales = conv ? p + n : w + (size_t)n * per;
         const float *mean = scales + n, *var = mean + n;
-        float *fb = dst, *fw = dst + n;
         for (int f = 0; f < n; f++) {
             float s = scales[f] / (sqrtf(var[f]) + .000001f);
-            fb[f] = p[f] - mean[f] * s;
-            for (size_t k = 0; k < per; k++) fw[(size_t)f * per + k] = w[(size_t)f * per + k] * s;
+            p[f] = p[f] - mean[f] * s;
+            for (size_t k = 0; k < per; k++) w[(size_t)f * per + k] *= s;
         }
-        l->bias = fb;
-        l->kernel = fw;
-        dst += n + (size_t)n * per;
     }
     net->weights_prepared = 1;
     return FP_OK;
@@ -177,6 +160,7 @@ fp_status fp_net_setup(fp_net *net)
     fp_status st;
     if (!net->weights_prepared && (st = fpi_prepare_weights(net))) return st;
     if ((st = fpi_dnnl_setup(net))) return st; /* may grow layers' workspace */
+    for (int i = net->first; i <= net->last; i++) net->kernels_released |= net->layers[i].kernel_released;
 
     /* Lifetimes: a tensor lives from its producer to its last reader; outputs
      * nobody reads (the last layer, detection heads) live to the end. In a
@@ -214,6 +198,17 @@ fp_status fp_net_setup(fp_net *net)
         }
     }
     fpi_free(last);
+    /* The two largest tensors live at one layer, at the worst layer. */
+    net->live_pair_bytes = 0;
+    for (int i = net->first; i <= net->last; i++) {
+        size_t a = 0, b = 0;
+        for (int k = 0; k < n_plan; k++) {
+            if (plan[k].first > i || plan[k].last < i) continue;
+            if (plan[k].size > a) b = a, a = plan[k].size;
+            else if (plan[k].size > b) b = plan[k].size;
+        }
+        if (a + b > net->live_pair_bytes) net->live_pair_bytes = a + b;
+    }
     size_t total = fpi_plan_arena(plan, n_plan);
     for (int i = 0; i < n_plan; i++) {
         if (plan[i].id < 0) net->input_off = plan[i].off;
@@ -227,15 +222,17 @@ fp_status fp_net_setup(fp_net *net)
         return fpi_error(FP_ENOMEM,
                          "the network needs %zu MiB of activations and %zu MiB of scratch, more than the %zu MiB this machine allows",
                          total >> 20, ws_bytes >> 20, fpi_memory_limit() >> 20);
-    net->arena = fpi_malloc_aligned(total);
+    /* Mapped, not allocated: zero without a memset, and only the pages a
+     * run writes take memory (a convolution fused with its max pool never
+     * writes its own output; one thread uses one slot of a layer's scratch). */
+    net->arena = fpi_map_zeroed(total);
     if (!net->arena) return fpi_error(FP_ENOMEM, "out of memory for a %zu MiB activation arena", total >> 20);
-    net->workspace = ws ? fpi_malloc_aligned(ws_bytes) : NULL;
+    net->workspace = ws ? fpi_map_zeroed(ws_bytes) : NULL;
     if (ws && !net->workspace) {
-        fpi_free_aligned(net->arena);
+        fpi_unmap(net->arena, total);
         net->arena = NULL;
         return fpi_error(FP_ENOMEM, "out of memory for %zu MiB of convolution scratch", ws_bytes >> 20);
     }
-    memset(net->arena, 0, total);
     net->arena_bytes = total;
     net->workspace_floats = ws;
     return FP_OK;
@@ -270,6 +267,14 @@ fp_status fp_net_run(fp_net *net, int first, int last, fp_layer_cb cb, void *use
     if (first < net->first || last > net->last || first > last)
         return fpi_error(FP_EINVAL, "fp_net_run: layer range %d..%d outside %d..%d", first, last,
                          net->first, net->last);
+    /* Convolutions whose plain weights setup gave back to the system run
+     * only in oneDNN; should other kernels be asked for (a test mode), the
+     * plain weights are written back from oneDNN's copy first. */
+    if (net->kernels_released && !fpi_dnnl_available()) {
+        fp_status st = fpi_dnnl_restore(net);
+        if (st) return st;
+        net->kernels_released = 0;
+    }
     fpi_exec x = {net->workspace, net->pool, first, last, cb == NULL};
     for (int i = first; i <= last; i++) {
         const fpi_layer *l = &net->layers[i];
@@ -331,9 +336,10 @@ float *fp_net_output_mut(fp_net *net, int i)
     return fpi_tensor(net, i);
 }
 
+size_t fp_net_live_pair_bytes(const fp_net *net) { return net ? net->live_pair_bytes : 0; }
 size_t fp_net_arena_bytes(const fp_net *net) { return net ? net->arena_bytes + net->workspace_floats * sizeof(float) : 0; }
 
 size_t fp_net_weight_bytes(const fp_net *net)
 {
-    return net ? (net->n_held + net->n_folded) * sizeof(float) : 0;
+    return net ? net->n_held * sizeof(float) : 0;
 }

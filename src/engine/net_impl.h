@@ -97,6 +97,7 @@ typedef struct fpi_layer {
     int last_use;             /* last layer that reads the output */
     char desc[64];            /* short human description */
     struct fpi_dnnl_layer *dnnl; /* oneDNN's prepared convolution (fast/dnnl.c), or NULL */
+    int kernel_released;      /* kernel's pages given back: oneDNN holds the weights (fpi_dnnl_restore) */
 } fpi_layer;
 
 struct fpi_pool;
@@ -164,12 +165,12 @@ struct fp_net {
     size_t n_held;            /* floats in params (n_params unless the range is restricted) */
     int first, last;          /* layer range held and run (fp_net_set_range; else 0..n-1) */
     int ranged;               /* fp_net_set_range was called */
-    float *folded;            /* batch-norm-folded conv/connected weights+biases */
-    size_t n_folded;          /* floats in folded */
     int weights_loaded;       /* params hold real values */
     int weights_prepared;     /* kernel/bias pointers are set */
+    int kernels_released;     /* some layer's plain kernel given back (fpi_layer.kernel_released) */
     unsigned char *arena;     /* activation arena (one allocation) */
     size_t arena_bytes;       /* its size */
+    size_t live_pair_bytes;   /* the two largest tensors live at one layer, at the worst layer */
     size_t input_off;         /* byte offset of the network input */
     float *workspace;         /* scratch shared by kernels */
     size_t workspace_floats;  /* its size */

@@ -336,6 +336,9 @@ fp_status fp_net_save_weights(const fp_net *net, const char *path)
 {
     if (!net || !path) return fpi_error(FP_EINVAL, "fp_net_save_weights: NULL argument");
     if (!net->weights_loaded) return fpi_error(FP_ESTATE, "no weights to save");
+    if (net->weights_prepared)
+        return fpi_error(FP_ESTATE, "%s: the network is set up (batch-norm folded into its weights); save before "
+                                    "fp_net_setup", path);
     if (net->n_held != net->n_params)
         return fpi_error(FP_ESTATE, "%s: the network holds only layers %d..%d; cannot save its weights", path,
                          net->first, net->last);

@@ -47,6 +47,9 @@ fp_status fp_net_stage_weights(const fp_net *net, int first, int last, void **ou
     if (first < 0 || last >= net->n || first > last)
         return fpi_error(FP_EINVAL, "layer range %d..%d outside 0..%d", first, last, net->n - 1);
     if (!net->weights_loaded) return fpi_error(FP_ESTATE, "the network has no weights to hand out");
+    if (net->weights_prepared)
+        return fpi_error(FP_ESTATE, "the network is set up (batch-norm folded into its weights); cut stage "
+                                    "weights before fp_net_setup");
     size_t base, count;
     fpi_sw_span(net, first, last, &base, &count);
     if (base < net->param_base || base + count > net->param_base + net->n_held)

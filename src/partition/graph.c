@@ -53,11 +53,9 @@ fp_status fp_part_graph_from_net(const fp_net *net, fp_part_graph **out)
         pl->n_inputs = l->n_src;
         memcpy(pl->inputs, l->src, sizeof pl->inputs);
         pl->flops = l->flops;
-        /* Raw parameters, plus the folded copy fp_net_setup makes for
-         * batch-normalised convolutional and connected layers. */
-        int bn = (l->op == FP_OP_CONVOLUTIONAL && l->p.conv.bn) ||
-                 (l->op == FP_OP_CONNECTED && l->p.fc.bn);
-        pl->weight_bytes = (uint64_t)l->n_params * sizeof(float) * (bn ? 2u : 1u);
+        /* The parameters, held once (batch-norm folded in place; oneDNN's
+         * copy of a convolution's replaces the plain one). */
+        pl->weight_bytes = (uint64_t)l->n_params * sizeof(float);
         pl->out_bytes = fp_shape_count(l->out) * sizeof(float);
         pl->scratch_bytes = (uint64_t)l->workspace * sizeof(float);
         pl->out_channels = l->out.c;

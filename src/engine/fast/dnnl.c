@@ -58,11 +58,16 @@
 #error "src/engine/fast/dnnl.c uses oneDNN 2.x's C API (configure with -DFP_ONEDNN=OFF)"
 #endif
 
-/* Most pieces one layer is cut into, the work below which a piece is not
- * worth its own primitive calls (about 0.1 ms at 200 GFLOP/s), and the
- * output (floats) a piece keeps in cache for its reorders, pool and copies
- * (256 KiB; memory-bound layers are cut by that). */
-enum { FPI_DNNL_PIECES = 8, FPI_DNNL_PIECE_OUT = 1 << 16 };
+/* Most pieces a layer is cut into by its work and output (8; more only
+ * for a slot's size, below) and at all, the work below which a piece is not
+ * worth its own primitive calls (about 0.1 ms at 200 GFLOP/s), the output
+ * (floats) a piece keeps in cache for its reorders, pool and copies (256
+ * KiB; memory-bound layers are cut by that), and the scratch a row piece
+ * should fit in: a thread's slot is memory the process holds, and a first
+ * layer (3 channels padded to 16 in oneDNN's layout, wide rows) needs
+ * 3-4 MiB a slot in 8 pieces (measured: 32 pieces cost it nothing, while
+ * cutting every layer finer is 5% slower at 2 threads). */
+enum { FPI_DNNL_PIECES = 32, FPI_DNNL_PIECES_WORK = 8, FPI_DNNL_PIECE_OUT = 1 << 16, FPI_DNNL_SLOT = 1 << 20 };
 #define FPI_DNNL_PIECE_FLOPS 25e6
 
 /* Layers of less work stay with the other kernels: oneDNN's calls and
@@ -192,6 +197,8 @@ typedef struct fpi_dnnl_piece {
     size_t src_at, dst_at, pad_at;  /* bytes into its slot of the workspace */
     size_t ws_conv, ws_used;        /* bytes of its slot used without / with the fused pool */
     float *weights;                 /* owned reordered weights, or NULL (shared with piece 0) */
+    dnnl_memory_desc_t wei_md;      /* their layout (with weights) */
+    int released;                   /* the plain share's pages given back once copied (fpi_dnnl_weights) */
     /* with the max pool that follows (fpi_conv_pool_dnnl): */
     dnnl_primitive_t pool, pool_out;/* the pool of dst, and the reorder of its output */
     dnnl_memory_t pdst, ppad;       /* pooled, scratchpad */
@@ -458,8 +465,9 @@ done:
     return FPI_DNNL_DONE;
 }
 
-/* Reorders piece p's share of the layer's weights into `md` (p->weights). */
-static fpi_dnnl_res fpi_dnnl_weights(const fpi_layer *l, int dw, fpi_dnnl_piece *p, const dnnl_memory_desc_t *md)
+/* Reorders piece p's share of the layer's plain weights into p->wei, or
+ * back (when the plain copy was released: fpi_dnnl_restore). */
+static dnnl_status_t fpi_dnnl_weights_move(const fpi_layer *l, int dw, fpi_dnnl_piece *p, int back)
 {
     const fpi_conv_params *cp = &l->p.conv;
     size_t per = (size_t)(dw ? 1 : l->in.c) * cp->size * cp->size;
@@ -467,21 +475,84 @@ static fpi_dnnl_res fpi_dnnl_weights(const fpi_layer *l, int dw, fpi_dnnl_piece 
     dnnl_dims_t dims = {p->o1 - p->o0, l->in.c, cp->size, cp->size}, dw_dims = {l->in.c, 1, 1, cp->size, cp->size};
     dnnl_status_t st = dw ? D(dnnl_memory_desc_init_by_tag)(&plain, 5, dw_dims, dnnl_f32, dnnl_goihw)
                           : D(dnnl_memory_desc_init_by_tag)(&plain, 4, dims, dnnl_f32, dnnl_oihw);
-    if (st) return fpi_dnnl_res_of(st);
-    size_t bytes = D(dnnl_memory_desc_get_size)(md);
-    p->weights = fpi_malloc_aligned(bytes ? bytes : 64);
-    if (!p->weights) return FPI_DNNL_NOMEM;
-    dnnl_memory_t from = NULL;
+    if (st) return st;
+    dnnl_memory_t mem = NULL;
     dnnl_primitive_t r = NULL;
-    if (!(st = D(dnnl_memory_create)(&from, &plain, fpi_dnnl.engine, (void *)(l->kernel + (size_t)p->o0 * per))) &&
-        !(st = D(dnnl_memory_create)(&p->wei, md, fpi_dnnl.engine, p->weights)) &&
-        !(st = fpi_dnnl_reorder(&r, &plain, md))) {
-        dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, p->wei}};
+    if (!(st = D(dnnl_memory_create)(&mem, &plain, fpi_dnnl.engine, (void *)(l->kernel + (size_t)p->o0 * per))) &&
+        !(st = back ? fpi_dnnl_reorder(&r, &p->wei_md, &plain) : fpi_dnnl_reorder(&r, &plain, &p->wei_md))) {
+        dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, back ? p->wei : mem}, {DNNL_ARG_TO, back ? mem : p->wei}};
         if (!(st = D(dnnl_primitive_execute)(r, p->stream, 2, args))) st = D(dnnl_stream_wait)(p->stream);
     }
     fpi_dnnl_prim_free(r);
-    fpi_dnnl_mem_free(from);
+    fpi_dnnl_mem_free(mem);
+    return st;
+}
+
+/* Reorders piece p's share of the layer's weights into `md` (p->weights),
+ * then gives the plain share's pages back, so that a layer's weights are
+ * never held twice, not even while it is prepared (fpi_dnnl_unrelease
+ * writes them back if the layer is then declined). */
+static fpi_dnnl_res fpi_dnnl_weights(const fpi_layer *l, int dw, fpi_dnnl_piece *p, const dnnl_memory_desc_t *md)
+{
+    size_t bytes = D(dnnl_memory_desc_get_size)(md);
+    p->weights = fpi_malloc_aligned(bytes ? bytes : 64);
+    if (!p->weights) return FPI_DNNL_NOMEM;
+    p->wei_md = *md;
+    dnnl_status_t st = D(dnnl_memory_create)(&p->wei, md, fpi_dnnl.engine, p->weights);
+    if (!st) st = fpi_dnnl_weights_move(l, dw, p, 0);
+    if (!st) {
+        size_t per = (size_t)(dw ? 1 : l->in.c) * l->p.conv.size * l->p.conv.size;
+        fpi_release_pages((void *)(l->kernel + (size_t)p->o0 * per), (size_t)(p->o1 - p->o0) * per * sizeof(float));
+        p->released = 1;
+    }
     return fpi_dnnl_res_of(st);
+}
+
+/* A layer being declined after some pieces gave their plain share back:
+ * writes those shares back from the pieces' copies. FPI_DNNL_NOMEM if
+ * oneDNN cannot (the plain weights are then lost: setup fails). */
+static fpi_dnnl_res fpi_dnnl_unrelease(const fpi_layer *l, struct fpi_dnnl_layer *d)
+{
+    fpi_dnnl_res r = FPI_DNNL_DONE;
+    for (int i = 0; i < FPI_DNNL_PIECES; i++) {
+        fpi_dnnl_piece *p = &d->piece[i];
+        if (p->released && fpi_dnnl_weights_move(l, d->dw, p, 1) != dnnl_success) r = FPI_DNNL_NOMEM;
+        p->released = 0;
+    }
+    return r;
+}
+
+/* Once oneDNN holds a convolution's weights in its own layout (every
+ * filter in some piece's copy), the plain copy is not read again: its
+ * pages go back to the system (each piece's inside pages already went,
+ * fpi_dnnl_weights; now those across the pieces' edges), so the weights
+ * are held once, not twice. fpi_dnnl_restore brings them back should
+ * other kernels be asked to run. */
+static void fpi_dnnl_release_plain(fpi_layer *l)
+{
+    const struct fpi_dnnl_layer *d = l->dnnl;
+    int covered = 0;
+    for (int i = 0; i < d->n; i++)
+        if (d->piece[i].weights) covered += d->piece[i].o1 - d->piece[i].o0;
+    if (covered != l->p.conv.filters) return;
+    size_t per = (size_t)(d->dw ? 1 : l->in.c) * l->p.conv.size * l->p.conv.size;
+    fpi_release_pages((void *)l->kernel, (size_t)l->p.conv.filters * per * sizeof(float));
+    l->kernel_released = 1;
+}
+
+fp_status fpi_dnnl_restore(fp_net *net)
+{
+    for (int i = net->first; i <= net->last; i++) {
+        fpi_layer *l = &net->layers[i];
+        if (!l->kernel_released) continue;
+        for (int k = 0; k < l->dnnl->n; k++) {
+            fpi_dnnl_piece *p = &l->dnnl->piece[k];
+            dnnl_status_t st = p->weights ? fpi_dnnl_weights_move(l, l->dnnl->dw, p, 1) : dnnl_success;
+            if (st) return fpi_error(FP_ENOMEM, "layer %d: oneDNN could not give its weights back (status %d)", i, (int)st);
+        }
+        l->kernel_released = 0;
+    }
+    return FP_OK;
 }
 
 /* Places `md`'s bytes in the workspace at *at (returns where) and creates a
@@ -641,13 +712,19 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
     int n = fpi_dnnl_piece_flops > 0 ? (int)((double)l->flops / fpi_dnnl_piece_flops) : FPI_DNNL_PIECES;
     if (fpi_dnnl_piece_flops > 0 && fpi_dnnl_piece_flops < 1e29 && fp_shape_count(l->out) / FPI_DNNL_PIECE_OUT > (size_t)n)
         n = (int)(fp_shape_count(l->out) / FPI_DNNL_PIECE_OUT);
+    if (n > FPI_DNNL_PIECES_WORK) n = FPI_DNNL_PIECES_WORK;
+    d->dw = cp->groups > 1;
+    /* a depthwise piece reads only its own channels: rows */
+    d->by_rows = d->dw || (double)oc * cp->size * cp->size <= (double)h * w;
+    if (d->by_rows && fpi_dnnl_piece_flops > 0 && fpi_dnnl_piece_flops < 1e29) {
+        /* its rows of input and output in 16-channel blocks */
+        double slot = ((double)((c + 15) & ~15) * cp->stride * w + (double)((oc + 15) & ~15) * l->out.w) * oh * 4;
+        if (slot / FPI_DNNL_SLOT > n) n = (int)(slot / FPI_DNNL_SLOT);
+    }
     /* a multiple of 4 beyond 2, so 2 or 4 threads share them evenly */
     if (n > 2 && fpi_dnnl_piece_flops < 1e29) n = (n + 3) & ~3;
     if (n > FPI_DNNL_PIECES) n = FPI_DNNL_PIECES;
     if (n < 1) n = 1;
-    d->dw = cp->groups > 1;
-    /* a depthwise piece reads only its own channels: rows */
-    d->by_rows = d->dw || (double)oc * cp->size * cp->size <= (double)h * w;
     int units = d->by_rows ? oh : (oc + 15) / 16;
     if (n > units) n = units;
     /* blocks of at least 256 filters of 1024 or more (measured: 8% faster
@@ -776,6 +853,7 @@ fail_pds:
     for (int i = 0; i < n; i++)
         if (pds[i]) D(dnnl_primitive_desc_destroy)(pds[i]);
 fail:
+    if (d && fpi_dnnl_unrelease(l, d) != FPI_DNNL_DONE) r = FPI_DNNL_NOMEM;
     fpi_dnnl_layer_destroy(d);
     return r;
 }
@@ -910,6 +988,7 @@ fp_status fpi_dnnl_setup(fp_net *net)
             continue;
         }
         l->dnnl = d;
+        fpi_dnnl_release_plain(l);
         FPI_INFO("layer %d (%s): oneDNN %s, %d piece%s by %s%s, %zu KiB of workspace (%.1f ms)", i, l->desc, d->impl,
                  d->n, d->n > 1 ? "s" : "", d->by_rows ? "rows" : "channels",
                  d->pool_layer >= 0 ? ", max pool fused" : "", d->ws_bytes >> 10, (fpi_now() - t0) * 1e3);
@@ -1165,6 +1244,7 @@ int fpi_conv_pool_dnnl(const fpi_layer *l, const fpi_layer *pool, const float *c
 int fpi_dnnl_available(void) { return 0; }
 const char *fpi_dnnl_describe(void) { return "built without oneDNN"; }
 fp_status fpi_dnnl_setup(fp_net *net) { return FP_OK; }
+fp_status fpi_dnnl_restore(fp_net *net) { return FP_OK; }
 void fpi_dnnl_layer_destroy(struct fpi_dnnl_layer *d) { (void)d; }
 const char *fpi_dnnl_layer_impl(const fpi_layer *l) { return NULL; }
 void fpi_dnnl_set_sizes(double min_flops, double piece_flops) { (void)min_flops, (void)piece_flops; }

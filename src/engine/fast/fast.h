@@ -122,6 +122,11 @@ fp_status fpi_dnnl_setup(fp_net *net);
  * pieces as the shape allows, up to 8). Not thread-safe. */
 void fpi_dnnl_set_sizes(double min_flops, double piece_flops);
 
+/* Writes the plain weights of every convolution whose plain copy setup gave
+ * back (oneDNN holding them) from oneDNN's copy, for when other kernels
+ * must run it (fp_net_run calls it when oneDNN may not run). FP_ENOMEM. */
+fp_status fpi_dnnl_restore(fp_net *net);
+
 /* Frees what fpi_dnnl_setup made for one layer; NULL is a no-op. */
 void fpi_dnnl_layer_destroy(struct fpi_dnnl_layer *d);
 
