@@ -15,9 +15,17 @@ import signal, statistics, subprocess, sys, threading, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLUSTER = os.path.join(ROOT, 'bench', 'cluster', 'cluster')
-MODEL = 'yolov1-tiny-tf'
 CFG = os.path.join(ROOT, 'models', 'yolov1-tiny-tf.cfg')
 HAND_CUTS = '5'   # conv1..conv3 with their maxpools = layers 0..5 (models/yolov1-tiny-tf.cfg)
+FACE = os.path.join(ROOT, 'data', 'face-api', 'tiny_face_detector_model-weights_manifest.json')
+# name -> title, image (when --image is not given), the prototype's strategies apply
+MODELS = {
+    'yolov1-tiny-tf': ('yolov1-tiny-tf 448x448 (random weights)', '/usr/share/darknet/data/dog.jpg', True),
+    # face-api's pretrained tiny face detector at 416 (scripts/setup-face.sh fetches it); it has no
+    # connected layer (no by-type split) and the hand split is the prototype's cut of yolov1-tiny-tf
+    'face': ('tiny face detector 416x416 (face-api, pretrained)', os.path.join(ROOT, 'data', 'samples', 'opencv',
+                                                                            'messi5.jpg'), False),
+}
 GW_IP = '10.77.0.2'
 T0 = time.monotonic()
 
@@ -58,12 +66,17 @@ class Exp:
         self.procs = []
 
     # ---------- plans ----------
+    def model_args(self):
+        if self.model == 'face':
+            return ['--model', FACE, '--input-size', '416']
+        return ['--cfg', CFG, '--weights', self.weights]
+
     def plan(self, profile, n, link, latency, speed, flags, out):
-        args = [self.fp, 'plan', '--cfg', CFG, '--weights', self.weights, '--profile', profile,
+        args = [self.fp, 'plan'] + self.model_args() + ['--profile', profile,
                 '--devices', str(n), '--link', link, '--latency', str(latency), '--speed', str(speed),
                 # the gateway sends the encoded image (smaller than its pixels; a JPEG re-encoded
                 # losslessly when that is smaller): that is the input cut
-                '--input-image', self.a.image,
+                '--input-image', self.image,
                 '--json', '-o', out] + flags
         r = subprocess.run(args, text=True, capture_output=True)
         if r.returncode != 0:
@@ -158,7 +171,7 @@ ts = [threading.Thread(target=worker) for _ in range(k)]
 [t.start() for t in ts]; [t.join() for t in ts]
 print(json.dumps({"t0": t0, "done": sorted(done), "lat": lat, "errors": errs[0]}))
 '''
-        out = cexec('gw', ['/usr/bin/python3', '-c', code, GW_IP, str(n_images), str(inflight), self.a.image])
+        out = cexec('gw', ['/usr/bin/python3', '-c', code, GW_IP, str(n_images), str(inflight), self.image])
         return json.loads(out)
 
     def metrics(self, https):
@@ -189,9 +202,13 @@ print(json.dumps({"t0": t0, "done": sorted(done), "lat": lat, "errors": errs[0]}
             if res['errors']:
                 log(f'    {res["errors"]} requests failed')
             d = res['done']
-            # rate in the steady part: from the k-th completion to the last (the first k only fill the pipe)
+            # rate in the steady part: from the k-th completion to the last (the first k only fill the pipe);
+            # a slow pipeline that gets no more than k images has them all in flight from the start, so
+            # they come out at the bottleneck's pace after the first: (n - 1) / (last - first)
             if len(d) > k + 1:
                 rate = (len(d) - k) / (d[-1] - d[k - 1]) * 60
+            elif len(d) >= 2 and d[-1] > d[0]:
+                rate = (len(d) - 1) / (d[-1] - d[0]) * 60
             else:
                 rate = len(d) / (d[-1] - res['t0']) * 60
             rates.append(rate); lats += res['lat']
@@ -216,8 +233,23 @@ print(json.dumps({"t0": t0, "done": sorted(done), "lat": lat, "errors": errs[0]}
         if not os.path.exists(self.weights):
             sh([self.fp, 'random-weights', '--cfg', CFG, '--seed', '1', '-o', self.weights])
         points = []
+        for model in a.models:
+            if model == 'face' and not os.path.exists(FACE):
+                log(f'face detector: {FACE} missing (bash scripts/setup-face.sh fetches it): skipped')
+                continue
+            image = a.image or MODELS[model][1]
+            if not os.path.exists(image):
+                log(f'{model}: image {image} missing: skipped')
+                continue
+            self.model, self.image = model, image
+            points += self.run_model()
+        return points
+
+    def run_model(self):
+        a, model = self.a, self.model
+        points = []
         for link in a.links:
-            log(f'link {link}: cluster up ({a.max_devices} devices + gw, cpu {a.cpu})')
+            log(f'{model}, link {link}: cluster up ({a.max_devices} devices + gw, cpu {a.cpu})')
             subprocess.run([CLUSTER, 'down'], capture_output=True)
             sh([CLUSTER, 'up', '--devices', str(a.max_devices), '--cpu', str(a.cpu), '--link', link,
                 '--delay', a.delay, '--gateway'])
@@ -225,34 +257,33 @@ print(json.dumps({"t0": t0, "done": sorted(done), "lat": lat, "errors": errs[0]}
             eff_delay = float(re.sub(r'[a-z]+$', '', status[0]['delay']) or 0)
             latency = eff_delay * 2  # device -> bridge -> device: two shaped links
             try:
-                host = os.path.join(self.work, 'host.json')
+                host = os.path.join(self.work, f'{model}-host.json')
                 if not os.path.exists(host):
                     log('profiling on the host (no quota)')
                     # --image: the codecs on real feature maps, and the per-frame image decode (stage 0)
                     # and result (last stage) that the planner adds to those stages
-                    sh([self.fp, 'profile', '--cfg', CFG, '--weights', self.weights, '--iters', '5',
-                        '--image', a.image, '-o', host])
-                derived = os.path.join(self.work, f'derived-{a.cpu}.json')
-                sh([self.fp, 'profile', '--from', host, '--speed', str(a.cpu), '-o', derived])
-                quota = os.path.join(self.work, f'quota-{a.cpu}.json')
+                    sh([self.fp, 'profile'] + self.model_args() + ['--iters', '10', '--image', self.image, '-o', host])
+                quota = os.path.join(self.work, f'{model}-quota-{a.cpu}.json')
                 if not os.path.exists(quota):
                     log(f'profiling inside dev0 under its {a.cpu} cpu quota')
-                    cexec('dev0', [self.fp, 'profile', '--cfg', CFG, '--weights', self.weights, '--iters', '5',
-                                   '--image', a.image, '-o', quota])
+                    cexec('dev0', [self.fp, 'profile'] + self.model_args() +
+                          ['--iters', '10', '--image', self.image, '-o', quota])
                 measured = {}
                 for n in range(1, a.max_devices + 1):
                     for strat, flags, codec in STRATEGIES:
-                        ppath = os.path.join(self.work, f'plan-{link}-{n}-{strat}-{codec}.json')
+                        if strat in ('by-type', 'hand-split') and not MODELS[model][2]:
+                            continue
+                        ppath = os.path.join(self.work, f'plan-{model}-{link}-{n}-{strat}-{codec}.json')
                         plan, err = self.plan(host, n, link, latency, a.cpu, flags, ppath)
                         if plan is None:
-                            log(f'{link} {n} dev {strat}/{codec}: no plan ({err})')
+                            log(f'{model} {link} {n} dev {strat}/{codec}: no plan ({err})')
                             continue
                         # the same partition predicted from the profile measured under the quota
                         qplan, _ = self.plan(quota, n, link, latency, 1, flags, ppath + '.quota')
                         lay = self.layout(plan)
                         pred = plan['predicted']['images_per_min']
                         used = sum(len(s['devices']) for s in plan['stages'])
-                        log(f'{link} {n} dev {strat}/{codec}: {len(plan["stages"])} stage(s) on {used} device(s) '
+                        log(f'{model} {link} {n} dev {strat}/{codec}: {len(plan["stages"])} stage(s) on {used} device(s) '
                             f'{lay} predicted {pred} images/min')
                         if lay in measured:
                             m = dict(measured[lay]); m['reused_from'] = m.get('reused_from') or m['_first']
@@ -262,7 +293,7 @@ print(json.dumps({"t0": t0, "done": sorted(done), "lat": lat, "errors": errs[0]}
                             m['_first'] = f'{strat}/{codec} on {n} devices'
                             measured[lay] = m
                         pt = {
-                            'model': MODEL, 'strategy': strat, 'codec': codec, 'link': link, 'devices': n,
+                            'model': model, 'image': self.image, 'strategy': strat, 'codec': codec, 'link': link, 'devices': n,
                             'devices_used': used, 'cpu': a.cpu, 'delay_ms_emulated': eff_delay,
                             'stages': [{'layers': s['layers'], 'devices': s['devices'], 'codec': s['out']['codec'],
                                         'bytes_per_frame_planned': s['out']['bytes'],
@@ -291,6 +322,15 @@ def charts(points, base):
         log('matplotlib missing (apt-get install python3-matplotlib): no charts')
         return []
     files = []
+    for model in sorted({p['model'] for p in points}):
+        files += model_charts([p for p in points if p['model'] == model], model, plt,
+                              base if model == 'yolov1-tiny-tf' else f'{base}-{model}')
+    return files
+
+
+def model_charts(points, model, plt, base):
+    """images/min vs devices and predicted vs measured for one model's points."""
+    files = []
     fig, ax = plt.subplots(figsize=(7, 4.5))
     keys = sorted({(p['strategy'], p['codec'], p['link']) for p in points})
     for s, c, l in keys:
@@ -300,7 +340,7 @@ def charts(points, base):
         hi = [p['images_per_min_spread'][1] - y for y, p in zip(ys, ps)]
         ax.errorbar(xs, ys, yerr=[lo, hi], marker='o', capsize=3, label=f'{s} codec={c} {l}')
     ax.set_xlabel('devices in the cluster'); ax.set_ylabel('images/min (measured)')
-    ax.set_title(f'{MODEL} 448x448, emulated devices'); ax.set_xticks(sorted({p['devices'] for p in points}))
+    ax.set_title(f'{MODELS[model][0]}, emulated devices'); ax.set_xticks(sorted({p['devices'] for p in points}))
     ax.legend(fontsize=7); ax.grid(alpha=.3)
     for ext in ('png', 'svg'):
         fig.savefig(f'{base}-devices.{ext}', dpi=110, bbox_inches='tight'); files.append(f'{base}-devices.{ext}')
@@ -328,14 +368,26 @@ def main():
     ap.add_argument('--fogpipe', default=os.path.join(ROOT, 'build', 'fogpipe'))
     ap.add_argument('--cpu', type=float, default=0.25)
     ap.add_argument('--delay', default='5ms')
-    ap.add_argument('--image', default='/usr/share/darknet/data/dog.jpg')
+    ap.add_argument('--image', help='the image every model is fed (default: dog.jpg for yolov1-tiny-tf, '
+                                     'OpenCV\'s messi5.jpg for the face detector)')
+    ap.add_argument('--models', help='comma-separated: yolov1-tiny-tf, face (default: both; --quick: yolov1-tiny-tf)')
+    ap.add_argument('--links', help='comma-separated link rates (default: 20mbit,1gbit; --quick: 20mbit)')
+    ap.add_argument('--max-devices', type=int, help='devices 1..N (default 4; --quick: 3)')
+    ap.add_argument('--repeats', type=int, help='repeats per point (default 5; --quick: 3)')
+    ap.add_argument('--seconds', type=float, help='seconds of images per repeat (default 20; --quick: 6)')
     ap.add_argument('--out', default=os.path.join(ROOT, 'bench', 'results'))
     a = ap.parse_args()
     a.fogpipe = os.path.abspath(a.fogpipe)
-    a.links = ['20mbit'] if a.quick else ['20mbit', '1gbit']
-    a.max_devices = 3 if a.quick else 4
-    a.repeats = 3 if a.quick else 5
-    a.seconds = 6 if a.quick else 20
+    a.models = (a.models or ('yolov1-tiny-tf' if a.quick else 'yolov1-tiny-tf,face')).split(',')
+    for m in a.models:
+        if m not in MODELS:
+            ap.error(f'unknown model {m!r} (expected {", ".join(MODELS)})')
+    a.links = (a.links or ('20mbit' if a.quick else '20mbit,1gbit')).split(',')
+    a.max_devices = a.max_devices or (3 if a.quick else 4)
+    a.repeats = a.repeats or (3 if a.quick else 5)
+    a.seconds = a.seconds or (6 if a.quick else 20)
+    if not (1 <= a.max_devices <= 8 and 1 <= a.repeats <= 50 and 1 <= a.seconds <= 600):
+        ap.error('--max-devices 1..8, --repeats 1..50, --seconds 1..600')
     a.min_images = 6 if a.quick else 12
     stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
     a.work = os.path.join('/tmp', f'fogpipe-experiment-{stamp}')
@@ -350,16 +402,17 @@ def main():
         e.stop_all(); subprocess.run([CLUSTER, 'down'], capture_output=True); raise
     path = os.path.join(a.out, f'{stamp}.json')
     with open(path, 'w') as f:
-        json.dump({'fogpipe_experiment': 1, 'started': stamp, 'quick': a.quick, 'image': a.image,
+        json.dump({'fogpipe_experiment': 1, 'started': stamp, 'quick': a.quick, 'models': a.models,
                    'cpu': a.cpu, 'links': a.links, 'host_cores': os.cpu_count(),
                    'seconds': round(time.monotonic() - T0, 1), 'points': points}, f, indent=1)
     files = charts(points, os.path.join(a.out, stamp))
     log(f'wrote {path} ' + ' '.join(files))
-    log('%-12s %-5s %-7s %3s %8s %15s %8s %9s %9s  %s' % ('strategy', 'codec', 'link', 'dev', 'img/min', 'spread', 'lat ms',
-                                                             'pred', 'pred(q)', 'bytes/frame per cut'))
+    log('%-14s %-12s %-5s %-7s %3s %8s %15s %8s %9s %9s  %s' % ('model', 'strategy', 'codec', 'link', 'dev', 'img/min',
+                                                                    'spread', 'lat ms', 'pred', 'pred(q)',
+                                                                    'bytes/frame per cut'))
     for p in points:
-        log('%-12s %-5s %-7s %3d %8.1f %15s %8.0f %9.1f %9s  %s' % (
-            p['strategy'], p['codec'], p['link'], p['devices'], p['images_per_min'],
+        log('%-14s %-12s %-5s %-7s %3d %8.1f %15s %8.0f %9.1f %9s  %s' % (
+            p['model'], p['strategy'], p['codec'], p['link'], p['devices'], p['images_per_min'],
             '%.1f-%.1f' % tuple(p['images_per_min_spread']), p['latency_ms'], p['predicted_images_per_min'],
             p['predicted_images_per_min_quota_profile'], p['bytes_per_frame']))
     if a.json:
