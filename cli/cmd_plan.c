@@ -9,7 +9,7 @@
 
 #include "commands.h"
 #include "common/common.h"
-#include "fogpipe/image.h"
+#include "gw_side.h"
 #include "part_cli.h"
 #include "pipeline/pipeline.h"
 
@@ -131,17 +131,14 @@ static void fp_plan_cuts(const fp_plan *p, char *cuts, size_t nc, char *codecs, 
     if (!codecs[0]) snprintf(codecs, nk, "-");
 }
 
-/* The bytes the gateway sends stage 0 for an image file: the file, or its
- * JPEG re-encoded losslessly when that is smaller (fp_gw_input_make). */
+/* The bytes the gateway sends stage 0 for an image file (fp_gw_input_make). */
 static int fp_sent_image_bytes(const char *path, double *bytes)
 {
     char *d = NULL;
-    uint8_t *opt = NULL;
     size_t len = 0, n = 0;
     if (fpi_read_file(path, 256u << 20, &d, &len)) return fp_cli_fail();
-    *bytes = (double)len;
-    if (fp_image_jpeg_optimize((const uint8_t *)d, len, path, &opt, &n) == FP_OK && n < len) *bytes = (double)n;
-    free(opt);
+    free(fp_gw_smaller_jpeg((const uint8_t *)d, len, path, &n));
+    *bytes = (double)n;
     fpi_free(d);
     return 0;
 }

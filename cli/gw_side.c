@@ -24,6 +24,17 @@ int fp_looks_like_image(const uint8_t *b, size_t n)
     return 0;
 }
 
+uint8_t *fp_gw_smaller_jpeg(const uint8_t *bytes, size_t len, const char *name, size_t *out_len)
+{
+    uint8_t *opt = NULL;
+    /* Not re-encoded (progressive, CMYK, broken...): sent as it is; stage 0
+     * answers what it cannot decode. */
+    if (fp_image_jpeg_optimize(bytes, len, name, &opt, out_len) == FP_OK && *out_len < len) return opt;
+    free(opt);
+    *out_len = len;
+    return NULL;
+}
+
 fp_status fp_gw_input_make(const fp_net *net, fp_input_mode mode, int optimize, const uint8_t *bytes, size_t len,
                            const char *name, fp_gw_input *in)
 {
@@ -34,9 +45,7 @@ fp_status fp_gw_input_make(const fp_net *net, fp_input_mode mode, int optimize, 
     uint64_t pixels = fp_shape_count(s) * 4;
     if (mode == FP_INPUT_IMAGE || (mode == FP_INPUT_AUTO && len < pixels)) {
         size_t n = 0;
-        /* Not re-encoded (progressive, CMYK, broken...): sent as it is;
-         * stage 0 answers what it cannot decode. */
-        if (optimize && fp_image_jpeg_optimize(bytes, len, name, &in->jpeg, &n) == FP_OK && n < len) {
+        if (optimize && (in->jpeg = fp_gw_smaller_jpeg(bytes, len, name, &n))) {
             bytes = in->jpeg;
             len = n;
         }

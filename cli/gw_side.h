@@ -27,6 +27,11 @@ typedef struct fp_gw_input {
 /* 1 if the bytes start like a JPEG, PNG, BMP, GIF or PNM file. */
 int fp_looks_like_image(const uint8_t *b, size_t n);
 
+/* The image file's JPEG re-encoded losslessly with optimised Huffman
+ * tables (fp_image_jpeg_optimize) when that is smaller: a malloc'd buffer of
+ * *out_len bytes; else NULL, with *out_len = len (send the file as it is). */
+uint8_t *fp_gw_smaller_jpeg(const uint8_t *bytes, size_t len, const char *name, size_t *out_len);
+
 /* Makes the frame for one image file's bytes (kept by the caller until
  * submitted). A JPEG sent as it is is first re-encoded losslessly with
  * optimised Huffman tables (fp_image_jpeg_optimize) when `optimize` is set
