@@ -52,6 +52,41 @@ static void test_crc32c_vectors(void)
     CHECK(fp_crc32c(fp_crc32c(0, inc, 13), inc + 13, 19) == 0x46DD794Eu);
 }
 
+/* Bit by bit, the definition: the reference for the fast paths. */
+static uint32_t fp_crc_bitwise(uint32_t crc, const uint8_t *p, size_t n)
+{
+    uint32_t c = ~crc;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
+    }
+    return ~c;
+}
+
+/* The CPU's CRC instruction on three streams (buffers of 3 KiB and more),
+ * one stream and the byte tail: every length around the block edges, every
+ * alignment, split anywhere and continued. */
+static void test_crc32c_fast_paths(void)
+{
+    size_t cap = 5 * 3 * 1024 + 64;
+    uint8_t *buf = malloc(cap);
+    uint32_t s = 12345;
+    for (size_t i = 0; i < cap; i++) buf[i] = (uint8_t)((s = s * 1103515245u + 12345u) >> 24);
+    size_t lens[] = {0, 1, 7, 8, 9, 63, 1023, 1024, 3071, 3072, 3073, 3079, 3080, 6143, 6144, 6151,
+                     9216, 12289, 5 * 3 * 1024};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++)
+        for (size_t off = 0; off < 8; off++) {
+            size_t n = lens[li];
+            uint32_t want = fp_crc_bitwise(0, buf + off, n);
+            CHECK(fp_crc32c(0, buf + off, n) == want);
+            size_t cut = n / 3 + off;
+            if (cut > n) cut = n;
+            CHECK(fp_crc32c(fp_crc32c(0, buf + off, cut), buf + off + cut, n - cut) == want);
+            CHECK(fp_crc32c(0x9e3779b9u, buf + off, n) == fp_crc_bitwise(0x9e3779b9u, buf + off, n));
+        }
+    free(buf);
+}
+
 static void test_roundtrip(void)
 {
     fp_frame f = fp_sample(), g;
@@ -239,6 +274,7 @@ static void test_random_garbage(void)
 
 TEST_LIST = {
     {"crc32c_vectors", test_crc32c_vectors},
+    {"crc32c_fast_paths", test_crc32c_fast_paths},
     {"roundtrip", test_roundtrip},
     {"truncated", test_truncated},
     {"bit_flips", test_bit_flips},
