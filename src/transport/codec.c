@@ -23,6 +23,24 @@ typedef _Float16 fpi_half;
 #include "common/common.h"
 #include "fogpipe/fmap.h"
 
+/* The scans and (de)quantisers below are loops GCC vectorises; as with
+ * FPI_SIMD_CLONES (src/engine/fast/fast.h), x86-64 GCC builds also get AVX2
+ * and AVX-512 copies picked from cpuid at load time (ifunc); elsewhere
+ * (clang, arm64) one plain copy. None of them may change a result: the
+ * build is -std=c11 (no FP contraction in GCC, clang fuses only within one
+ * expression) without -ffast-math, and each loop keeps the old operations
+ * in the old order (tests/test_codec.c compares bit for bit). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define FPI_CODEC_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
+#else
+#define FPI_CODEC_CLONES
+#endif
+
+/* Adding then subtracting 1.5 * 2^23 rounds a float with |v| < 2^22 to an
+ * integer, to nearest even, as nearbyintf does in the default rounding mode
+ * (up to the sign of a zero, which the int conversion drops). */
+#define FPI_ROUND_MAGIC 12582912.0f
+
 void fp_buffer_free(fp_buffer *b)
 {
     if (!b) return;
@@ -118,21 +136,166 @@ static int fpi_has_f16c(void)
 }
 #endif
 
-/* Symmetric int8: q = round(x / scale), scale = max|x| / 127 (1 if all zero). */
-static float fpi_int8_scale(const float *x, size_t n)
+/* Float bits with the sign cleared: for finite values they order like |x|,
+ * and inf/NaN are the ones >= 0x7f800000. */
+static inline int32_t fpi_f32_absbits(float v)
 {
-    float m = 0;
-    for (size_t i = 0; i < n; i++) m = fmaxf(m, fabsf(x[i]));
+    int32_t k;
+    memcpy(&k, &v, 4);
+    return k & 0x7fffffff;
+}
+
+/* The largest fpi_f32_absbits over x[0..n): one branch-free pass, so it
+ * vectorises (an early exit on the first inf/NaN would not). */
+FPI_CODEC_CLONES static int32_t fpi_f32_absmax_bits(const float *x, size_t n)
+{
+    int32_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        int32_t k = fpi_f32_absbits(x[i]);
+        m = k > m ? k : m;
+    }
+    return m;
+}
+
+/* Float bits as an int32 that orders like the float, -0 just below +0
+ * (negatives get their magnitude bits flipped; >> is arithmetic in GCC and
+ * clang); its own inverse. */
+static inline int32_t fpi_f32_key(int32_t k) { return k ^ ((k >> 31) & 0x7fffffff); }
+
+/* The smallest and largest fpi_f32_key over finite x[0..n), n >= 1. */
+FPI_CODEC_CLONES static void fpi_f32_minmax_keys(const float *x, size_t n, int32_t *lo, int32_t *hi)
+{
+    int32_t mn = INT32_MAX, mx = INT32_MIN;
+    for (size_t i = 0; i < n; i++) {
+        int32_t k;
+        memcpy(&k, x + i, 4);
+        k = fpi_f32_key(k);
+        mn = k < mn ? k : mn;
+        mx = k > mx ? k : mx;
+    }
+    *lo = mn;
+    *hi = mx;
+}
+
+/* Whether some x[i] has exactly these bits. */
+FPI_CODEC_CLONES static int fpi_f32_has_bits(const float *x, size_t n, uint32_t bits)
+{
+    int any = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, x + i, 4);
+        any |= u == bits;
+    }
+    return any;
+}
+
+static float fpi_f32_from_key(int32_t k)
+{
+    float v;
+    k = fpi_f32_key(k);
+    memcpy(&v, &k, 4);
+    return v;
+}
+
+/* Symmetric int8: q = round(x / scale), scale = max|x| / 127 (1 if all
+ * zero); absmax is fpi_f32_absmax_bits(x), whose float is max|x| exactly
+ * (bit patterns of non-negative floats order like their values). */
+static float fpi_int8_scale(int32_t absmax)
+{
+    float m;
+    memcpy(&m, &absmax, 4);
     return m > 0 ? m / 127.f : 1.f;
 }
 
-static void fpi_int8_quant(const float *x, size_t n, float scale, int8_t *q)
+/* q = nearbyintf(x * inv) clamped to +-127, with the clamp done on the
+ * integer: the same values (the bounds are integers, rounding is
+ * monotonic), and a float clamp before the magic add would split the loop
+ * into branches GCC cannot if-convert under -ftrapping-math. The caller
+ * takes the scalar path when inv is not finite; otherwise |x * inv| <=
+ * 127.x, in the magic add's range. v is its own statement: -std=c11 keeps
+ * GCC from fusing x * inv + magic into an FMA, and clang fuses only within
+ * one expression (the near-tie cases in tests/test_codec.c would show it). */
+FPI_CODEC_CLONES static void fpi_int8_quant(const float *restrict x, size_t n, float inv, int8_t *restrict q)
 {
-    float inv = 1.f / scale;
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i] * inv;
+        int32_t r = (int32_t)((v + FPI_ROUND_MAGIC) - FPI_ROUND_MAGIC);
+        r = r < 127 ? r : 127;
+        q[i] = (int8_t)(r > -127 ? r : -127);
+    }
+}
+
+/* The same, offset by the channel minimum and onto 0..255, stored minus 128
+ * (|v| <= 255.x when scale and inv are finite). */
+FPI_CODEC_CLONES static void fpi_int8c_quant(const float *restrict x, size_t n, float mn, float inv,
+                                             int8_t *restrict q)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v = (x[i] - mn) * inv;
+        int32_t r = (int32_t)((v + FPI_ROUND_MAGIC) - FPI_ROUND_MAGIC);
+        r = r < 255 ? r : 255;
+        q[i] = (int8_t)((r > 0 ? r : 0) - 128);
+    }
+}
+
+/* The old scalar quantisers, for tensors whose scale is not usable (inv
+ * infinite once max|x| or a channel's range is below about 2^-120, or a
+ * range beyond FLT_MAX): products are then +-inf or NaN; NaN became 0
+ * (through an undefined float-to-int conversion, on x86-64 and arm64
+ * alike), now spelled out. */
+static void fpi_int8_quant_slow(const float *x, size_t n, float inv, int8_t *q)
+{
     for (size_t i = 0; i < n; i++) {
         float v = nearbyintf(x[i] * inv);
-        q[i] = (int8_t)(v > 127 ? 127 : (v < -127 ? -127 : v));
+        q[i] = v != v ? 0 : (int8_t)(v > 127 ? 127 : (v < -127 ? -127 : v));
     }
+}
+
+static void fpi_int8c_quant_slow(const float *x, size_t n, float mn, float inv, int8_t *q)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v = nearbyintf((x[i] - mn) * inv);
+        q[i] = v != v ? 0 : (int8_t)((v > 255 ? 255 : (v < 0 ? 0 : v)) - 128);
+    }
+}
+
+/* Index of the first -0 or +0 in x[0..n) (n if none). */
+static size_t fpi_f32_first_zero(const float *x, size_t n)
+{
+    size_t i = 0;
+    while (i < n && fpi_f32_absbits(x[i]) != 0) i++;
+    return i;
+}
+
+/* One channel's minimum and maximum, ties going to the earlier value as in
+ * the old fminf(mn, x) / fmaxf(mx, x) loop with glibc on x86-64. Only -0
+ * and +0 tie with different bits, and C leaves fminf's pick between them
+ * open (arm64's fminnm takes -0; GCC treats fminf as commutative and may
+ * swap its operands), so the rule is spelled out: a zero minimum, where
+ * both zeros occur, is the first zero. (A zero maximum's sign never shows:
+ * it only enters mx - mn, which is +0 for either when mn is that first
+ * zero.) */
+static void fpi_channel_range(const float *xc, size_t per, float *mn_out, float *mx_out)
+{
+    int32_t lo, hi;
+    fpi_f32_minmax_keys(xc, per, &lo, &hi);
+    *mn_out = fpi_f32_from_key(lo);
+    *mx_out = fpi_f32_from_key(hi);
+    /* key -1 is -0: is there a +0 as well? */
+    if (lo == -1 && fpi_f32_has_bits(xc, per, 0)) *mn_out = xc[fpi_f32_first_zero(xc, per)];
+}
+
+/* Dequantisers (the decode side); s and mn come in by value so the stores
+ * through out cannot alias them. */
+FPI_CODEC_CLONES static void fpi_int8_dequant(const int8_t *restrict q, size_t n, float s, float *restrict out)
+{
+    for (size_t i = 0; i < n; i++) out[i] = (float)q[i] * s;
+}
+
+FPI_CODEC_CLONES static void fpi_int8c_dequant(const int8_t *restrict q, size_t n, float mn, float s,
+                                               float *restrict out)
+{
+    for (size_t i = 0; i < n; i++) out[i] = mn + (float)(q[i] + 128) * s;
 }
 
 fp_status fp_fmap_encode(fp_fmap_codec c, int32_t layer, const float *x, const uint32_t *dims, int rank,
@@ -147,8 +310,14 @@ fp_status fp_fmap_encode(fp_fmap_codec c, int32_t layer, const float *x, const u
     uint64_t count = fp_frame_tensor_count(t), raw = fp_frame_tensor_raw_len(t);
     if (rank < 1 || rank > FP_FRAME_MAX_RANK || !count || !raw || raw > SIZE_MAX / 2)
         return fpi_error(FP_EINVAL, "fp_fmap_encode: bad shape (rank %d)", rank);
-    for (uint64_t i = 0; i < count; i++)
-        if (!isfinite(x[i])) return fpi_error(FP_EINVAL, "fp_fmap_encode: layer %d value %llu is not finite", (int)layer, (unsigned long long)i);
+    /* one vectorised pass finds whether any value is inf/NaN (and max|x| for
+     * int8); only then a scalar one names the first */
+    int32_t absmax = fpi_f32_absmax_bits(x, (size_t)count);
+    if (absmax >= 0x7f800000)
+        for (uint64_t i = 0; i < count; i++)
+            if (!isfinite(x[i]))
+                return fpi_error(FP_EINVAL, "fp_fmap_encode: layer %d value %llu is not finite", (int)layer,
+                                 (unsigned long long)i);
     size_t bound = (size_t)raw;
     if (c.compress == FP_COMPRESS_LZ4) {
         if (raw > LZ4_MAX_INPUT_SIZE) return fpi_error(FP_EINVAL, "fp_fmap_encode: too large for lz4");
@@ -178,10 +347,13 @@ fp_status fp_fmap_encode(fp_fmap_codec c, int32_t layer, const float *x, const u
             memcpy(rawp + 2 * i, &h, 2);
         }
         break;
-    case FP_DTYPE_I8:
-        t->scale = fpi_int8_scale(x, n);
-        fpi_int8_quant(x, n, t->scale, (int8_t *)rawp);
+    case FP_DTYPE_I8: {
+        t->scale = fpi_int8_scale(absmax);
+        float inv = 1.f / t->scale;
+        if (isfinite(inv)) fpi_int8_quant(x, n, inv, (int8_t *)rawp);
+        else fpi_int8_quant_slow(x, n, inv, (int8_t *)rawp);
         break;
+    }
     case FP_DTYPE_I8C: {
         /* Asymmetric per channel: leaky-ReLU maps are skewed (negatives
          * shrunk ten times), so spanning [min, max] with 256 levels keeps
@@ -189,19 +361,14 @@ fp_status fp_fmap_encode(fp_fmap_codec c, int32_t layer, const float *x, const u
         size_t ch = dims[0], per = n / ch;
         for (size_t k = 0; k < ch; k++) {
             const float *xc = x + k * per;
-            float mn = xc[0], mx = xc[0];
-            for (size_t i = 1; i < per; i++) {
-                mn = fminf(mn, xc[i]);
-                mx = fmaxf(mx, xc[i]);
-            }
+            float mn, mx;
+            fpi_channel_range(xc, per, &mn, &mx);
             float scale = (mx - mn) / 255.f, inv = scale > 0 ? 1.f / scale : 0.f;
             memcpy(rawp + 8 * k, &mn, 4);
             memcpy(rawp + 8 * k + 4, &scale, 4);
             int8_t *q = (int8_t *)(rawp + 8 * ch + k * per);
-            for (size_t i = 0; i < per; i++) {
-                float v = nearbyintf((xc[i] - mn) * inv);
-                q[i] = (int8_t)((v > 255 ? 255 : (v < 0 ? 0 : v)) - 128);
-            }
+            if (isfinite(scale) && isfinite(inv)) fpi_int8c_quant(xc, per, mn, inv, q);
+            else fpi_int8c_quant_slow(xc, per, mn, inv, q);
         }
         break;
     }
@@ -270,7 +437,7 @@ fp_status fp_fmap_decode(const fp_frame_tensor *t, float *out, size_t count, fp_
         }
         break;
     case FP_DTYPE_I8:
-        for (size_t i = 0; i < count; i++) out[i] = (float)(int8_t)p[i] * t->scale;
+        fpi_int8_dequant((const int8_t *)p, count, t->scale, out);
         break;
     case FP_DTYPE_I8C: {
         size_t ch = t->dims[0], per = count / ch;
@@ -281,8 +448,7 @@ fp_status fp_fmap_decode(const fp_frame_tensor *t, float *out, size_t count, fp_
             if (!isfinite(mn) || !isfinite(s) || s < 0)
                 return fpi_error(FP_ECORRUPT, "layer %d: channel %zu: minimum %g / scale %g not valid", (int)t->layer, k,
                                  (double)mn, (double)s);
-            const int8_t *q = (const int8_t *)(p + 8 * ch + k * per);
-            for (size_t i = 0; i < per; i++) out[k * per + i] = mn + (float)(q[i] + 128) * s;
+            fpi_int8c_dequant((const int8_t *)(p + 8 * ch + k * per), per, mn, s, out + k * per);
         }
         break;
     }
