@@ -168,6 +168,7 @@ static int fp_load_profiles(fp_cluster *c, const char *base_path, const fp_part_
         pb->layer_s[d] = profs[k]->layer_s;
         pb->prepare_s[d] = profs[k]->prepare_s;
         pb->finish_s[d] = profs[k]->finish_s;
+        pb->wire_ns_per_byte[d] = profs[k]->wire_ns_per_byte;
         if (!c->devices[d].threads) c->devices[d].threads = profs[k]->threads;
     }
     return 0;
@@ -324,6 +325,11 @@ int fp_cmd_plan(int argc, char **argv)
                    pb.prepare_s[0] * 1e3, pb.finish_s[0] * 1e3, c->devices[0].name);
         else
             printf("per frame: no image decode or result time (the profile was measured without --image)\n");
+        if (pb.wire_ns_per_byte[0] > 0)
+            printf("links: %.3f ns of CPU per byte at each end, as profiled for %s (divided by its speed)\n",
+                   pb.wire_ns_per_byte[0], c->devices[0].name);
+        else
+            printf("links: their ends' CPU is not counted (the profile did not measure it)\n");
     }
 
     if (all) {

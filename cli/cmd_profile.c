@@ -35,9 +35,11 @@ static fp_command fp_prof_cmd = {
                "       fogpipe profile --from PATH --speed X [--device TEXT] -o PATH",
     "Measures every layer's time on this machine (median of N passes after warm-up)\n"
     "and writes it, with the machine's description, as a profile for `fogpipe plan`.\n"
-    "Then runs one more pass and encodes the input and every layer's output with\n"
-    "each feature-map codec, recording the encoded bytes and the encode + decode\n"
-    "time, which `fogpipe plan` uses instead of assumed ratios. With --image it\n"
+    "First it measures the CPU time carrying a frame costs each end of a link, per\n"
+    "byte (1 MiB frames through ZeroMQ over loopback TCP). After the timed passes it\n"
+    "runs one more and encodes the input and every layer's output with each\n"
+    "feature-map codec, recording the encoded bytes and the encode and decode\n"
+    "times, which `fogpipe plan` uses instead of assumed ratios. With --image it\n"
     "also times what a pipeline does per frame besides the layers: decoding and\n"
     "preparing that image (stage 0's work) and making the result (the last\n"
     "stage's); `fogpipe plan` adds them to those stages.\n"
@@ -157,13 +159,15 @@ static int fp_profile_frame_costs(fp_net *net, const char *image, int iters, fp_
 /* Prints the measured codecs of a profile. */
 static void fp_print_codecs(const fp_profile *p)
 {
+    if (p->wire_ns_per_byte > 0)
+        printf("links: %.3f ns of CPU per byte at each end (framing, checksums, ZeroMQ, TCP)\n", p->wire_ns_per_byte);
     if (!p->codec_input[0]) return;
-    printf("codecs measured on %s (every tensor, bytes-weighted):\n", p->codec_input);
-    printf("  %-10s %8s %16s\n", "codec", "ratio", "ns/byte (enc+dec)");
+    printf("codecs measured on %s (every tensor, bytes-weighted; ns per raw float32 byte):\n", p->codec_input);
+    printf("  %-10s %8s %10s %10s\n", "codec", "ratio", "encode ns", "decode ns");
     for (int c = 0; c < FP_CODEC_COUNT; c++)
         if (p->codecs[c].measured)
-            printf("  %-10s %8.4f %16.3f\n", fp_codec_name((fp_codec)c), p->codecs[c].ratio,
-                   p->codecs[c].cost_ns_per_byte);
+            printf("  %-10s %8.4f %10.3f %10.3f\n", fp_codec_name((fp_codec)c), p->codecs[c].ratio,
+                   p->codecs[c].encode_ns_per_byte, p->codecs[c].cost_ns_per_byte - p->codecs[c].encode_ns_per_byte);
 }
 
 /* Prints the per-layer table of a profile (types when net is given). */
@@ -224,6 +228,11 @@ int fp_cmd_profile(int argc, char **argv)
             fprintf(stderr, "fogpipe profile: --speed goes with --from\n");
             return FP_EXIT_USAGE;
         }
+        /* Before the network exists: its thread pools would count in the process's CPU time. */
+        double wire = 0;
+        if (fpp_measure_wire(&wire))
+            fprintf(stderr, "fogpipe profile: warning: the links' CPU cost was not measured (%s); plans will "
+                            "count it as free\n", fp_last_error());
         fp_cli_model m;
         if ((rc = fp_cli_model_load(&fp_prof_cmd, 1, (int)threads, &m, &net))) return rc;
         if (fp_profile_measure(net, (int)iters, (int)warmup, &p)) {
@@ -236,6 +245,7 @@ int fp_cmd_profile(int argc, char **argv)
             fp_net_destroy(net);
             return rc;
         }
+        p->wire_ns_per_byte = wire;
         snprintf(p->cfg, sizeof p->cfg, "%s", m.model ? m.model : m.cfg);
         snprintf(p->cfg_hash, sizeof p->cfg_hash, "%s", m.hash);
         fp_cpu_model(p->cpu, sizeof p->cpu);

@@ -81,6 +81,12 @@ expect profile 0 "median pass" $F profile $M --iters 3 --warmup 1 -o "$T/p.json"
 grep -q '"fogpipe_profile"' "$T/p.json" && grep -q '"layers_ms"' "$T/p.json" && grep -q '"cpu"' "$T/p.json" &&
     ok profile-file || bad profile-file "$(head -c 300 "$T/p.json")"
 expect profile-derive 0 "" $F profile --from "$T/p.json" --speed 0.25 --device "a slow board" -o "$T/slow.json"
+# The links' CPU per byte: measured over loopback (a positive number), x4 when derived at 0.25, used by plan.
+wire=$(sed -n 's/.*"wire_ns_per_byte":[[:space:]]*\([0-9.e+-]*\).*/\1/p' "$T/p.json")
+swire=$(sed -n 's/.*"wire_ns_per_byte":[[:space:]]*\([0-9.e+-]*\).*/\1/p' "$T/slow.json")
+awk -v w="$wire" -v s="$swire" 'BEGIN{exit !(w > 0 && w < 100 && s > 3.9 * w && s < 4.1 * w)}' && ok profile-wire ||
+    bad profile-wire "wire_ns_per_byte $wire, derived $swire"
+expect plan-wire 0 "ns of CPU per byte at each end" $F plan $M --profile "$T/p.json" --devices 2 --link 1gbit
 grep -Eq '"speed":[[:space:]]*0.25' "$T/slow.json" && ok derive-file || bad derive-file "$(head -c 300 "$T/slow.json")"
 # Codec measurements: in the profile, carried by --from, used by plan.
 grep -q '"codecs"' "$T/p.json" && grep -q '"int8+zstd"' "$T/p.json" &&

@@ -177,7 +177,11 @@ static int instance_make(instance *in, int L, int D)
     fp_part_problem_init(&in->p, g, c);
     in->p.input_bytes = rng_int(0, 30000);
     in->p.codecs = rng_int(0, 3) ? FP_CODECS_ALL : (uint32_t)rng_int(1, (int)FP_CODECS_ALL);
-    for (int d = 0; d < D; d++) in->p.layer_s[d] = in->times + d * L;
+    for (int d = 0; d < D; d++) {
+        in->p.layer_s[d] = in->times + d * L;
+        /* CPU per byte carried: the codec's choice then moves time between stages. */
+        in->p.wire_ns_per_byte[d] = rng_int(0, 1) ? rng_unit() * 20 : 0;
+    }
     return 1;
 }
 
@@ -354,7 +358,9 @@ done:
     fp_cluster_destroy(c);
 }
 
-/* Codec choice: fp16 halves a big cut; int8 adds per-channel bytes. */
+/* Codec choice: fp16 halves a big cut; int8 adds per-channel bytes. A
+ * codec's CPU (half encoding, half decoding, without measurements) goes to
+ * the stages on both sides, at their speed; a link carries only bytes. */
 static void test_codecs_in_plans(void)
 {
     fp_part_graph *g = NULL;
@@ -362,7 +368,7 @@ static void test_codecs_in_plans(void)
     double times[4];
     fp_part_problem p;
     fp_plan plan;
-    small_problem(&g, &c, times, &p, 8e6);
+    small_problem(&g, &c, times, &p, 8e4); /* 10 kB/s: the 100 kB cut is the bottleneck */
     if (!g || !c) goto done;
     p.replicas = 0;
     int cuts[1] = {0};
@@ -370,11 +376,32 @@ static void test_codecs_in_plans(void)
     CHECK_OK(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan));
     CHECK(plan.stages[0].out_codec == FP_CODEC_FP16);
     CHECK_NEAR(plan.stages[0].out_bytes, 50000, 1e-12);
-    CHECK_NEAR(plan.stages[0].out_s, 50000 * 8 / 8e6 + 100000 * 0.25e-9, 1e-12);
+    CHECK_NEAR(plan.stages[0].out_s, 50000 * 8 / 8e4, 1e-12);
+    CHECK_NEAR(plan.stages[0].compute_s, 1 + 100000 * 0.125e-9, 1e-15);
+    CHECK_NEAR(plan.stages[1].compute_s, 2.001 + 100000 * 0.125e-9, 1e-15);
+    /* ... at the device's speed. */
+    c->devices[1].speed = 0.5;
+    CHECK_OK(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan));
+    CHECK_NEAR(plan.stages[1].compute_s, (2.001 + 100000 * 0.125e-9) / 0.5, 1e-15);
+    c->devices[1].speed = 1;
     p.codecs = FP_CODECS_DEFAULT;
     CHECK_OK(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan));
     CHECK(plan.stages[0].out_codec == FP_CODEC_INT8);
     CHECK_NEAR(plan.stages[0].out_bytes, 25000 + 8, 1e-12);
+    /* A fast link is not the bottleneck: sending raw costs the stages no codec CPU. */
+    c->links[0][1].bandwidth_bps = 8e9;
+    CHECK_OK(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan));
+    CHECK(plan.stages[0].out_codec == FP_CODEC_NONE);
+    CHECK_NEAR(plan.bottleneck_s, 2.001, 1e-12);
+    /* The wire's CPU per byte at each end, at each device's speed: with it,
+     * int8's fewer bytes cost the receiving stage less than raw ones. */
+    p.wire_ns_per_byte[0] = p.wire_ns_per_byte[1] = 1;
+    CHECK_OK(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan));
+    CHECK(plan.stages[0].out_codec == FP_CODEC_INT8);
+    CHECK_NEAR(plan.stages[1].compute_s, 2.001 + (100000 * 0.25 + 25008 * 1) * 1e-9, 1e-15);
+    CHECK_NEAR(plan.stages[0].compute_s, 1 + (100000 * 0.25 + 25008 * 1) * 1e-9, 1e-15);
+    p.wire_ns_per_byte[0] = p.wire_ns_per_byte[1] = 0;
+    c->links[0][1].bandwidth_bps = 8e4;
     /* A link offering only none overrides the restriction. */
     c->links[0][1].codecs = FP_CODEC_BIT(FP_CODEC_NONE);
     CHECK_OK(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan));
@@ -542,7 +569,9 @@ static void test_profile_json(void)
         CHECK_NEAR(p->codecs[FP_CODEC_NONE].ratio, 1, 1e-12);
         CHECK_NEAR(p->codecs[FP_CODEC_FP16].ratio, 0.5, 1e-12);
         for (int c = 0; c < FP_CODEC_COUNT; c++)
-            CHECK(p->codecs[c].measured && p->codecs[c].ratio > 0 && p->codecs[c].cost_ns_per_byte >= 0);
+            CHECK(p->codecs[c].measured && p->codecs[c].ratio > 0 && p->codecs[c].cost_ns_per_byte >= 0 &&
+                  p->codecs[c].encode_ns_per_byte >= 0 &&
+                  p->codecs[c].encode_ns_per_byte <= p->codecs[c].cost_ns_per_byte);
     }
     snprintf(p->cfg, sizeof p->cfg, "dag.cfg");
     snprintf(p->cfg_hash, sizeof p->cfg_hash, "fnv1a64:0123456789abcdef");
@@ -550,6 +579,9 @@ static void test_profile_json(void)
     p->threads = 1;
     p->prepare_s = 0.0042;
     p->finish_s = 0.0013;
+    p->wire_ns_per_byte = 0.3;
+    p->codecs[FP_CODEC_INT8].cost_ns_per_byte = 0.12;
+    p->codecs[FP_CODEC_INT8].encode_ns_per_byte = 0.09;
     char *text = NULL;
     CHECK_OK(fp_profile_to_json(p, &text));
     if (text) {
@@ -574,6 +606,8 @@ static void test_profile_json(void)
         }
         CHECK_NEAR(q->prepare_s, 0.0042, 1e-12);
         CHECK_NEAR(q->finish_s, 0.0013, 1e-12);
+        CHECK_NEAR(q->wire_ns_per_byte, 0.3, 1e-12);
+        CHECK_NEAR(q->codecs[FP_CODEC_INT8].encode_ns_per_byte, 0.09, 1e-12);
         CHECK_OK(fp_profile_derive(q, 0.25, "a device 4x slower", &d));
         if (d) {
             CHECK_NEAR(d->layer_s[3], q->layer_s[3] * 4, 1e-12);
@@ -586,6 +620,8 @@ static void test_profile_json(void)
                   d->codecs[FP_CODEC_INT8].bytes[4] == q->codecs[FP_CODEC_INT8].bytes[4]);
             CHECK_NEAR(d->codecs[FP_CODEC_INT8].cost_ns_per_byte, q->codecs[FP_CODEC_INT8].cost_ns_per_byte * 4,
                        1e-9);
+            CHECK_NEAR(d->codecs[FP_CODEC_INT8].encode_ns_per_byte, 0.36, 1e-9);
+            CHECK_NEAR(d->wire_ns_per_byte, 1.2, 1e-12);
         }
     }
     fp_profile *bad = NULL;
@@ -600,7 +636,15 @@ static void test_profile_json(void)
     /* Codec measurements: optional, but checked when present. */
     CHECK_OK(fp_profile_parse("{\"fogpipe_profile\": 1, \"model\": {\"layers\": 2}, \"layers_ms\": [1, 2]}", "old.json",
                               &bad));
-    if (bad) CHECK(!bad->codec_input[0] && !bad->codecs[FP_CODEC_NONE].measured && !bad->codecs[FP_CODEC_NONE].bytes);
+    if (bad) CHECK(!bad->codec_input[0] && !bad->codecs[FP_CODEC_NONE].measured && !bad->codecs[FP_CODEC_NONE].bytes &&
+                   bad->wire_ns_per_byte == 0);
+    fp_profile_destroy(bad);
+    bad = NULL;
+    /* Profiles written before the encode/decode split: half each. */
+    CHECK_OK(fp_profile_parse("{\"fogpipe_profile\": 1, \"model\": {\"layers\": 2}, \"layers_ms\": [1, 2], "
+                              "\"codec_input\": \"x\", \"codecs\": {\"fp16\": {\"ratio\": 0.5, "
+                              "\"cost_ns_per_byte\": 0.3, \"bytes\": [1, 2, 3]}}}", "old.json", &bad));
+    if (bad) CHECK_NEAR(bad->codecs[FP_CODEC_FP16].encode_ns_per_byte, 0.15, 1e-12);
     fp_profile_destroy(bad);
     bad = NULL;
     static const char *const broken[][2] = {
@@ -614,6 +658,9 @@ static void test_profile_json(void)
         {"\"codecs\": {\"fp16\": {\"ratio\": 0.5, \"cost_ns_per_byte\": 1, \"bytes\": [1, 2, 3]}}", "needs \"codec_input\""},
         {"\"prepare_ms\": -1", "prepare_ms must be in"},
         {"\"finish_ms\": \"2\"", "finish_ms must be a number"},
+        {"\"wire_ns_per_byte\": -0.5", "wire_ns_per_byte must be in"},
+        {"\"codec_input\": \"x\", \"codecs\": {\"fp16\": {\"ratio\": 0.5, \"cost_ns_per_byte\": 1, "
+         "\"encode_ns_per_byte\": 2, \"bytes\": [1, 2, 3]}}", "encode_ns_per_byte must be in"},
     };
     for (size_t i = 0; i < sizeof broken / sizeof broken[0]; i++) {
         char doc[512];
@@ -802,12 +849,21 @@ static void test_measured_codecs(void)
     /* Assumed: 100000 × 0.25 + 1 channel × 8 bytes. */
     CHECK_OK(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan));
     CHECK_NEAR(plan.stages[0].out_bytes, 100000 * 0.25 + 8, 1e-9);
-    CHECK_NEAR(plan.stages[0].out_s, (100000 * 0.25 + 8) * 8 / 1e6 + 100000 * 0.5e-9, 1e-12);
-    /* Measured: layer 0's int8 payload is 7000 bytes, 2 ns per raw byte. */
+    CHECK_NEAR(plan.stages[0].out_s, (100000 * 0.25 + 8) * 8 / 1e6, 1e-12);
+    CHECK_NEAR(plan.stages[0].compute_s, 1 + 100000 * 0.25e-9, 1e-15);
+    /* Measured: layer 0's int8 payload is 7000 bytes, 2 ns per raw byte
+     * (no split given: half each way). */
     p.measured = prof;
     CHECK_OK(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan));
     CHECK_NEAR(plan.stages[0].out_bytes, 7000, 1e-9);
-    CHECK_NEAR(plan.stages[0].out_s, 7000 * 8 / 1e6 + 100000 * 2e-9, 1e-12);
+    CHECK_NEAR(plan.stages[0].out_s, 7000 * 8 / 1e6, 1e-12);
+    CHECK_NEAR(plan.stages[0].compute_s, 1 + 100000 * 1e-9, 1e-15);
+    CHECK_NEAR(plan.stages[1].compute_s, 2.001 + 100000 * 1e-9, 1e-15);
+    /* A measured split: 0.5 ns to encode, 1.5 to decode. */
+    prof->codecs[FP_CODEC_INT8].encode_ns_per_byte = 0.5;
+    CHECK_OK(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan));
+    CHECK_NEAR(plan.stages[0].compute_s, 1 + 100000 * 0.5e-9, 1e-15);
+    CHECK_NEAR(plan.stages[1].compute_s, 2.001 + 100000 * 1.5e-9, 1e-15);
     CHECK_NEAR(plan.stages[1].out_bytes, 5, 1e-9); /* the head to the gateway */
     /* The cut after layer 1 carries only layer 1's output. */
     cuts[0] = 1;

@@ -184,6 +184,8 @@ typedef struct fp_profile_codec {
     int measured;            /* 1 if the profile measured this codec (else the rest is 0/NULL) */
     double ratio;            /* Σ encoded / Σ raw float32 bytes over every tensor measured */
     double cost_ns_per_byte; /* encode + decode time per raw byte over every tensor (this machine) */
+    double encode_ns_per_byte; /* the encoding's part of it (the sending stage's); the rest is the
+                                  receiving stage's decoding (older profiles: half) */
     uint64_t *bytes;         /* n_layers + 1: encoded payload bytes of the network input, then of each
                                 layer's output (owned) */
 } fp_profile_codec;
@@ -208,6 +210,8 @@ typedef struct fp_profile {
     int iters;                       /* timed passes (median over them) */
     int warmup;                      /* untimed passes before */
     double speed;                    /* 1 if measured; else the factor applied to a measured profile */
+    double wire_ns_per_byte;         /* CPU time at one end of a link per byte it carries: framing,
+                                        checksums, ZeroMQ and the kernel's TCP (0 = not measured) */
     char codec_input[FP_PART_MAX_PATH]; /* what the codecs were measured on: "pseudo-random", an image
                                            path, or "" when no codec was measured (older profiles) */
     fp_profile_codec codecs[FP_CODEC_COUNT]; /* measured codecs (see codec_input) */
@@ -344,6 +348,8 @@ typedef struct fp_part_problem {
                                                     stage 0 adds (image decode + prepare; 0 = none) */
     double finish_s[FP_PART_MAX_DEVICES];        /* per device: seconds per frame at speed 1 that the
                                                     last stage adds (boxes + result; 0 = none) */
+    double wire_ns_per_byte[FP_PART_MAX_DEVICES]; /* per device: CPU ns at speed 1 per byte it sends or
+                                                    receives (fp_profile.wire_ns_per_byte; 0 = free) */
     double input_bytes;                          /* bytes gateway -> stage 0 per frame (encoded image) */
     fp_objective objective;                      /* what "optimal" minimises */
     int replicas;                                /* optimal may replicate stages on spare devices */

@@ -182,6 +182,9 @@ fp_status fpi_part_ctx_init(const fp_part_problem *p, fpi_part_ctx *x)
         if (!isfinite(p->prepare_s[d]) || p->prepare_s[d] < 0 || !isfinite(p->finish_s[d]) || p->finish_s[d] < 0)
             return fpi_error(FP_EINVAL, "partition: device %s: per-frame times %g and %g are not finite "
                              "non-negative numbers", c->devices[d].name, p->prepare_s[d], p->finish_s[d]);
+        if (!isfinite(p->wire_ns_per_byte[d]) || p->wire_ns_per_byte[d] < 0 || p->wire_ns_per_byte[d] > 1e6)
+            return fpi_error(FP_EINVAL, "partition: device %s: wire cost %g ns per byte is not in [0, 1e6]",
+                             c->devices[d].name, p->wire_ns_per_byte[d]);
         for (int l = 0; l < L; l++)
             if (!isfinite(p->layer_s[d][l]) || p->layer_s[d][l] < 0)
                 return fpi_error(FP_EINVAL, "partition: device %s: layer %d time %g is not a finite "
@@ -225,12 +228,20 @@ fp_status fpi_part_ctx_init(const fp_part_problem *p, fpi_part_ctx *x)
     }
     /* A codec's measurements are used unless the cluster file sets its parameters. */
     const uint64_t *meas[FP_CODEC_COUNT];
+    uint32_t on_links = 0;
+    for (int a = 0; a <= D; a++)
+        for (int b = 0; b <= D; b++)
+            if (a != b) on_links |= c->links[a][b].codecs;
     for (int cd = 0; cd < FP_CODEC_COUNT; cd++) {
         const fp_profile_codec *pc = p->measured ? &p->measured->codecs[cd] : NULL;
         int use = pc && pc->measured && pc->bytes && !(c->codecs_set & FP_CODEC_BIT(cd));
         meas[cd] = use ? pc->bytes : NULL;
-        x->codec_cost[cd] = use ? pc->cost_ns_per_byte : c->codecs[cd].cost_ns_per_byte;
+        double cost = use ? pc->cost_ns_per_byte : c->codecs[cd].cost_ns_per_byte;
+        x->codec_enc[cd] = use ? pc->encode_ns_per_byte : cost / 2;
+        x->codec_dec[cd] = cost - x->codec_enc[cd];
+        if (p->codecs & on_links & FP_CODEC_BIT(cd)) x->codec_list[x->n_codecs++] = cd;
     }
+    if (!x->n_codecs) x->codec_list[x->n_codecs++] = FP_CODEC_NONE; /* evaluate names the link */
     const fp_part_graph *g = p->graph;
     fpi_part_last_use(g, last);
     /* Cut bytes: a tensor p crosses every cut k with p <= k < last(p). */
@@ -279,6 +290,18 @@ double fpi_part_stage_s(const fpi_part_ctx *x, int i, int j, int e)
     return pre[j + 1] - pre[i];
 }
 
+double fpi_part_stage_io_s(const fpi_part_ctx *x, int i, int j, int e, int a, int b)
+{
+    double w = x->p->wire_ns_per_byte[e], ns = 0;
+    if (i == 0)
+        ns += w * x->p->input_bytes;
+    else
+        ns += x->codec_dec[a] * (double)x->cut_raw[i - 1] + w * x->cut_enc[(size_t)a * (size_t)x->L + (size_t)(i - 1)];
+    if (j < x->L - 1)
+        ns += x->codec_enc[b] * (double)x->cut_raw[j] + w * x->cut_enc[(size_t)b * (size_t)x->L + (size_t)j];
+    return fpi_part_stage_s(x, i, j, e) + ns * 1e-9 / x->c->devices[e].speed;
+}
+
 uint64_t fpi_part_mem_of(const fpi_part_ctx *x, int i, int j, uint64_t live, uint64_t scratch)
 {
     uint64_t in = i == 0 ? x->in_buf : x->cut_raw[i - 1];
@@ -309,23 +332,9 @@ double fpi_part_link_s(const fpi_part_ctx *x, int k, int a, int b, fp_codec c, d
         return lk->latency_s + x->p->input_bytes * 8.0 / lk->bandwidth_bps;
     }
     if (!(lk->codecs & x->p->codecs & FP_CODEC_BIT(c))) return INFINITY;
-    double raw = (double)x->cut_raw[k];
     double enc = x->cut_enc[(size_t)c * (size_t)x->L + (size_t)k];
     if (bytes) *bytes = enc;
-    return lk->latency_s + enc * 8.0 / lk->bandwidth_bps + raw * x->codec_cost[c] * 1e-9;
-}
-
-double fpi_part_best_link(const fpi_part_ctx *x, int k, int a, int b, fp_codec *codec)
-{
-    double best = INFINITY;
-    fp_codec bc = FP_CODEC_NONE;
-    for (int c = 0; c < FP_CODEC_COUNT; c++) {
-        double t = fpi_part_link_s(x, k, a, b, (fp_codec)c, NULL);
-        if (t < best) best = t, bc = (fp_codec)c;
-        if (k < 0) break;
-    }
-    if (codec) *codec = bc;
-    return best;
+    return lk->latency_s + enc * 8.0 / lk->bandwidth_bps;
 }
 
 void fpi_part_plan_init(const fpi_part_ctx *x, fp_plan *plan, fp_strategy s)
@@ -377,10 +386,75 @@ static void fpi_note(fp_plan *plan, double t, int stage, int *bn_stage, const ch
     va_end(ap);
 }
 
+/* Stage st's compute with codecs a in and b out: replicas share its frames
+ * (their rates add); the slowest replica is its latency. */
+static void fpi_stage_terms(const fpi_part_ctx *x, const fp_plan_stage *st, int a, int b, double *compute,
+                            double *latency)
+{
+    double inv = 0, slowest = 0;
+    for (int r = 0; r < st->n_devices; r++) {
+        double t = fpi_part_stage_io_s(x, st->first, st->last, st->devices[r], a, b);
+        inv += t > 0 ? 1.0 / t : INFINITY;
+        if (t > slowest) slowest = t;
+    }
+    *compute = st->n_devices == 1 ? slowest : (isinf(inv) ? 0 : 1.0 / inv);
+    *latency = slowest;
+}
+
+/* Chooses every cut's codec (index into x->codec_list) for the bottleneck
+ * (latency = 0) or the latency (1), every term at most cap: a cut's codec
+ * sets its link's time and the CPU of the stages on both sides, so over the
+ * chain, by dynamic programming on the codec of the last cut so far (exact:
+ * adding a term keeps the order of values). *value gets the best value;
+ * FP_ENOTFOUND when a cut has no allowed codec (m = INFINITY when only the
+ * cap excludes everything). */
+static fp_status fpi_choose_codecs(const fpi_part_ctx *x, const fp_plan *plan, const int *forced, int latency,
+                                   double cap, int *q_out, fpi_val *value)
+{
+    int S = plan->n_stages, nc = x->n_codecs;
+    fpi_val v[FP_CODEC_COUNT], w[FP_CODEC_COUNT];
+    signed char back[FP_PART_MAX_DEVICES][FP_CODEC_COUNT];
+    for (int s = 0; s < S; s++) {
+        const fp_plan_stage *st = &plan->stages[s], *nx = s + 1 < S ? &plan->stages[s + 1] : NULL;
+        int any = 0;
+        for (int q = 0; q < nc; q++) {
+            int b = x->codec_list[q];
+            w[q] = FPI_VAL_INF;
+            back[s][q] = -1;
+            if (forced && forced[s] >= 0 && forced[s] != b) continue;
+            double lt = fpi_cut_s(x, st->last, st->devices, st->n_devices, nx ? nx->devices : NULL,
+                                  nx ? nx->n_devices : 0, (fp_codec)b, NULL);
+            if (isinf(lt)) continue;
+            any = 1;
+            for (int p = 0; p < (s ? nc : 1); p++) {
+                if (s && back[s - 1][p] < 0) continue;
+                fpi_val prev = s ? v[p] : (fpi_val){plan->input_s, plan->input_s};
+                double cm, cl;
+                fpi_stage_terms(x, st, s ? x->codec_list[p] : FP_CODEC_NONE, b, &cm, &cl);
+                fpi_val t = fpi_val_add(fpi_val_add(prev, cm, cl, cap), lt, lt, cap);
+                if (back[s][q] < 0 || fpi_val_better(t, w[q], latency)) w[q] = t, back[s][q] = (signed char)p;
+            }
+        }
+        if (!any)
+            return fpi_error(FP_ENOTFOUND, "plan: no allowed codec on every link from stage %d to %s", s,
+                             nx ? "the next stage" : "the gateway");
+        memcpy(v, w, sizeof v);
+    }
+    int best = -1;
+    for (int q = 0; q < nc; q++)
+        if (back[S - 1][q] >= 0 && (best < 0 || fpi_val_better(v[q], v[best], latency))) best = q;
+    *value = v[best];
+    for (int s = S - 1; s >= 0; s--) {
+        q_out[s] = best;
+        best = back[s][best];
+    }
+    return FP_OK;
+}
+
 fp_status fpi_part_evaluate(const fpi_part_ctx *x, fp_plan *plan, const int *forced,
                             int *bottleneck_stage)
 {
-    int S = plan->n_stages, used[FP_PART_MAX_DEVICES] = {0}, bn = -1;
+    int S = plan->n_stages, used[FP_PART_MAX_DEVICES] = {0}, bn = -1, q[FP_PART_MAX_DEVICES];
     if (S < 1 || S > FP_PART_MAX_DEVICES)
         return fpi_error(FP_EINVAL, "plan: %d stages (expected 1..%d)", S, FP_PART_MAX_DEVICES);
     for (int s = 0; s < S; s++) {
@@ -399,23 +473,26 @@ fp_status fpi_part_evaluate(const fpi_part_ctx *x, fp_plan *plan, const int *for
                 return fpi_error(FP_EINVAL, "plan: device %s is used twice", x->c->devices[d].name);
         }
     }
+    const fp_plan_stage *s0 = &plan->stages[0];
+    plan->input_s = fpi_cut_s(x, -1, NULL, 0, s0->devices, s0->n_devices, FP_CODEC_NONE, &plan->input_bytes);
+    /* The codecs: for throughput, the least latency among the choices with
+     * the least bottleneck (a second pass capped at it), like "optimal". */
+    int latency = x->p->objective == FP_OBJECTIVE_LATENCY;
+    fpi_val best;
+    fp_status e = fpi_choose_codecs(x, plan, forced, latency, INFINITY, q, &best);
+    if (!e && !latency && isfinite(best.m))
+        e = fpi_choose_codecs(x, plan, forced, 1, best.m * (1 + FPI_PART_TIE), q, &best);
+    if (e) return e;
     plan->bottleneck_s = 0;
     plan->bottleneck[0] = '\0';
     plan->feasible = 1;
-    const fp_plan_stage *s0 = &plan->stages[0];
-    plan->input_s = fpi_cut_s(x, -1, NULL, 0, s0->devices, s0->n_devices, FP_CODEC_NONE, &plan->input_bytes);
     fpi_note(plan, plan->input_s, -1, &bn, "input link gateway->%s", x->c->devices[s0->devices[0]].name);
     double lat = plan->input_s;
     for (int s = 0; s < S; s++) {
         fp_plan_stage *st = &plan->stages[s];
-        double inv = 0, slowest = 0;
-        for (int r = 0; r < st->n_devices; r++) {
-            double t = fpi_part_stage_s(x, st->first, st->last, st->devices[r]);
-            inv += t > 0 ? 1.0 / t : INFINITY;
-            if (t > slowest) slowest = t;
-        }
-        st->compute_s = st->n_devices == 1 ? slowest : (isinf(inv) ? 0 : 1.0 / inv);
-        st->latency_s = slowest;
+        const fp_plan_stage *nx = s + 1 < S ? &plan->stages[s + 1] : NULL;
+        int a = s ? x->codec_list[q[s - 1]] : FP_CODEC_NONE, b = x->codec_list[q[s]];
+        fpi_stage_terms(x, st, a, b, &st->compute_s, &st->latency_s);
         st->memory_bytes = fpi_part_stage_mem(x, st->first, st->last);
         st->fits = 1;
         for (int r = 0; r < st->n_devices; r++)
@@ -428,29 +505,16 @@ fp_status fpi_part_evaluate(const fpi_part_ctx *x, fp_plan *plan, const int *for
         else
             fpi_note(plan, st->compute_s, s, &bn, "stage %d compute on %s", s, dn);
         lat += st->latency_s;
-        fp_status e = fp_part_cut_info(x->g, st->last, &st->out);
-        if (e) return e;
-        const fp_plan_stage *nx = s + 1 < S ? &plan->stages[s + 1] : NULL;
-        double best = INFINITY, bytes = 0;
-        fp_codec bc = FP_CODEC_NONE;
-        for (int c = 0; c < FP_CODEC_COUNT; c++) {
-            if (forced && forced[s] >= 0 && forced[s] != c) continue;
-            double b = 0, t = fpi_cut_s(x, st->last, st->devices, st->n_devices, nx ? nx->devices : NULL,
-                                        nx ? nx->n_devices : 0, (fp_codec)c, &b);
-            if (t < best) best = t, bc = (fp_codec)c, bytes = b;
-        }
-        if (isinf(best))
-            return fpi_error(FP_ENOTFOUND, "plan: no allowed codec on every link from stage %d to %s",
-                             s, nx ? "the next stage" : "the gateway");
-        st->out_codec = bc;
-        st->out_bytes = bytes;
-        st->out_s = best;
+        if ((e = fp_part_cut_info(x->g, st->last, &st->out))) return e;
+        st->out_codec = (fp_codec)b;
+        st->out_s = fpi_cut_s(x, st->last, st->devices, st->n_devices, nx ? nx->devices : NULL,
+                              nx ? nx->n_devices : 0, (fp_codec)b, &st->out_bytes);
         if (nx)
-            fpi_note(plan, best, -1, &bn, "link %s->%s (cut after layer %d, %s)", dn,
-                     x->c->devices[nx->devices[0]].name, st->last, fp_codec_name(bc));
+            fpi_note(plan, st->out_s, -1, &bn, "link %s->%s (cut after layer %d, %s)", dn,
+                     x->c->devices[nx->devices[0]].name, st->last, fp_codec_name((fp_codec)b));
         else
-            fpi_note(plan, best, -1, &bn, "result link %s->gateway", dn);
-        lat += best;
+            fpi_note(plan, st->out_s, -1, &bn, "result link %s->gateway", dn);
+        lat += st->out_s;
     }
     plan->latency_s = lat;
     plan->images_per_min = plan->bottleneck_s > 0 ? 60.0 / plan->bottleneck_s : INFINITY;

@@ -1,85 +1,67 @@
 /* optimal.c — the exact dynamic program over (stage count, layer prefix,
- * device) that the "optimal" strategy is built on, and the exhaustive search
- * the tests check it against.
+ * device, codec) that the "optimal" strategy is built on, and the
+ * exhaustive search the tests check it against.
  *
- * dp[s][j][e]: the best way to run layers 0..j as s stages whose last stage
- * is on device e (devices used in increasing index order, any subset).
- *   dp[1][j][e]   = in(e) ⊕ C_e(0..j)                   if 0..j fits e
- *   arr[s][k][e]  = min_{d<e} dp[s-1][k][d] ⊕ link(k, d, e)
- *   dp[s][j][e]   = min_{i} arr[s][i-1][e] ⊕ C_e(i..j)  if i..j fits e
- *   final[s]      = min_e dp[s][L-1][e] ⊕ out(e)
+ * dp[s][j][e][b]: the best way to run layers 0..j as s stages whose last
+ * stage is on device e and sends its cut with codec b, that stage's term
+ * included but not its link (devices used in increasing index order, any
+ * subset). T_e(i..j, a, b) is a stage's compute plus the CPU of receiving
+ * with codec a and sending with b (fpi_part_stage_io_s).
+ *   dp[1][j][e][b]  = in(e) ⊕ T_e(0..j, -, b)                if 0..j fits e
+ *   arr[s][k][e][a] = min_{d<e} dp[s-1][k][d][a] ⊕ link(k, d, e, a)
+ *   dp[s][j][e][b]  = min_{i,a} arr[s][i-1][e][a] ⊕ T_e(i..j, a, b)   if i..j fits e
+ *   final[s]        = min_{e,b} dp[s][L-1][e][b] ⊕ out(e, b)
  * where ⊕ adds a term: (max, sum) for the bottleneck objective, sum for the
- * latency objective. Both are monotone, so splitting the minimum over
- * (i, d) into arr then dp is exact. Terms above `cap` are forbidden. The
- * codec of each link is its fastest allowed one, which is optimal for both
- * objectives because a link's time enters them monotonically.
- * Cost: O(S·L·D²) for arr and O(S·L²·D) for dp, S = min(D, L). */
+ * latency objective. Both keep the order of values, so splitting the
+ * minimum over (i, a, d) into arr then dp is exact. Terms above `cap` are
+ * forbidden. A cut's codec is part of the state because it costs the
+ * stages on both sides CPU as well as its link time.
+ * Cost: O(S·L²·D·C²) for dp and O(S·L·D²·C) for arr, S = min(D, L), C the
+ * codecs allowed. */
 #include <math.h>
 #include <string.h>
 
 #include "common/common.h"
 #include "partition/partition_impl.h"
 
-typedef struct {
-    double m; /* bottleneck so far */
-    double s; /* sum so far */
-} fpi_val;
-
-static const fpi_val fpi_inf = {INFINITY, INFINITY};
-
-/* a better than b: bottleneck then sum, or sum then bottleneck. */
-static int fpi_better(fpi_val a, fpi_val b, int latency)
-{
-    if (latency) return a.s < b.s || (a.s == b.s && a.m < b.m);
-    return a.m < b.m || (a.m == b.m && a.s < b.s);
-}
-
-/* a ⊕ t, infeasible when t exceeds the cap. */
-static fpi_val fpi_add(fpi_val a, double t, double cap)
-{
-    if (isinf(a.m) || !(t <= cap)) return fpi_inf;
-    return (fpi_val){a.m > t ? a.m : t, a.s + t};
-}
-
 fp_status fpi_part_dp(const fpi_part_ctx *x, int latency, double cap, fp_plan *best)
 {
-    int L = x->L, D = x->D, S = D < L ? D : L;
-    if ((double)S * L * L * D + (double)S * L * D * D > 4e9)
-        return fpi_error(FP_ETOOBIG, "partition: %d layers on %d devices is too large for the exact search", L, D);
-    size_t n = (size_t)S * (size_t)L * (size_t)D;
+    int L = x->L, D = x->D, S = D < L ? D : L, C = x->n_codecs;
+    if ((double)S * L * L * D * C * C + (double)S * L * D * D * C > 4e9 || (double)S * L * D * C > 3e7)
+        return fpi_error(FP_ETOOBIG, "partition: %d layers on %d devices with %d codecs is too large for the exact "
+                         "search", L, D, C);
+    size_t n = (size_t)S * (size_t)L * (size_t)D * (size_t)C;
     fp_status st = FP_OK;
     fpi_val *dp = fpi_malloc(n * sizeof *dp), *arr = fpi_malloc(n * sizeof *arr);
     int *dpi = fpi_malloc(n * sizeof *dpi), *arrd = fpi_malloc(n * sizeof *arrd);
-    double *lk = fpi_malloc((size_t)L * (size_t)D * (size_t)D * sizeof *lk);
-    double *in = fpi_malloc((size_t)D * sizeof *in), *res = fpi_malloc((size_t)D * sizeof *res);
-    if (!dp || !arr || !dpi || !arrd || !lk || !in || !res) {
+    signed char *dpa = fpi_malloc(n);
+    double *in = fpi_malloc((size_t)D * sizeof *in), *res = fpi_malloc((size_t)D * (size_t)C * sizeof *res);
+    if (!dp || !arr || !dpi || !arrd || !dpa || !in || !res) {
         st = fpi_error(FP_ENOMEM, "out of memory for the partition search (%d layers, %d devices)", L, D);
         goto done;
     }
-#define IDX(s, j, e) (((size_t)((s) - 1) * (size_t)L + (size_t)(j)) * (size_t)D + (size_t)(e))
-#define LK(k, d, e) lk[((size_t)(k) * (size_t)D + (size_t)(d)) * (size_t)D + (size_t)(e)]
-    for (size_t q = 0; q < n; q++) dp[q] = arr[q] = fpi_inf, dpi[q] = arrd[q] = -1;
-    for (int k = 0; k + 1 < L; k++)
-        for (int d = 0; d < D; d++)
-            for (int e = 0; e < D; e++)
-                LK(k, d, e) = d < e ? fpi_part_best_link(x, k, d, e, NULL) : INFINITY;
+#define IDX(s, j, e, q) \
+    ((((size_t)((s) - 1) * (size_t)L + (size_t)(j)) * (size_t)D + (size_t)(e)) * (size_t)C + (size_t)(q))
+    for (size_t u = 0; u < n; u++) dp[u] = arr[u] = FPI_VAL_INF, dpi[u] = arrd[u] = -1, dpa[u] = -1;
     for (int e = 0; e < D; e++) {
         in[e] = fpi_part_link_s(x, -1, D, e, FP_CODEC_NONE, NULL);
-        res[e] = fpi_part_best_link(x, L - 1, e, D, NULL);
+        for (int q = 0; q < C; q++) res[e * C + q] = fpi_part_link_s(x, L - 1, e, D, (fp_codec)x->codec_list[q], NULL);
     }
     for (int s = 1; s <= S; s++) {
         if (s >= 2)
             for (int k = s - 2; k + 1 < L; k++)
-                for (int e = s - 1; e < D; e++) {
-                    fpi_val b = fpi_inf;
-                    int bd = -1;
-                    for (int d = s - 2; d < e; d++) {
-                        fpi_val v = fpi_add(dp[IDX(s - 1, k, d)], LK(k, d, e), cap);
-                        if (fpi_better(v, b, latency)) b = v, bd = d;
+                for (int e = s - 1; e < D; e++)
+                    for (int q = 0; q < C; q++) {
+                        fpi_val b = FPI_VAL_INF;
+                        int bd = -1;
+                        for (int d = s - 2; d < e; d++) {
+                            double t = fpi_part_link_s(x, k, d, e, (fp_codec)x->codec_list[q], NULL);
+                            fpi_val v = fpi_val_add(dp[IDX(s - 1, k, d, q)], t, t, cap);
+                            if (fpi_val_better(v, b, latency)) b = v, bd = d;
+                        }
+                        arr[IDX(s, k, e, q)] = b;
+                        arrd[IDX(s, k, e, q)] = bd;
                     }
-                    arr[IDX(s, k, e)] = b;
-                    arrd[IDX(s, k, e)] = bd;
-                }
         for (int j = s - 1; j < L; j++) {
             uint64_t live = 0, scr = 0;
             for (int i = j; i >= (s == 1 ? 0 : s - 1); i--) {
@@ -89,45 +71,54 @@ fp_status fpi_part_dp(const fpi_part_ctx *x, int latency, double cap, fp_plan *b
                 uint64_t mem = fpi_part_mem_of(x, i, j, live, scr);
                 for (int e = s - 1; e < D; e++) {
                     if (!fpi_part_fits(x, mem, e)) continue;
-                    fpi_val prev = s == 1 ? fpi_add((fpi_val){0, 0}, in[e], cap) : arr[IDX(s, i - 1, e)];
-                    fpi_val v = fpi_add(prev, fpi_part_stage_s(x, i, j, e), cap);
-                    if (fpi_better(v, dp[IDX(s, j, e)], latency)) dp[IDX(s, j, e)] = v, dpi[IDX(s, j, e)] = i;
+                    for (int qb = 0; qb < C; qb++)
+                        for (int qa = 0; qa < (s == 1 ? 1 : C); qa++) {
+                            fpi_val prev = s == 1 ? fpi_val_add((fpi_val){0, 0}, in[e], in[e], cap)
+                                                  : arr[IDX(s, i - 1, e, qa)];
+                            double t = fpi_part_stage_io_s(x, i, j, e, x->codec_list[qa], x->codec_list[qb]);
+                            fpi_val v = fpi_val_add(prev, t, t, cap);
+                            size_t u = IDX(s, j, e, qb);
+                            if (fpi_val_better(v, dp[u], latency)) dp[u] = v, dpi[u] = i, dpa[u] = (signed char)qa;
+                        }
                 }
             }
         }
-        /* Best final device for s stages, then walk the choices back. */
-        fpi_val b = fpi_inf;
-        int be = -1;
-        for (int e = s - 1; e < D; e++) {
-            fpi_val v = fpi_add(dp[IDX(s, L - 1, e)], res[e], cap);
-            if (fpi_better(v, b, latency)) b = v, be = e;
-        }
+        /* Best final device and result codec for s stages, then walk the choices back. */
+        fpi_val b = FPI_VAL_INF;
+        int be = -1, bq = -1;
+        for (int e = s - 1; e < D; e++)
+            for (int q = 0; q < C; q++) {
+                fpi_val v = fpi_val_add(dp[IDX(s, L - 1, e, q)], res[e * C + q], res[e * C + q], cap);
+                if (fpi_val_better(v, b, latency)) b = v, be = e, bq = q;
+            }
         fp_plan *pl = &best[s - 1];
         fpi_part_plan_init(x, pl, FP_STRATEGY_OPTIMAL);
         pl->feasible = 0;
         if (be < 0) continue;
         pl->n_stages = s;
-        for (int t = s, j = L - 1, e = be; t >= 1; t--) {
-            int i = dpi[IDX(t, j, e)];
+        for (int t = s, j = L - 1, e = be, q = bq; t >= 1; t--) {
+            size_t u = IDX(t, j, e, q);
+            int i = dpi[u];
             pl->stages[t - 1].first = i;
             pl->stages[t - 1].last = j;
             pl->stages[t - 1].n_devices = 1;
             pl->stages[t - 1].devices[0] = e;
             if (t > 1) {
-                e = arrd[IDX(t, i - 1, e)];
+                q = dpa[u];
+                e = arrd[IDX(t, i - 1, e, q)];
                 j = i - 1;
             }
         }
+        /* Evaluating chooses the same codecs again (over the same terms). */
         if ((st = fpi_part_evaluate(x, pl, NULL, NULL))) goto done;
     }
 #undef IDX
-#undef LK
 done:
     fpi_free(dp);
     fpi_free(arr);
     fpi_free(dpi);
     fpi_free(arrd);
-    fpi_free(lk);
+    fpi_free(dpa);
     fpi_free(in);
     fpi_free(res);
     return st;

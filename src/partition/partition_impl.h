@@ -7,6 +7,7 @@
 #define FP_PARTITION_IMPL_H
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdint.h>
 
 #include "fogpipe/partition.h"
@@ -23,7 +24,11 @@ typedef struct fpi_part_ctx {
     uint64_t *cut_ch;          /* L: channels of those tensors */
     double *cut_enc;           /* FP_CODEC_COUNT × L: encoded bytes of the cut after k with codec c
                                   (measured per tensor, or raw × ratio + channels × channel_bytes) */
-    double codec_cost[FP_CODEC_COUNT]; /* ns per raw byte of each codec (measured or the cluster's) */
+    double codec_enc[FP_CODEC_COUNT]; /* ns per raw byte to encode with each codec at speed 1 (measured
+                                         or half the cluster's cost_ns_per_byte) */
+    double codec_dec[FP_CODEC_COUNT]; /* the same to decode */
+    int codec_list[FP_CODEC_COUNT];   /* the codecs the problem and some link allow */
+    int n_codecs;                     /* how many */
     uint64_t *wprefix;         /* L+1: cumulative weight bytes */
     uint64_t *live;            /* L: bytes of tensors alive while layer t runs */
     uint64_t *scratch;         /* L: kernel scratch of layer t */
@@ -38,6 +43,13 @@ void fpi_part_ctx_free(fpi_part_ctx *x);
 /* Compute seconds of layers i..j on device e (at its speed). */
 double fpi_part_stage_s(const fpi_part_ctx *x, int i, int j, int e);
 
+/* The same plus the CPU a stage spends on its cuts: receiving the cut
+ * before layer i with codec a (i = 0: the encoded image, a ignored) and
+ * sending the cut after j with codec b (j = L-1: the result, free): the
+ * codec's decoding/encoding per raw byte, and the device's wire cost per
+ * byte carried, at its speed. */
+double fpi_part_stage_io_s(const fpi_part_ctx *x, int i, int j, int e, int a, int b);
+
 /* Predicted peak memory of a stage running layers i..j. */
 uint64_t fpi_part_stage_mem(const fpi_part_ctx *x, int i, int j);
 
@@ -49,17 +61,17 @@ uint64_t fpi_part_mem_of(const fpi_part_ctx *x, int i, int j, uint64_t live, uin
 /* 1 if `mem` bytes fit device e. */
 int fpi_part_fits(const fpi_part_ctx *x, uint64_t mem, int e);
 
-/* Time of the cut after layer k (k = -1: gateway's image to stage 0) from
- * link end a to b (D = gateway) with codec c; INFINITY if c is not allowed.
- * `bytes` (may be NULL) receives the encoded bytes. */
+/* Time of the cut after layer k (k = -1: gateway's image to stage 0) on the
+ * link from end a to b (D = gateway) with codec c: latency + bytes over the
+ * bandwidth (the ends' CPU is the stages', fpi_part_stage_io_s); INFINITY
+ * if c is not allowed. `bytes` (may be NULL) receives the encoded bytes. */
 double fpi_part_link_s(const fpi_part_ctx *x, int k, int a, int b, fp_codec c, double *bytes);
 
-/* Fastest allowed codec for the cut after k from a to b; INFINITY if none. */
-double fpi_part_best_link(const fpi_part_ctx *x, int k, int a, int b, fp_codec *codec);
-
-/* Evaluates plan->stages (first, last, devices) with the cost model.
- * forced[s] (may be NULL; -1 = automatic) forces the codec of stage s's
- * outgoing cut. *bottleneck_stage (may be NULL) gets the index of the stage
+/* Evaluates plan->stages (first, last, devices) with the cost model,
+ * choosing the codec of every cut for the objective (a cut's codec moves
+ * CPU between the stages on both sides and its link, so the choice is
+ * made over the whole chain). forced[s] (may be NULL; -1 = automatic)
+ * forces the codec of stage s's outgoing cut. *bottleneck_stage (may be NULL) gets the index of the stage
  * whose compute is the bottleneck, or -1 if a link is. FP_EINVAL for bad
  * stages, FP_ENOTFOUND when a cut has no allowed codec. */
 fp_status fpi_part_evaluate(const fpi_part_ctx *x, fp_plan *plan, const int *forced,
@@ -90,6 +102,31 @@ fp_status fpi_part_exhaustive(const fp_part_problem *p, double *bottleneck_s, do
  * layer p; outputs nobody reads get n_layers (they go to the gateway).
  * `last` holds n_layers + 1 entries. */
 void fpi_part_last_use(const fp_part_graph *g, int *last);
+
+/* A partial plan's value: its bottleneck and its sum (latency) so far. */
+typedef struct fpi_val {
+    double m; /* largest term */
+    double s; /* sum of terms */
+} fpi_val;
+
+#define FPI_VAL_INF ((fpi_val){INFINITY, INFINITY})
+
+/* a better than b: bottleneck then sum (throughput), or sum then bottleneck
+ * (latency). */
+static inline int fpi_val_better(fpi_val a, fpi_val b, int latency)
+{
+    if (latency) return a.s < b.s || (a.s == b.s && a.m < b.m);
+    return a.m < b.m || (a.m == b.m && a.s < b.s);
+}
+
+/* a ⊕ a term that counts tm in the bottleneck and ts in the sum (they
+ * differ for replicated stages); infeasible when tm exceeds cap. Both
+ * orders are kept by it, which makes the dynamic programs exact. */
+static inline fpi_val fpi_val_add(fpi_val a, double tm, double ts, double cap)
+{
+    if (isinf(a.m) || !(tm <= cap)) return FPI_VAL_INF;
+    return (fpi_val){a.m > tm ? a.m : tm, a.s + ts};
+}
 
 /* Relative tolerance used for ties between floating-point costs. */
 #define FPI_PART_TIE 1e-12

@@ -145,6 +145,7 @@ typedef struct {
     double raw;             /* Σ raw bytes measured (per codec: the same tensors) */
     double enc[FP_CODEC_COUNT]; /* Σ encoded bytes */
     double ns[FP_CODEC_COUNT];  /* Σ encode + decode nanoseconds */
+    double ens[FP_CODEC_COUNT]; /* Σ encode nanoseconds (of the same rounds) */
     fp_buffer buf, scratch; /* encoder output, decoder scratch */
     float *back;            /* decoded floats (the largest tensor) */
     size_t back_n;          /* its capacity in floats */
@@ -167,19 +168,21 @@ static fp_status fpi_meter_tensor(fpi_codec_meter *m, int t, const float *x, fp_
                         (uint32_t)(shape.w > 0 ? shape.w : 1)};
     for (int c = 0; c < FP_CODEC_COUNT; c++) {
         fp_frame_tensor ft;
-        double dt = INFINITY;
+        double dt = INFINITY, de = 0;
         /* One untimed round (buffers grown, pages touched), then the faster of two. */
         for (int r = 0; r < 1 + FPI_CODEC_ROUNDS; r++) {
             double t0 = fpi_now();
             fp_status st = fp_fmap_encode(m->fc[c], t, x, dims, 3, &m->buf, &ft);
+            double t1 = fpi_now();
             if (!st) st = fp_fmap_decode(&ft, m->back, n, &m->scratch);
             double d = fpi_now() - t0;
             if (st) return fpi_error_context(st, "profile: codec %s on tensor %d", fp_codec_name((fp_codec)c), t);
-            if (r > 0 && d < dt) dt = d;
+            if (r > 0 && d < dt) dt = d, de = t1 - t0;
         }
         m->p->codecs[c].bytes[t + 1] = (uint64_t)ft.len;
         m->enc[c] += (double)ft.len;
         m->ns[c] += dt * 1e9;
+        m->ens[c] += de * 1e9;
     }
     m->raw += (double)n * sizeof(float);
     return FP_OK;
@@ -229,6 +232,7 @@ fp_status fp_profile_measure_codecs(fp_net *net, const float *input, const char 
             p->codecs[c].measured = 1;
             p->codecs[c].ratio = m.enc[c] / m.raw;
             p->codecs[c].cost_ns_per_byte = m.ns[c] / m.raw;
+            p->codecs[c].encode_ns_per_byte = m.ens[c] / m.raw;
         }
         snprintf(p->codec_input, sizeof p->codec_input, "%s", what);
     } else {
@@ -265,11 +269,13 @@ fp_status fp_profile_derive(const fp_profile *p, double speed, const char *devic
         }
         memcpy(q->codecs[c].bytes, p->codecs[c].bytes, ((size_t)p->n_layers + 1) * sizeof *q->codecs[c].bytes);
         q->codecs[c].cost_ns_per_byte = p->codecs[c].cost_ns_per_byte / speed;
+        q->codecs[c].encode_ns_per_byte = p->codecs[c].encode_ns_per_byte / speed;
     }
     for (int l = 0; l < p->n_layers; l++) t[l] = p->layer_s[l] / speed;
     q->total_s = p->total_s / speed;
     q->prepare_s = p->prepare_s / speed;
     q->finish_s = p->finish_s / speed;
+    q->wire_ns_per_byte = p->wire_ns_per_byte / speed;
     q->speed = p->speed * speed;
     if (device) snprintf(q->device, sizeof q->device, "%s", device);
     *out = q;
@@ -305,6 +311,8 @@ fp_status fp_profile_to_json(const fp_profile *p, char **text)
     cJSON_AddNumberToObject(root, "layer_scale", round(p->layer_scale * 1e4) / 1e4);
     if (p->prepare_s > 0) cJSON_AddNumberToObject(root, "prepare_ms", round(p->prepare_s * 1e7) / 1e4);
     if (p->finish_s > 0) cJSON_AddNumberToObject(root, "finish_ms", round(p->finish_s * 1e7) / 1e4);
+    if (p->wire_ns_per_byte > 0)
+        cJSON_AddNumberToObject(root, "wire_ns_per_byte", round(p->wire_ns_per_byte * 1e4) / 1e4);
     cJSON *ls = cJSON_AddArrayToObject(root, "layers_ms");
     for (int l = 0; ls && l < p->n_layers; l++) cJSON_AddItemToArray(ls, cJSON_CreateNumber(round(p->layer_s[l] * 1e7) / 1e4));
     cJSON *cs = NULL;
@@ -318,6 +326,7 @@ fp_status fp_profile_to_json(const fp_profile *p, char **text)
         cJSON *o = cJSON_AddObjectToObject(cs, fp_codec_name((fp_codec)c));
         cJSON_AddNumberToObject(o, "ratio", round(pc->ratio * 1e6) / 1e6);
         cJSON_AddNumberToObject(o, "cost_ns_per_byte", round(pc->cost_ns_per_byte * 1e4) / 1e4);
+        cJSON_AddNumberToObject(o, "encode_ns_per_byte", round(pc->encode_ns_per_byte * 1e4) / 1e4);
         cJSON *b = cJSON_AddArrayToObject(o, "bytes");
         for (int t = 0; b && t <= p->n_layers; t++) cJSON_AddItemToArray(b, cJSON_CreateNumber((double)pc->bytes[t]));
     }
@@ -336,10 +345,11 @@ fp_status fp_profile_save(const fp_profile *p, const char *path)
     return st;
 }
 
-/* Parses the optional "codecs" object: {name: {ratio, cost_ns_per_byte, bytes[n_layers + 1]}}. */
+/* Parses the optional "codecs" object: {name: {ratio, cost_ns_per_byte,
+ * encode_ns_per_byte (optional), bytes[n_layers + 1]}}. */
 static fp_status fpi_parse_profile_codecs(const cJSON *cs, const char *name, fp_profile *p)
 {
-    static const char *const keys[] = {"ratio", "cost_ns_per_byte", "bytes", NULL};
+    static const char *const keys[] = {"ratio", "cost_ns_per_byte", "encode_ns_per_byte", "bytes", NULL};
     if (!cJSON_IsObject(cs)) return fpi_error(FP_ECORRUPT, "%s: \"codecs\" must be an object", name);
     fp_status st;
     for (const cJSON *it = cs->child; it; it = it->next) {
@@ -353,6 +363,10 @@ static fp_status fpi_parse_profile_codecs(const cJSON *cs, const char *name, fp_
         if ((st = fpi_json_keys(it, keys, name, where)) ||
             (st = fpi_json_number(it, "ratio", 1, 0, 100, name, where, &pc->ratio)) ||
             (st = fpi_json_number(it, "cost_ns_per_byte", 1, 0, 1e6, name, where, &pc->cost_ns_per_byte)))
+            return st;
+        pc->encode_ns_per_byte = pc->cost_ns_per_byte / 2; /* older profiles did not split it */
+        if ((st = fpi_json_number(it, "encode_ns_per_byte", 0, 0, pc->cost_ns_per_byte, name, where,
+                                  &pc->encode_ns_per_byte)))
             return st;
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(it, "bytes");
         if (!cJSON_IsArray(b) || cJSON_GetArraySize(b) != p->n_layers + 1)
@@ -376,7 +390,7 @@ static fp_status fpi_parse_profile_codecs(const cJSON *cs, const char *name, fp_
 fp_status fp_profile_parse(const char *text, const char *name, fp_profile **out)
 {
     static const char *const keys[] = {"fogpipe_profile", "model", "machine", "device", "speed", "iters",
-                                       "warmup", "total_ms", "layer_scale", "prepare_ms", "finish_ms", "layers_ms",
+                                       "warmup", "total_ms", "layer_scale", "prepare_ms", "finish_ms", "wire_ns_per_byte", "layers_ms",
                                        "codec_input", "codecs", NULL};
     static const char *const mkeys[] = {"cfg", "cfg_hash", "layers", NULL};
     static const char *const ckeys[] = {"cpu", "host", "cores", "threads", NULL};
@@ -426,7 +440,8 @@ fp_status fp_profile_parse(const char *text, const char *name, fp_profile **out)
         (st = fpi_json_number(root, "total_ms", 0, 0, 1e9, name, "top level", &total)) ||
         (st = fpi_json_number(root, "layer_scale", 0, 1e-3, 1e3, name, "top level", &p->layer_scale)) ||
         (st = fpi_json_number(root, "prepare_ms", 0, 0, 1e9, name, "top level", &prepare)) ||
-        (st = fpi_json_number(root, "finish_ms", 0, 0, 1e9, name, "top level", &finish)))
+        (st = fpi_json_number(root, "finish_ms", 0, 0, 1e9, name, "top level", &finish)) ||
+        (st = fpi_json_number(root, "wire_ns_per_byte", 0, 0, 1e6, name, "top level", &p->wire_ns_per_byte)))
         goto error;
     p->prepare_s = prepare / 1e3;
     p->finish_s = finish / 1e3;
