@@ -81,6 +81,10 @@ expect profile 0 "median pass" $F profile $M --iters 3 --warmup 1 -o "$T/p.json"
 grep -q '"fogpipe_profile"' "$T/p.json" && grep -q '"layers_ms"' "$T/p.json" && grep -q '"cpu"' "$T/p.json" &&
     ok profile-file || bad profile-file "$(head -c 300 "$T/p.json")"
 expect profile-derive 0 "" $F profile --from "$T/p.json" --speed 0.25 --device "a slow board" -o "$T/slow.json"
+# bench: the median and the mean (wall time of the timed passes / passes), both positive, min <= median <= max.
+$F bench $M --iters 5 --warmup 1 --json > "$T/bench.json" 2>&1 &&
+    /usr/bin/python3 -c 'import json,sys; b=json.load(open(sys.argv[1])); sys.exit(not (b["mean_ms"] > 0 and b["min_ms"] <= b["median_ms"] <= b["max_ms"] and b["mean_ms"] >= b["min_ms"] * 0.99))' "$T/bench.json" &&
+    ok bench-mean || bad bench-mean "$(head -c 300 "$T/bench.json")"
 # The links' CPU per byte: measured over loopback (a positive number), x4 when derived at 0.25, used by plan.
 wire=$(sed -n 's/.*"wire_ns_per_byte":[[:space:]]*\([0-9.e+-]*\).*/\1/p' "$T/p.json")
 swire=$(sed -n 's/.*"wire_ns_per_byte":[[:space:]]*\([0-9.e+-]*\).*/\1/p' "$T/slow.json")

@@ -11,6 +11,9 @@
 #include "partition/partition_impl.h"
 #include "test.h"
 
+/* Wire bytes per payload byte (TCP/IPv4 over Ethernet): every link time has it. */
+#define FR FP_PART_LINK_FRAMING
+
 /* xorshift64*: reproducible random instances. */
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static uint64_t rng_u64(void)
@@ -295,7 +298,7 @@ static void test_strategies(void)
     CHECK(plan.n_stages == 2 && plan.stages[0].last == 1);
     CHECK_NEAR(plan.bottleneck_s, 2.0, 1e-12);
     CHECK(plan.stages[0].out.raw_bytes == 1000);
-    CHECK_NEAR(plan.stages[0].out_s, 1000 * 8 / 8e6, 1e-12);
+    CHECK_NEAR(plan.stages[0].out_s, 1000 * FR * 8 / 8e6, 1e-12);
     /* Cut after layer 0 costs 0.1 s of link, cheaper than a second of
      * compute: optimal still balances compute 2 | 1.001 or 1 | 2.001. */
     CHECK_OK(fp_part_plan(&p, FP_STRATEGY_OPTIMAL, NULL, 0, &plan));
@@ -306,8 +309,8 @@ static void test_strategies(void)
     int cuts[1] = {0};
     CHECK_OK(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan));
     CHECK(plan.stages[0].last == 0 && plan.stages[1].first == 1);
-    CHECK_NEAR(plan.stages[0].out_s, 0.1, 1e-12);
-    CHECK_NEAR(plan.latency_s, 1 + 0.1 + 2.001 + 10 * 8 / 8e6, 1e-12);
+    CHECK_NEAR(plan.stages[0].out_s, 0.1 * FR, 1e-12);
+    CHECK_NEAR(plan.latency_s, 1 + 0.1 * FR + 2.001 + 10 * FR * 8 / 8e6, 1e-12);
     /* Per-frame work: stage 0 decodes the image, the last stage makes the
      * result; both scale with the device's speed like its layers. */
     p.prepare_s[0] = p.prepare_s[1] = 0.5;
@@ -376,7 +379,7 @@ static void test_codecs_in_plans(void)
     CHECK_OK(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan));
     CHECK(plan.stages[0].out_codec == FP_CODEC_FP16);
     CHECK_NEAR(plan.stages[0].out_bytes, 50000, 1e-12);
-    CHECK_NEAR(plan.stages[0].out_s, 50000 * 8 / 8e4, 1e-12);
+    CHECK_NEAR(plan.stages[0].out_s, 50000 * FR * 8 / 8e4, 1e-12);
     CHECK_NEAR(plan.stages[0].compute_s, 1 + 100000 * 0.125e-9, 1e-15);
     CHECK_NEAR(plan.stages[1].compute_s, 2.001 + 100000 * 0.125e-9, 1e-15);
     /* ... at the device's speed. */
@@ -849,14 +852,14 @@ static void test_measured_codecs(void)
     /* Assumed: 100000 × 0.25 + 1 channel × 8 bytes. */
     CHECK_OK(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan));
     CHECK_NEAR(plan.stages[0].out_bytes, 100000 * 0.25 + 8, 1e-9);
-    CHECK_NEAR(plan.stages[0].out_s, (100000 * 0.25 + 8) * 8 / 1e6, 1e-12);
+    CHECK_NEAR(plan.stages[0].out_s, (100000 * 0.25 + 8) * FR * 8 / 1e6, 1e-12);
     CHECK_NEAR(plan.stages[0].compute_s, 1 + 100000 * 0.25e-9, 1e-15);
     /* Measured: layer 0's int8 payload is 7000 bytes, 2 ns per raw byte
      * (no split given: half each way). */
     p.measured = prof;
     CHECK_OK(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan));
     CHECK_NEAR(plan.stages[0].out_bytes, 7000, 1e-9);
-    CHECK_NEAR(plan.stages[0].out_s, 7000 * 8 / 1e6, 1e-12);
+    CHECK_NEAR(plan.stages[0].out_s, 7000 * FR * 8 / 1e6, 1e-12);
     CHECK_NEAR(plan.stages[0].compute_s, 1 + 100000 * 1e-9, 1e-15);
     CHECK_NEAR(plan.stages[1].compute_s, 2.001 + 100000 * 1e-9, 1e-15);
     /* A measured split: 0.5 ns to encode, 1.5 to decode. */

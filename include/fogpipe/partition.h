@@ -364,6 +364,13 @@ typedef struct fp_part_problem {
  * channel (ASSUMED; override with --input-bytes). */
 #define FP_PART_JPEG_BYTES_PER_VALUE 0.1
 
+/* A link's bandwidth carries frames, not payload: TCP over IPv4 over
+ * Ethernet at MTU 1500 (with TCP timestamps, Linux's default) puts 1448
+ * payload bytes in each 1514-byte frame, so B bytes of a cut take
+ * B × FP_PART_LINK_FRAMING × 8 / bandwidth. (tc's rates, and a link's
+ * nominal rate, count the whole frame.) */
+#define FP_PART_LINK_FRAMING (1514.0 / 1448.0)
+
 /* Sets defaults: objective throughput, replicas on, all codecs, input bytes
  * from FP_PART_JPEG_BYTES_PER_VALUE, layer_s all NULL (the caller sets
  * them). */

@@ -329,12 +329,12 @@ double fpi_part_link_s(const fpi_part_ctx *x, int k, int a, int b, fp_codec c, d
     const fp_link *lk = &x->c->links[a][b];
     if (k < 0) { /* the encoded image: no feature-map codec */
         if (bytes) *bytes = x->p->input_bytes;
-        return lk->latency_s + x->p->input_bytes * 8.0 / lk->bandwidth_bps;
+        return lk->latency_s + x->p->input_bytes * FP_PART_LINK_FRAMING * 8.0 / lk->bandwidth_bps;
     }
     if (!(lk->codecs & x->p->codecs & FP_CODEC_BIT(c))) return INFINITY;
     double enc = x->cut_enc[(size_t)c * (size_t)x->L + (size_t)k];
     if (bytes) *bytes = enc;
-    return lk->latency_s + enc * 8.0 / lk->bandwidth_bps;
+    return lk->latency_s + enc * FP_PART_LINK_FRAMING * 8.0 / lk->bandwidth_bps;
 }
 
 void fpi_part_plan_init(const fpi_part_ctx *x, fp_plan *plan, fp_strategy s)
