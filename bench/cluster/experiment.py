@@ -95,14 +95,15 @@ class Exp:
         than X of a core to a compute-bound pass (CFS throttling; 0.21-0.25 measured for 0.25), so
         the device's profile is the host's divided by the measured ratio of mean pass times
         (several seconds under the quota each, so that throttled periods count), host and device
-        interleaved twice."""
+        interleaved twice: the host's faster mean (the least disturbed) over the device's mean,
+        at most the nominal share."""
         total_ms = json.load(open(host_profile))['total_ms']
         iters = max(10, int(4000 / (total_ms / self.a.cpu)))
-        ratios, hs, qs = [], [], []
+        hs, qs = [], []
         for _ in range(2):
-            h = self.bench_mean(None, iters); q = self.bench_mean('dev0', iters)
-            hs.append(h); qs.append(q); ratios.append(h / q)
-        speed = statistics.mean(ratios)
+            hs.append(self.bench_mean(None, iters)); qs.append(self.bench_mean('dev0', iters))
+        # the host's least disturbed pass is the profile's basis; a quota never gives more than its share
+        speed = min(self.a.cpu, min(hs) / statistics.mean(qs))
         log(f'device speed: {iters} passes, host {statistics.mean(hs):.2f} ms, under the {self.a.cpu} quota '
             f'{statistics.mean(qs):.2f} ms: {speed:.3f} of the host (nominal {self.a.cpu})')
         return {'speed': round(speed, 4), 'iters': iters, 'host_mean_ms': [round(x, 3) for x in hs],
