@@ -311,6 +311,7 @@ int fp_cmd_plan(int argc, char **argv)
     if (input_bytes >= 0) pb.input_bytes = input_bytes;
     for (int i = 0; i < n_profs && !pb.measured; i++)
         if (profs[i]->codec_input[0]) pb.measured = profs[i];
+    for (int i = 0; i < n_profs && !pb.result_bytes; i++) pb.result_bytes = profs[i]->result_bytes;
     if (!fp_flag_get(cmd, "json")) {
         if (pb.measured)
             printf("codecs: measured on %s by the profile of %s%s\n", pb.measured->codec_input,
@@ -325,6 +326,10 @@ int fp_cmd_plan(int argc, char **argv)
                    pb.prepare_s[0] * 1e3, pb.finish_s[0] * 1e3, c->devices[0].name);
         else
             printf("per frame: no image decode or result time (the profile was measured without --image)\n");
+        if (pb.result_bytes > 0)
+            printf("result: %.0f bytes of JSON per frame to the gateway, as profiled (--image)\n", pb.result_bytes);
+        else
+            printf("result: priced as the heads' tensors (the profile has no result size; profile with --image)\n");
         if (pb.wire_ns_per_byte[0] > 0)
             printf("links: %.3f ns of CPU per byte at each end, as profiled for %s (divided by its speed)\n",
                    pb.wire_ns_per_byte[0], c->devices[0].name);

@@ -146,6 +146,7 @@ static int fp_profile_frame_costs(fp_net *net, const char *image, int iters, fp_
         qsort(t + iters, (size_t)iters, sizeof *t, fp_cmp_ms);
         p->prepare_s = t[iters / 2];
         p->finish_s = t[iters + iters / 2];
+        p->result_bytes = json ? (double)strlen(json) : 0;
     }
     free(json);
     free(d);

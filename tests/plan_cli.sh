@@ -102,6 +102,9 @@ grep -q '"codecs"' "$T/old.json" && bad profile-no-codecs-file "has codecs" || o
 IMG="$FP_SRC/data/samples/opencv/HappyFish.jpg"
 if [ -f "$IMG" ]; then
     expect profile-image 0 "codecs measured on $IMG" $F profile $M --iters 1 --warmup 0 --image "$IMG" -o "$T/img.json"
+    grep -Eq '"result_bytes":[[:space:]]*[1-9]' "$T/img.json" && ok profile-result-bytes ||
+        bad profile-result-bytes "$(head -c 300 "$T/img.json")"
+    expect plan-result-bytes 0 "bytes of JSON per frame to the gateway" $F plan $M --profile "$T/img.json" --devices 2 --link 1gbit
     grep -qF '"codec_input":' "$T/img.json" && grep -qF "HappyFish.jpg" "$T/img.json" && ok profile-image-file ||
         bad profile-image-file "$(head -c 300 "$T/img.json")"
 fi

@@ -583,6 +583,7 @@ static void test_profile_json(void)
     p->prepare_s = 0.0042;
     p->finish_s = 0.0013;
     p->wire_ns_per_byte = 0.3;
+    p->result_bytes = 321;
     p->codecs[FP_CODEC_INT8].cost_ns_per_byte = 0.12;
     p->codecs[FP_CODEC_INT8].encode_ns_per_byte = 0.09;
     char *text = NULL;
@@ -610,6 +611,7 @@ static void test_profile_json(void)
         CHECK_NEAR(q->prepare_s, 0.0042, 1e-12);
         CHECK_NEAR(q->finish_s, 0.0013, 1e-12);
         CHECK_NEAR(q->wire_ns_per_byte, 0.3, 1e-12);
+        CHECK_NEAR(q->result_bytes, 321, 1e-12);
         CHECK_NEAR(q->codecs[FP_CODEC_INT8].encode_ns_per_byte, 0.09, 1e-12);
         CHECK_OK(fp_profile_derive(q, 0.25, "a device 4x slower", &d));
         if (d) {
@@ -662,6 +664,7 @@ static void test_profile_json(void)
         {"\"prepare_ms\": -1", "prepare_ms must be in"},
         {"\"finish_ms\": \"2\"", "finish_ms must be a number"},
         {"\"wire_ns_per_byte\": -0.5", "wire_ns_per_byte must be in"},
+        {"\"result_bytes\": -1", "result_bytes must be in"},
         {"\"codec_input\": \"x\", \"codecs\": {\"fp16\": {\"ratio\": 0.5, \"cost_ns_per_byte\": 1, "
          "\"encode_ns_per_byte\": 2, \"bytes\": [1, 2, 3]}}", "encode_ns_per_byte must be in"},
     };
@@ -868,6 +871,15 @@ static void test_measured_codecs(void)
     CHECK_NEAR(plan.stages[0].compute_s, 1 + 100000 * 0.5e-9, 1e-15);
     CHECK_NEAR(plan.stages[1].compute_s, 2.001 + 100000 * 1.5e-9, 1e-15);
     CHECK_NEAR(plan.stages[1].out_bytes, 5, 1e-9); /* the head to the gateway */
+    /* A profiled result size replaces it, whatever the codec. */
+    p.result_bytes = 700;
+    CHECK_OK(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan));
+    CHECK_NEAR(plan.stages[1].out_bytes, 700, 1e-9);
+    CHECK_NEAR(plan.stages[1].out_s, 700 * FR * 8 / 1e6, 1e-12);
+    p.result_bytes = -1;
+    CHECK_ERR(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan), FP_EINVAL);
+    CHECK_MSG_HAS("result bytes");
+    p.result_bytes = 0;
     /* The cut after layer 1 carries only layer 1's output. */
     cuts[0] = 1;
     CHECK_OK(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan));

@@ -210,6 +210,8 @@ typedef struct fp_profile {
     int iters;                       /* timed passes (median over them) */
     int warmup;                      /* untimed passes before */
     double speed;                    /* 1 if measured; else the factor applied to a measured profile */
+    double result_bytes;             /* the result JSON the last stage sent for --image (with
+                                        finish_s; 0 = not measured) */
     double wire_ns_per_byte;         /* CPU time at one end of a link per byte it carries: framing,
                                         checksums, ZeroMQ and the kernel's TCP (0 = not measured) */
     char codec_input[FP_PART_MAX_PATH]; /* what the codecs were measured on: "pseudo-random", an image
@@ -351,6 +353,8 @@ typedef struct fp_part_problem {
     double wire_ns_per_byte[FP_PART_MAX_DEVICES]; /* per device: CPU ns at speed 1 per byte it sends or
                                                     receives (fp_profile.wire_ns_per_byte; 0 = free) */
     double input_bytes;                          /* bytes gateway -> stage 0 per frame (encoded image) */
+    double result_bytes;                         /* bytes last stage -> gateway per frame (the result
+                                                    JSON; 0 = unknown: the heads' cut, encoded) */
     fp_objective objective;                      /* what "optimal" minimises */
     int replicas;                                /* optimal may replicate stages on spare devices */
     uint32_t codecs;                             /* codecs allowed on top of each link's own list */

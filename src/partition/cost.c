@@ -167,6 +167,8 @@ fp_status fpi_part_ctx_init(const fp_part_problem *p, fpi_part_ctx *x)
                          c->n_devices, FP_PART_MAX_DEVICES);
     if (!isfinite(p->input_bytes) || p->input_bytes < 0 || p->input_bytes > 1e12)
         return fpi_error(FP_EINVAL, "partition: input bytes must be in [0, 1e12] (got %g)", p->input_bytes);
+    if (!isfinite(p->result_bytes) || p->result_bytes < 0 || p->result_bytes > 1e12)
+        return fpi_error(FP_EINVAL, "partition: result bytes must be in [0, 1e12] (got %g)", p->result_bytes);
     if (!(p->codecs & FP_CODECS_ALL)) return fpi_error(FP_EINVAL, "partition: no codec allowed");
     int L = p->graph->n_layers, D = c->n_devices;
     if (p->measured && p->measured->n_layers != L)
@@ -332,7 +334,9 @@ double fpi_part_link_s(const fpi_part_ctx *x, int k, int a, int b, fp_codec c, d
         return lk->latency_s + x->p->input_bytes * FP_PART_LINK_FRAMING * 8.0 / lk->bandwidth_bps;
     }
     if (!(lk->codecs & x->p->codecs & FP_CODEC_BIT(c))) return INFINITY;
-    double enc = x->cut_enc[(size_t)c * (size_t)x->L + (size_t)k];
+    /* The last stage sends the result JSON, whatever the codec, when its size is known. */
+    double enc = k == x->L - 1 && x->p->result_bytes > 0 ? x->p->result_bytes
+                                                         : x->cut_enc[(size_t)c * (size_t)x->L + (size_t)k];
     if (bytes) *bytes = enc;
     return lk->latency_s + enc * FP_PART_LINK_FRAMING * 8.0 / lk->bandwidth_bps;
 }

@@ -311,6 +311,7 @@ fp_status fp_profile_to_json(const fp_profile *p, char **text)
     cJSON_AddNumberToObject(root, "layer_scale", round(p->layer_scale * 1e4) / 1e4);
     if (p->prepare_s > 0) cJSON_AddNumberToObject(root, "prepare_ms", round(p->prepare_s * 1e7) / 1e4);
     if (p->finish_s > 0) cJSON_AddNumberToObject(root, "finish_ms", round(p->finish_s * 1e7) / 1e4);
+    if (p->result_bytes > 0) cJSON_AddNumberToObject(root, "result_bytes", p->result_bytes);
     if (p->wire_ns_per_byte > 0)
         cJSON_AddNumberToObject(root, "wire_ns_per_byte", round(p->wire_ns_per_byte * 1e4) / 1e4);
     cJSON *ls = cJSON_AddArrayToObject(root, "layers_ms");
@@ -390,7 +391,7 @@ static fp_status fpi_parse_profile_codecs(const cJSON *cs, const char *name, fp_
 fp_status fp_profile_parse(const char *text, const char *name, fp_profile **out)
 {
     static const char *const keys[] = {"fogpipe_profile", "model", "machine", "device", "speed", "iters",
-                                       "warmup", "total_ms", "layer_scale", "prepare_ms", "finish_ms", "wire_ns_per_byte", "layers_ms",
+                                       "warmup", "total_ms", "layer_scale", "prepare_ms", "finish_ms", "result_bytes", "wire_ns_per_byte", "layers_ms",
                                        "codec_input", "codecs", NULL};
     static const char *const mkeys[] = {"cfg", "cfg_hash", "layers", NULL};
     static const char *const ckeys[] = {"cpu", "host", "cores", "threads", NULL};
@@ -441,7 +442,8 @@ fp_status fp_profile_parse(const char *text, const char *name, fp_profile **out)
         (st = fpi_json_number(root, "layer_scale", 0, 1e-3, 1e3, name, "top level", &p->layer_scale)) ||
         (st = fpi_json_number(root, "prepare_ms", 0, 0, 1e9, name, "top level", &prepare)) ||
         (st = fpi_json_number(root, "finish_ms", 0, 0, 1e9, name, "top level", &finish)) ||
-        (st = fpi_json_number(root, "wire_ns_per_byte", 0, 0, 1e6, name, "top level", &p->wire_ns_per_byte)))
+        (st = fpi_json_number(root, "wire_ns_per_byte", 0, 0, 1e6, name, "top level", &p->wire_ns_per_byte)) ||
+        (st = fpi_json_number(root, "result_bytes", 0, 0, 1e9, name, "top level", &p->result_bytes)))
         goto error;
     p->prepare_s = prepare / 1e3;
     p->finish_s = finish / 1e3;
