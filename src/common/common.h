@@ -18,6 +18,18 @@
 #define FPI_PRINTF(a, b)
 #endif
 
+/* Marks a function whose loops the compiler vectorises: on x86-64 GCC builds
+ * AVX-512, AVX2 and baseline copies and the loader picks one from cpuid
+ * (ifunc), so the build needs no -march; elsewhere (clang; arm64, where NEON
+ * is the baseline) it is a plain function. None of the copies may change a
+ * result: the build is -std=c11 (no FP contraction in GCC) without
+ * -ffast-math, so every copy does the same operations in the same order. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define FPI_SIMD_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
+#else
+#define FPI_SIMD_CLONES
+#endif
+
 /* Records a formatted explanation for fp_last_error() and returns `status`,
  * so callers can write `return fpi_error(FP_ECORRUPT, "...", ...);`. */
 fp_status fpi_error(fp_status status, const char *fmt, ...) FPI_PRINTF(2, 3);

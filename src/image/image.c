@@ -33,7 +33,7 @@ int fpi_image_valid(const fp_image *im)
            im->h <= FP_IMAGE_MAX_SIDE && (long long)im->w * im->h <= FP_IMAGE_MAX_PIXELS;
 }
 
-fp_status fp_image_make(int w, int h, int c, float value, fp_image *out)
+fp_status fpi_image_alloc(int w, int h, int c, fp_image *out)
 {
     if (!out) return fpi_error(FP_EINVAL, "fp_image_make: out is NULL");
     fp_status st = fpi_image_check_dims(w, h, c, "fp_image_make");
@@ -42,11 +42,19 @@ fp_status fp_image_make(int w, int h, int c, float value, fp_image *out)
     float *data = fpi_malloc_aligned(n * sizeof(float));
     if (!data)
         return fpi_error(FP_ENOMEM, "fp_image_make: out of memory for %dx%dx%d image", w, h, c);
-    for (size_t i = 0; i < n; i++) data[i] = value;
     out->w = w;
     out->h = h;
     out->c = c;
     out->data = data;
+    return FP_OK;
+}
+
+fp_status fp_image_make(int w, int h, int c, float value, fp_image *out)
+{
+    fp_status st = fpi_image_alloc(w, h, c, out);
+    if (st) return st;
+    size_t n = (size_t)w * (size_t)h * (size_t)c;
+    for (size_t i = 0; i < n; i++) out->data[i] = value;
     return FP_OK;
 }
 

@@ -16,4 +16,8 @@ fp_status fpi_image_check_dims(int w, int h, int c, const char *what);
  * the limits, pixels allocated), 0 otherwise. Records nothing. */
 int fpi_image_valid(const fp_image *im);
 
+/* As fp_image_make, but the pixels are left as they are: for an image its
+ * caller writes whole. */
+fp_status fpi_image_alloc(int w, int h, int c, fp_image *out);
+
 #endif /* FP_IMAGE_IMPL_H */

@@ -30,9 +30,9 @@ fp_status fp_image_resize(const fp_image *im, int w, int h, fp_image *out)
 
     if (!out || !fpi_image_valid(im) || out == im)
         return fpi_error(FP_EINVAL, "fp_image_resize: invalid image or output");
-    st = fp_image_make(w, h, im->c, 0.0f, &res);
+    st = fpi_image_alloc(w, h, im->c, &res);
     if (st) return fpi_error_context(st, "fp_image_resize");
-    st = fp_image_make(w, im->h, im->c, 0.0f, &part);
+    st = fpi_image_alloc(w, im->h, im->c, &part);
     if (st) {
         st = fpi_error_context(st, "fp_image_resize");
         goto error;

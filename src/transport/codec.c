@@ -23,18 +23,10 @@ typedef _Float16 fpi_half;
 #include "common/common.h"
 #include "fogpipe/fmap.h"
 
-/* The scans and (de)quantisers below are loops GCC vectorises; as with
- * FPI_SIMD_CLONES (src/engine/fast/fast.h), x86-64 GCC builds also get AVX2
- * and AVX-512 copies picked from cpuid at load time (ifunc); elsewhere
- * (clang, arm64) one plain copy. None of them may change a result: the
- * build is -std=c11 (no FP contraction in GCC, clang fuses only within one
- * expression) without -ffast-math, and each loop keeps the old operations
- * in the old order (tests/test_codec.c compares bit for bit). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
-#define FPI_CODEC_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
-#else
-#define FPI_CODEC_CLONES
-#endif
+/* The scans and (de)quantisers below are loops GCC vectorises, built in
+ * AVX2 and AVX-512 copies too (FPI_SIMD_CLONES, src/common/common.h); each
+ * loop keeps the old operations in the old order (tests/test_codec.c
+ * compares bit for bit). */
 
 /* Adding then subtracting 1.5 * 2^23 rounds a float with |v| < 2^22 to an
  * integer, to nearest even, as nearbyintf does in the default rounding mode
@@ -147,7 +139,7 @@ static inline int32_t fpi_f32_absbits(float v)
 
 /* The largest fpi_f32_absbits over x[0..n): one branch-free pass, so it
  * vectorises (an early exit on the first inf/NaN would not). */
-FPI_CODEC_CLONES static int32_t fpi_f32_absmax_bits(const float *x, size_t n)
+FPI_SIMD_CLONES static int32_t fpi_f32_absmax_bits(const float *x, size_t n)
 {
     int32_t m = 0;
     for (size_t i = 0; i < n; i++) {
@@ -163,7 +155,7 @@ FPI_CODEC_CLONES static int32_t fpi_f32_absmax_bits(const float *x, size_t n)
 static inline int32_t fpi_f32_key(int32_t k) { return k ^ ((k >> 31) & 0x7fffffff); }
 
 /* The smallest and largest fpi_f32_key over finite x[0..n), n >= 1. */
-FPI_CODEC_CLONES static void fpi_f32_minmax_keys(const float *x, size_t n, int32_t *lo, int32_t *hi)
+FPI_SIMD_CLONES static void fpi_f32_minmax_keys(const float *x, size_t n, int32_t *lo, int32_t *hi)
 {
     int32_t mn = INT32_MAX, mx = INT32_MIN;
     for (size_t i = 0; i < n; i++) {
@@ -178,7 +170,7 @@ FPI_CODEC_CLONES static void fpi_f32_minmax_keys(const float *x, size_t n, int32
 }
 
 /* Whether some x[i] has exactly these bits. */
-FPI_CODEC_CLONES static int fpi_f32_has_bits(const float *x, size_t n, uint32_t bits)
+FPI_SIMD_CLONES static int fpi_f32_has_bits(const float *x, size_t n, uint32_t bits)
 {
     int any = 0;
     for (size_t i = 0; i < n; i++) {
@@ -215,7 +207,7 @@ static float fpi_int8_scale(int32_t absmax)
  * 127.x, in the magic add's range. v is its own statement: -std=c11 keeps
  * GCC from fusing x * inv + magic into an FMA, and clang fuses only within
  * one expression (the near-tie cases in tests/test_codec.c would show it). */
-FPI_CODEC_CLONES static void fpi_int8_quant(const float *restrict x, size_t n, float inv, int8_t *restrict q)
+FPI_SIMD_CLONES static void fpi_int8_quant(const float *restrict x, size_t n, float inv, int8_t *restrict q)
 {
     for (size_t i = 0; i < n; i++) {
         float v = x[i] * inv;
@@ -227,7 +219,7 @@ FPI_CODEC_CLONES static void fpi_int8_quant(const float *restrict x, size_t n, f
 
 /* The same, offset by the channel minimum and onto 0..255, stored minus 128
  * (|v| <= 255.x when scale and inv are finite). */
-FPI_CODEC_CLONES static void fpi_int8c_quant(const float *restrict x, size_t n, float mn, float inv,
+FPI_SIMD_CLONES static void fpi_int8c_quant(const float *restrict x, size_t n, float mn, float inv,
                                              int8_t *restrict q)
 {
     for (size_t i = 0; i < n; i++) {
@@ -287,12 +279,12 @@ static void fpi_channel_range(const float *xc, size_t per, float *mn_out, float 
 
 /* Dequantisers (the decode side); s and mn come in by value so the stores
  * through out cannot alias them. */
-FPI_CODEC_CLONES static void fpi_int8_dequant(const int8_t *restrict q, size_t n, float s, float *restrict out)
+FPI_SIMD_CLONES static void fpi_int8_dequant(const int8_t *restrict q, size_t n, float s, float *restrict out)
 {
     for (size_t i = 0; i < n; i++) out[i] = (float)q[i] * s;
 }
 
-FPI_CODEC_CLONES static void fpi_int8c_dequant(const int8_t *restrict q, size_t n, float mn, float s,
+FPI_SIMD_CLONES static void fpi_int8c_dequant(const int8_t *restrict q, size_t n, float mn, float s,
                                                float *restrict out)
 {
     for (size_t i = 0; i < n; i++) out[i] = mn + (float)(q[i] + 128) * s;

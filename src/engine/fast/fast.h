@@ -29,17 +29,9 @@
 #ifndef FP_ENGINE_FAST_H
 #define FP_ENGINE_FAST_H
 
+#include "common/common.h"
 #include "engine/net_impl.h"
 
-/* Marks a kernel whose loops the compiler vectorises: on x86-64 GCC builds
- * AVX-512, AVX2 and baseline copies and the loader picks one from cpuid
- * (ifunc), so the build needs no -march; elsewhere (arm64: NEON is the
- * baseline) it is a plain function. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
-#define FPI_SIMD_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
-#else
-#define FPI_SIMD_CLONES
-#endif
 
 /* CPU features the kernels and the BLAS choice depend on. */
 typedef struct fpi_cpu {
