@@ -33,8 +33,10 @@ static fp_flag fp_prof_flags[] = {
 static fp_command fp_prof_cmd = {
     "profile", "(--cfg PATH [--weights PATH] | --model PATH) [--threads T] [--iters N] -o PATH\n"
                "       fogpipe profile --from PATH --speed X [--device TEXT] -o PATH",
-    "Measures every layer's time on this machine (median of N passes after warm-up)\n"
-    "and writes it, with the machine's description, as a profile for `fogpipe plan`.\n"
+    "Measures every layer's time on this machine and writes it, with the machine's\n"
+    "description, as a profile for `fogpipe plan`: after warm-up, N rounds run the\n"
+    "layers up to each one uninterrupted, as a pipeline stage does, and a layer's time\n"
+    "is what it adds to the median of those runs.\n"
     "First it measures the CPU time carrying a frame costs each end of a link, per\n"
     "byte (1 MiB frames through ZeroMQ over loopback TCP). After the timed passes it\n"
     "runs one more and encodes the input and every layer's output with each\n"
@@ -184,8 +186,8 @@ static void fp_print_profile(const fp_profile *p, fp_net *net)
         printf("%5d  %-13s %10.3f %6.1f%%\n", l, type, p->layer_s[l] * 1e3,
                sum > 0 ? 100 * p->layer_s[l] / sum : 0);
     }
-    printf("median pass %.2f ms (uninterrupted); layers timed one by one add up to %.2f ms, scaled by %.3f to it\n",
-           p->total_s * 1e3, p->layer_scale > 0 ? sum * 1e3 / p->layer_scale : 0, p->layer_scale);
+    printf("median pass %.2f ms (uninterrupted); each layer's time is what it adds to the median of an\n"
+           "uninterrupted run of the layers up to it\n", p->total_s * 1e3);
     if (p->prepare_s > 0 || p->finish_s > 0)
         printf("per frame besides the layers: stage 0 decodes and prepares the image %.2f ms, the last stage "
                "makes the result %.2f ms\n", p->prepare_s * 1e3, p->finish_s * 1e3);

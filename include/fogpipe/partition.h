@@ -193,9 +193,11 @@ typedef struct fp_profile_codec {
 /* Per-layer times of one model on one kind of device. */
 typedef struct fp_profile {
     int n_layers;                    /* layers profiled */
-    double *layer_s;                 /* median seconds per layer, scaled (layer_scale) to add up to total_s (owned) */
+    double *layer_s;                 /* seconds per layer: what it adds to the time of an uninterrupted
+                                        run up to it (fp_profile_measure); they add up to total_s (owned) */
     double total_s;                  /* median seconds of a whole uninterrupted pass */
-    double layer_scale;              /* uninterrupted pass / Σ layer-by-layer medians (1 in older profiles) */
+    double layer_scale;              /* 1; older profiles timed layer by layer and scaled the medians
+                                        by this to add up to total_s */
     double prepare_s;                /* per frame on stage 0: decode the encoded image and prepare the
                                         input (median; 0 = not measured) */
     double finish_s;                 /* per frame on the last stage: boxes, NMS and the result JSON
@@ -220,9 +222,11 @@ typedef struct fp_profile {
 } fp_profile;
 
 /* Times every layer of a set-up network: `warmup` untimed passes, then
- * `iters` timed ones (1..1000) for per-layer medians, then `iters`
- * uninterrupted passes for the whole-pass median, to which the layers'
- * medians are scaled (timing layer by layer turns off fusion). Fills the
+ * `iters` rounds (1..1000), each running every prefix (layers 0..k) once
+ * uninterrupted, as a stage runs (timing layer by layer would turn off
+ * fusion). The time up to layer k is the least median of the prefixes
+ * that reach it, a layer's time its growth there, the whole pass's the
+ * longest prefix's median. Fills the
  * timing fields and n_layers; the caller fills the model/machine strings.
  * *out is owned by the caller (fp_profile_destroy). FP_EINVAL, FP_ESTATE
  * (network not set up), FP_ENOMEM. */

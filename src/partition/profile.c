@@ -50,23 +50,6 @@ static int fpi_cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Per-pass state of the timing callback. */
-typedef struct {
-    double *t;      /* layers × iters, row per layer */
-    int iters;      /* passes */
-    int iter;       /* current pass */
-    double last;    /* clock at the previous layer's end */
-} fpi_timing;
-
-static int fpi_time_layer(void *user, int layer, const float *out, fp_shape shape)
-{
-    fpi_timing *tm = user;
-    double now = fpi_now();
-    tm->t[(size_t)layer * (size_t)tm->iters + (size_t)tm->iter] = now - tm->last;
-    tm->last = now;
-    return 0;
-}
-
 fp_status fp_profile_measure(fp_net *net, int iters, int warmup, fp_profile **out)
 {
     if (!net || !out) return fpi_error(FP_EINVAL, "fp_profile_measure: NULL argument");
@@ -79,51 +62,54 @@ fp_status fp_profile_measure(fp_net *net, int iters, int warmup, fp_profile **ou
     fp_profile *p = NULL;
     fp_status st = fpi_profile_new(n, &p);
     if (st) return st;
-    fpi_timing tm = {fpi_malloc((size_t)n * (size_t)iters * sizeof(double)), iters, 0, 0};
-    double *total = fpi_malloc((size_t)iters * sizeof *total);
-    if (!tm.t || !total) {
+    double *t = fpi_malloc((size_t)n * (size_t)iters * sizeof *t);
+    if (!t) {
         st = fpi_error(FP_ENOMEM, "out of memory for %d x %d timings", n, iters);
         goto error;
     }
     fpi_pseudo_random_input(in, fp_shape_count(fp_net_input_shape(net)));
     for (int w = 0; w < warmup; w++)
         if ((st = fp_net_run(net, 0, n - 1, NULL, NULL))) goto error;
-    for (tm.iter = 0; tm.iter < iters; tm.iter++) {
-        double t0 = fpi_now();
-        tm.last = t0;
-        if ((st = fp_net_run(net, 0, n - 1, fpi_time_layer, &tm))) goto error;
-        total[tm.iter] = fpi_now() - t0;
-    }
-    double sum = 0;
-    for (int l = 0; l < n; l++) {
-        double *row = tm.t + (size_t)l * (size_t)iters;
+    /* A stage runs its layers uninterrupted: max pools fused into the
+     * convolution before them, tensors handed on in the kernels' own
+     * layouts; stopping after every layer to time it would turn that off
+     * (and spread what it saves over every layer). So each prefix, layers
+     * 0..k, is timed uninterrupted, the prefixes interleaved within a round
+     * so that the machine's slow moments fall on all of them alike. A
+     * prefix that stops between a convolution and the max pool fused into
+     * it pays for writing the whole unpooled map, which the prefix one
+     * layer longer does not; so the time up to layer k is the least median
+     * of the prefixes that reach it (non-decreasing in k), layer k's time
+     * its growth at k, and a stage's, the sum over its layers, the
+     * difference of two such medians. */
+    for (int it = 0; it < iters; it++)
+        for (int k = 0; k < n; k++) {
+            double t0 = fpi_now();
+            if ((st = fp_net_run(net, 0, k, NULL, NULL))) goto error;
+            t[(size_t)k * (size_t)iters + (size_t)it] = fpi_now() - t0;
+        }
+    for (int k = 0; k < n; k++) {
+        double *row = t + (size_t)k * (size_t)iters;
         qsort(row, (size_t)iters, sizeof *row, fpi_cmp_double);
-        p->layer_s[l] = row[iters / 2];
-        sum += p->layer_s[l];
+        p->layer_s[k] = row[iters / 2]; /* for now the prefix's median */
     }
-    /* Timing each layer (a callback after each) keeps every output in the
-     * arena's layout and so turns off what a stage's uninterrupted run does:
-     * fused max pools, tensors handed on in the kernels' own layouts. The
-     * per-layer shares come from the timed passes; the whole from as many
-     * passes as a stage runs them, which the layers' times are scaled to. */
-    for (tm.iter = 0; tm.iter < iters; tm.iter++) {
-        double t0 = fpi_now();
-        if ((st = fp_net_run(net, 0, n - 1, NULL, NULL))) goto error;
-        total[tm.iter] = fpi_now() - t0;
+    for (int k = n - 2; k >= 0; k--)
+        if (p->layer_s[k + 1] < p->layer_s[k]) p->layer_s[k] = p->layer_s[k + 1];
+    double upto = 0;
+    for (int k = 0; k < n; k++) {
+        double at = p->layer_s[k];
+        p->layer_s[k] = at - upto;
+        upto = at;
     }
-    qsort(total, (size_t)iters, sizeof *total, fpi_cmp_double);
-    p->total_s = total[iters / 2];
-    p->layer_scale = sum > 0 ? p->total_s / sum : 1;
-    for (int l = 0; l < n; l++) p->layer_s[l] *= p->layer_scale;
+    p->total_s = upto; /* the whole pass's median */
+    p->layer_scale = 1;
     p->iters = iters;
     p->warmup = warmup;
-    fpi_free(tm.t);
-    fpi_free(total);
+    fpi_free(t);
     *out = p;
     return FP_OK;
 error:
-    fpi_free(tm.t);
-    fpi_free(total);
+    fpi_free(t);
     fp_profile_destroy(p);
     return st;
 }
