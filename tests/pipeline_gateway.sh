@@ -120,8 +120,8 @@ check "/v1/stats: completed, latency, per-stage figures" \
     'python3 -c "import json,sys; s=json.load(open(sys.argv[1])); assert s[\"completed\"]>=11 and s[\"latency_ms\"][\"p50\"]>0 and len(s[\"stages\"])==2 and s[\"stages\"][0][\"frames\"]>=10" "$T/stats"' \
     "$(cat "$T/stats")"
 curl -s "http://127.0.0.1:$H0/metrics" >"$T/m0"
-check "stage /metrics: frames, bytes by codec, compute histogram, errors by kind" \
-    'grep -q "^fogpipe_frames_in_total{kind=\"features\"} 1[0-9]" "$T/m0" && grep -q "^fogpipe_bytes_out_total{codec=\"none\"}" "$T/m0" && grep -q "^fogpipe_compute_seconds_bucket{le=\"+Inf\"} 1[0-9]" "$T/m0" && grep -q "^fogpipe_errors_total{kind=\"image\"} 1" "$T/m0"' \
+check "stage /metrics: frames, bytes by codec, compute histogram, errors by kind, CPU time" \
+    'grep -q "^process_cpu_seconds_total 0*[0-9]*\.*[0-9]*[1-9]" "$T/m0" && grep -q "^fogpipe_frames_in_total{kind=\"features\"} 1[0-9]" "$T/m0" && grep -q "^fogpipe_bytes_out_total{codec=\"none\"}" "$T/m0" && grep -q "^fogpipe_compute_seconds_bucket{le=\"+Inf\"} 1[0-9]" "$T/m0" && grep -q "^fogpipe_errors_total{kind=\"image\"} 1" "$T/m0"' \
     "$(head -c 600 "$T/m0")"
 curl -s "http://127.0.0.1:$HG/metrics" >"$T/mg"
 check "gateway /metrics: requests by status" 'grep -q "^fogpipe_gateway_requests_total{status=\"400\"} 1" "$T/mg"' \

@@ -41,6 +41,13 @@ static void test_metrics_basic(void)
     CHECK(fpp_metrics_get(m, "c_total", NULL) == 0);
     fpp_metrics_add(m, "c_total", NULL, 3);      /* NULL is the value "" */
     CHECK(fpp_metrics_get(m, "c_total", "") == 3);
+    fpp_metrics_raise(m, "c_total", "x", 7.25);  /* a total kept elsewhere */
+    fpp_metrics_raise(m, "c_total", "x", 6);     /* never back */
+    fpp_metrics_raise(m, "c_total", "x", NAN);
+    CHECK(fpp_metrics_get(m, "c_total", "x") == 7.25);
+    fpp_metrics_raise(m, "g", NULL, 50);         /* raise is for counters */
+    CHECK(fpp_metrics_get(m, "g", NULL) == 0);
+    fpp_metrics_raise(NULL, "c_total", "x", 9);
 
     fpp_metrics_set(m, "g", NULL, 5);
     fpp_metrics_add(m, "g", NULL, -7.5);

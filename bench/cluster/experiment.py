@@ -204,25 +204,26 @@ print(json.dumps({"t0": t0, "done": sorted(done), "lat": lat, "errors": errs[0]}
         return json.loads(out)
 
     def metrics(self, https):
-        """bytes per frame out of each stage (first replica's counters summed over replicas)."""
-        cuts = []
+        """Per stage, summed over its replicas: bytes and frames sent, and process CPU seconds."""
+        out = []
         for k, hs in enumerate(https):
-            b = f = 0.0
+            tot = {'bytes': 0.0, 'frames': 0.0, 'cpu_s': 0.0, 't': time.monotonic()}
             for h in hs:
                 code, body = self.http_get(h, '/metrics')
                 for line in body.splitlines():
-                    m = re.match(r'fogpipe_bytes_out_total\{[^}]*\}\s+([0-9.e+]+)', line)
-                    if m: b += float(m.group(1))
-                    m = re.match(r'fogpipe_frames_out_total\{[^}]*\}\s+([0-9.e+]+)', line)
-                    if m: f += float(m.group(1))
-            cuts.append(round(b / f) if f else None)
-        return cuts
+                    for key, pat in (('bytes', r'fogpipe_bytes_out_total\{[^}]*\}'), ('frames', r'fogpipe_frames_out_total\{[^}]*\}'),
+                                     ('cpu_s', r'process_cpu_seconds_total')):
+                        m = re.match(pat + r'\s+([0-9.e+]+)$', line)
+                        if m: tot[key] += float(m.group(1))
+            out.append(tot)
+        return out
 
     def measure(self, plan_path, plan, pred_ipm):
         https = self.launch(plan_path, plan)
         k = self.window
         # warm-up: fill the pipeline once
         self.load(k, k)
+        before = self.metrics(https)
         rates, lats = [], []
         per_s = max(pred_ipm, 10) / 60.0
         n = max(self.a.min_images, int(per_s * self.a.seconds))
@@ -242,8 +243,16 @@ print(json.dumps({"t0": t0, "done": sorted(done), "lat": lat, "errors": errs[0]}
                 rate = len(d) / (d[-1] - res['t0']) * 60
             rates.append(rate); lats += res['lat']
             log(f'    repeat {r + 1}/{self.a.repeats}: {n} images, {rate:.1f} images/min, latency p50 {statistics.median(res["lat"]):.0f} ms')
-        cuts = self.metrics(https)
+        after = self.metrics(https)
         self.stop_all()
+        cuts = [round(b['bytes'] / b['frames']) if b['frames'] else None for b in after]
+        # each stage's CPU per frame over the timed repeats (throttling by the quota does not change it;
+        # compare with the plan's stage time x device speed) and the share of a core it got
+        cpu = []
+        for k0, (b, e) in enumerate(zip(before, after)):
+            frames, secs = e['frames'] - b['frames'], e['cpu_s'] - b['cpu_s']
+            cpu.append({'cpu_ms_per_frame': round(secs / frames * 1e3, 2) if frames > 0 else None,
+                        'cpu_share': round(secs / (e['t'] - b['t']), 3) if e['t'] > b['t'] else None})
         return {
             'images_per_min': round(statistics.median(rates), 2),
             'images_per_min_spread': [round(min(rates), 2), round(max(rates), 2)],
@@ -252,6 +261,7 @@ print(json.dumps({"t0": t0, "done": sorted(done), "lat": lat, "errors": errs[0]}
             'latency_p90_ms': round(sorted(lats)[int(0.9 * (len(lats) - 1))], 1),
             'images_per_repeat': n, 'inflight': k,
             'bytes_per_frame_measured': cuts,
+            'stage_cpu': cpu,
         }
 
     # ---------- main ----------
@@ -325,14 +335,24 @@ print(json.dumps({"t0": t0, "done": sorted(done), "lat": lat, "errors": errs[0]}
                             'devices_used': used, 'cpu': a.cpu, 'speed': speed, 'delay_ms_emulated': eff_delay,
                             'stages': [{'layers': s['layers'], 'devices': s['devices'], 'codec': s['out']['codec'],
                                         'bytes_per_frame_planned': s['out']['bytes'],
-                                        'raw_bytes_per_frame': s['out']['raw_bytes']} for s in plan['stages']],
+                                        'raw_bytes_per_frame': s['out']['raw_bytes'],
+                                        # the plan's time per frame at the device's speed, as CPU time
+                                        'cpu_ms_per_frame_predicted':
+                                            round(s['compute_ms'] * len(s['devices']) * speed, 2)}
+                                       for s in plan['stages']],
                             'predicted_images_per_min': pred,
                             'predicted_images_per_min_nominal':
                                 qplan['predicted']['images_per_min'] if qplan and self.layout(qplan) == lay else None,
                             'predicted_latency_ms': plan['predicted']['latency_ms'],
                             'predicted_bottleneck': plan['predicted']['bottleneck'],
                         }
-                        pt.update({k: v for k, v in m.items() if k != '_first'})
+                        pt.update({k: v for k, v in m.items() if k not in ('_first', 'stage_cpu')})
+                        for st, c in zip(pt['stages'], m['stage_cpu']):
+                            st.update(c)
+                        fmt = lambda v: '?' if v is None else f'{v:g}'
+                        log('    CPU per frame by stage, measured / predicted: ' +
+                            ', '.join(f'{fmt(st.get("cpu_ms_per_frame"))} / {fmt(st["cpu_ms_per_frame_predicted"])} ms '
+                                      f'(share {fmt(st.get("cpu_share"))})' for st in pt['stages']))
                         pt['bytes_per_frame'] = m['bytes_per_frame_measured']
                         points.append(pt)
             finally:

@@ -207,6 +207,13 @@ double fpi_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+double fpi_process_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 size_t fpi_release_pages(void *p, size_t bytes)
 {
     long page = sysconf(_SC_PAGESIZE);

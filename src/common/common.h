@@ -94,4 +94,7 @@ size_t fpi_memory_limit(void);
 /* Monotonic clock in seconds. */
 double fpi_now(void);
 
+/* CPU time the process has used, user and system, every thread, in seconds. */
+double fpi_process_cpu_s(void);
+
 #endif /* FP_COMMON_H */

@@ -239,6 +239,16 @@ void fpp_metrics_add(fpp_metrics *m, const char *name, const char *label_value, 
     pthread_mutex_unlock(&m->mu);
 }
 
+void fpp_metrics_raise(fpp_metrics *m, const char *name, const char *label_value, double v)
+{
+    if (!m || isnan(v)) return;
+    pthread_mutex_lock(&m->mu);
+    fpi_family *f = fpi_family_find(m, name);
+    fpi_series *s = f && f->type == FPP_COUNTER ? fpi_series_find(f, label_value, 1) : NULL;
+    if (s && v > s->value) s->value = v;
+    pthread_mutex_unlock(&m->mu);
+}
+
 void fpp_metrics_set(fpp_metrics *m, const char *name, const char *label_value, double v)
 {
     if (!m) return;

@@ -60,6 +60,11 @@ fp_status fpp_metrics_declare(fpp_metrics *m, const char *name, int type, const 
 /* Adds v to a counter (v must be >= 0; otherwise ignored) or a gauge. */
 void fpp_metrics_add(fpp_metrics *m, const char *name, const char *label_value, double v);
 
+/* Raises a counter to v, a total kept elsewhere (a process's CPU time):
+ * ignored when v is below its value (counters never go back), NaN, or the
+ * family is not a counter. */
+void fpp_metrics_raise(fpp_metrics *m, const char *name, const char *label_value, double v);
+
 /* Sets a gauge to v (ignored for other types). */
 void fpp_metrics_set(fpp_metrics *m, const char *name, const char *label_value, double v);
 

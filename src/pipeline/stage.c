@@ -91,6 +91,8 @@ static void fpi_declare_metrics(fpp_metrics *m)
     fpp_metrics_declare(m, "fogpipe_weight_bytes", FPP_GAUGE, "Bytes of weights this stage holds.", NULL, NULL, 0);
     fpp_metrics_declare(m, "fogpipe_arena_bytes", FPP_GAUGE, "Bytes of activations and scratch this stage holds.", NULL,
                         NULL, 0);
+    fpp_metrics_declare(m, "process_cpu_seconds_total", FPP_COUNTER,
+                        "Total user and system CPU time spent in seconds (every thread of the stage).", NULL, NULL, 0);
 }
 
 static void fpi_http_handler(void *user, const fpp_http_request *req, fpp_http_response *resp)
@@ -109,6 +111,7 @@ static void fpi_http_handler(void *user, const fpp_http_request *req, fpp_http_r
             fpp_http_reply(resp, 503, "text/plain", "not ready: %s\n",
                            peers ? "stopping" : "no peer of the next hop is connected");
     } else if (!strcmp(req->path, "/metrics")) {
+        fpp_metrics_raise(s->metrics, "process_cpu_seconds_total", NULL, fpi_process_cpu_s());
         fpp_metrics_reply(s->metrics, resp);
     } else {
         fpp_http_reply(resp, 404, "text/plain", "not found: try /healthz, /readyz or /metrics\n");

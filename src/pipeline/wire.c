@@ -12,13 +12,6 @@ enum { FPI_WIRE_FLOATS = 1 << 18 }; /* a 1 MiB feature map per frame */
 enum { FPI_WIRE_FRAMES = 24 };      /* frames per timed round */
 enum { FPI_WIRE_ROUNDS = 3 };       /* rounds; the least CPU counts */
 
-static double fpi_process_cpu_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
 fp_status fpp_measure_wire(double *ns_per_byte)
 {
     if (!ns_per_byte) return fpi_error(FP_EINVAL, "fpp_measure_wire: NULL argument");
