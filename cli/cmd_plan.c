@@ -169,6 +169,7 @@ static int fp_load_profiles(fp_cluster *c, const char *base_path, const fp_part_
         pb->prepare_s[d] = profs[k]->prepare_s;
         pb->finish_s[d] = profs[k]->finish_s;
         pb->wire_ns_per_byte[d] = profs[k]->wire_ns_per_byte;
+        pb->wire_ns_per_packet[d] = profs[k]->wire_ns_per_packet;
         if (!c->devices[d].threads) c->devices[d].threads = profs[k]->threads;
     }
     return 0;
@@ -331,8 +332,9 @@ int fp_cmd_plan(int argc, char **argv)
         else
             printf("result: priced as the heads' tensors (the profile has no result size; profile with --image)\n");
         if (pb.wire_ns_per_byte[0] > 0)
-            printf("links: %.3f ns of CPU per byte at each end, as profiled for %s (divided by its speed)\n",
-                   pb.wire_ns_per_byte[0], c->devices[0].name);
+            printf("links: %.3f ns of CPU per byte at each end and %.1f us per packet a slow link brings, as "
+                   "profiled for %s (divided by its speed)\n", pb.wire_ns_per_byte[0], pb.wire_ns_per_packet[0] * 1e-3,
+                   c->devices[0].name);
         else
             printf("links: their ends' CPU is not counted (the profile did not measure it)\n");
     }

@@ -163,7 +163,8 @@ static int fp_profile_frame_costs(fp_net *net, const char *image, int iters, fp_
 static void fp_print_codecs(const fp_profile *p)
 {
     if (p->wire_ns_per_byte > 0)
-        printf("links: %.3f ns of CPU per byte at each end (framing, checksums, ZeroMQ, TCP)\n", p->wire_ns_per_byte);
+        printf("links: %.3f ns of CPU per byte at each end (framing, checksums, ZeroMQ, TCP), %.1f us per packet "
+               "at the receiving end of a slow link\n", p->wire_ns_per_byte, p->wire_ns_per_packet * 1e-3);
     if (!p->codec_input[0]) return;
     printf("codecs measured on %s (every tensor, bytes-weighted; ns per raw float32 byte):\n", p->codec_input);
     printf("  %-10s %8s %10s %10s\n", "codec", "ratio", "encode ns", "decode ns");
@@ -232,8 +233,8 @@ int fp_cmd_profile(int argc, char **argv)
             return FP_EXIT_USAGE;
         }
         /* Before the network exists: its thread pools would count in the process's CPU time. */
-        double wire = 0;
-        if (fpp_measure_wire(&wire))
+        double wire = 0, packet = 0;
+        if (fpp_measure_wire(&wire, &packet))
             fprintf(stderr, "fogpipe profile: warning: the links' CPU cost was not measured (%s); plans will "
                             "count it as free\n", fp_last_error());
         fp_cli_model m;
@@ -249,6 +250,7 @@ int fp_cmd_profile(int argc, char **argv)
             return rc;
         }
         p->wire_ns_per_byte = wire;
+        p->wire_ns_per_packet = packet;
         snprintf(p->cfg, sizeof p->cfg, "%s", m.model ? m.model : m.cfg);
         snprintf(p->cfg_hash, sizeof p->cfg_hash, "%s", m.hash);
         fp_cpu_model(p->cpu, sizeof p->cpu);

@@ -90,7 +90,12 @@ wire=$(sed -n 's/.*"wire_ns_per_byte":[[:space:]]*\([0-9.e+-]*\).*/\1/p' "$T/p.j
 swire=$(sed -n 's/.*"wire_ns_per_byte":[[:space:]]*\([0-9.e+-]*\).*/\1/p' "$T/slow.json")
 awk -v w="$wire" -v s="$swire" 'BEGIN{exit !(w > 0 && w < 100 && s > 3.9 * w && s < 4.1 * w)}' && ok profile-wire ||
     bad profile-wire "wire_ns_per_byte $wire, derived $swire"
-expect plan-wire 0 "ns of CPU per byte at each end" $F plan $M --profile "$T/p.json" --devices 2 --link 1gbit
+# ... and per packet a slow link brings (a wake-up: microseconds, not seconds)
+pkt=$(sed -n 's/.*"wire_ns_per_packet":[[:space:]]*\([0-9.e+-]*\).*/\1/p' "$T/p.json")
+spkt=$(sed -n 's/.*"wire_ns_per_packet":[[:space:]]*\([0-9.e+-]*\).*/\1/p' "$T/slow.json")
+awk -v w="$pkt" -v s="$spkt" 'BEGIN{exit !(w > 100 && w < 1e7 && s > 3.9 * w && s < 4.1 * w)}' && ok profile-packet ||
+    bad profile-packet "wire_ns_per_packet $pkt, derived $spkt"
+expect plan-wire 0 "us per packet a slow link brings" $F plan $M --profile "$T/p.json" --devices 2 --link 1gbit
 grep -Eq '"speed":[[:space:]]*0.25' "$T/slow.json" && ok derive-file || bad derive-file "$(head -c 300 "$T/slow.json")"
 # Codec measurements: in the profile, carried by --from, used by plan.
 grep -q '"codecs"' "$T/p.json" && grep -q '"int8+zstd"' "$T/p.json" &&

@@ -184,6 +184,7 @@ static int instance_make(instance *in, int L, int D)
         in->p.layer_s[d] = in->times + d * L;
         /* CPU per byte carried: the codec's choice then moves time between stages. */
         in->p.wire_ns_per_byte[d] = rng_int(0, 1) ? rng_unit() * 20 : 0;
+        in->p.wire_ns_per_packet[d] = rng_int(0, 1) ? rng_unit() * 5e4 : 0;
     }
     return 1;
 }
@@ -403,6 +404,29 @@ static void test_codecs_in_plans(void)
     CHECK(plan.stages[0].out_codec == FP_CODEC_INT8);
     CHECK_NEAR(plan.stages[1].compute_s, 2.001 + (100000 * 0.25 + 25008 * 1) * 1e-9, 1e-15);
     CHECK_NEAR(plan.stages[0].compute_s, 1 + (100000 * 0.25 + 25008 * 1) * 1e-9, 1e-15);
+    /* Per packet received (1448 bytes), a wake-up: wire_ns_per_packet at
+     * the device's speed while the slowest link into it brings packets
+     * more slowly than that (the gateway's 80 kbit/s: 0.15 s a packet),
+     * else one packet's time on that link. Stage 0 pays it for the image. */
+    p.wire_ns_per_packet[0] = 1e4;
+    p.wire_ns_per_packet[1] = 2e4;
+    p.input_bytes = 2896;
+    CHECK_OK(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan));
+    CHECK(plan.stages[0].out_codec == FP_CODEC_INT8);
+    CHECK_NEAR(plan.stages[1].compute_s, 2.001 + (100000 * 0.25 + 25008 * 1) * 1e-9 + 25008 / 1448.0 * 2e-5, 1e-15);
+    CHECK_NEAR(plan.stages[0].compute_s, 1 + (100000 * 0.25 + 25008 + 2896) * 1e-9 + 2 * 1e-5, 1e-15);
+    c->devices[1].speed = 0.5;
+    CHECK_OK(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan));
+    CHECK_NEAR(plan.stages[1].compute_s,
+               (2.001 + (100000 * 0.25 + 25008 * 1) * 1e-9) / 0.5 + 25008 / 1448.0 * 4e-5, 1e-15);
+    c->devices[1].speed = 1;
+    c->links[2][1].bandwidth_bps = 8e9; /* every link into dev1 fast: 1.514 us a packet */
+    CHECK_OK(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan));
+    CHECK_NEAR(plan.stages[1].compute_s,
+               2.001 + (100000 * 0.25 + 25008 * 1) * 1e-9 + 25008 / 1448.0 * (1514 * 8 / 8e9), 1e-15);
+    c->links[2][1].bandwidth_bps = 8e4;
+    p.wire_ns_per_packet[0] = p.wire_ns_per_packet[1] = 0;
+    p.input_bytes = 0;
     p.wire_ns_per_byte[0] = p.wire_ns_per_byte[1] = 0;
     c->links[0][1].bandwidth_bps = 8e4;
     /* A link offering only none overrides the restriction. */
@@ -584,6 +608,7 @@ static void test_profile_json(void)
     p->prepare_s = 0.0042;
     p->finish_s = 0.0013;
     p->wire_ns_per_byte = 0.3;
+    p->wire_ns_per_packet = 27000;
     p->result_bytes = 321;
     p->codecs[FP_CODEC_INT8].cost_ns_per_byte = 0.12;
     p->codecs[FP_CODEC_INT8].encode_ns_per_byte = 0.09;
@@ -612,6 +637,7 @@ static void test_profile_json(void)
         CHECK_NEAR(q->prepare_s, 0.0042, 1e-12);
         CHECK_NEAR(q->finish_s, 0.0013, 1e-12);
         CHECK_NEAR(q->wire_ns_per_byte, 0.3, 1e-12);
+        CHECK_NEAR(q->wire_ns_per_packet, 27000, 1e-12);
         CHECK_NEAR(q->result_bytes, 321, 1e-12);
         CHECK_NEAR(q->codecs[FP_CODEC_INT8].encode_ns_per_byte, 0.09, 1e-12);
         CHECK_OK(fp_profile_derive(q, 0.25, "a device 4x slower", &d));
@@ -628,6 +654,7 @@ static void test_profile_json(void)
                        1e-9);
             CHECK_NEAR(d->codecs[FP_CODEC_INT8].encode_ns_per_byte, 0.36, 1e-9);
             CHECK_NEAR(d->wire_ns_per_byte, 1.2, 1e-12);
+            CHECK_NEAR(d->wire_ns_per_packet, 108000, 1e-9);
         }
     }
     fp_profile *bad = NULL;
@@ -665,6 +692,7 @@ static void test_profile_json(void)
         {"\"prepare_ms\": -1", "prepare_ms must be in"},
         {"\"finish_ms\": \"2\"", "finish_ms must be a number"},
         {"\"wire_ns_per_byte\": -0.5", "wire_ns_per_byte must be in"},
+        {"\"wire_ns_per_packet\": 1e10", "wire_ns_per_packet must be in"},
         {"\"result_bytes\": -1", "result_bytes must be in"},
         {"\"codec_input\": \"x\", \"codecs\": {\"fp16\": {\"ratio\": 0.5, \"cost_ns_per_byte\": 1, "
          "\"encode_ns_per_byte\": 2, \"bytes\": [1, 2, 3]}}", "encode_ns_per_byte must be in"},

@@ -214,6 +214,8 @@ typedef struct fp_profile {
     double speed;                    /* 1 if measured; else the factor applied to a measured profile */
     double result_bytes;             /* the result JSON the last stage sent for --image (with
                                         finish_s; 0 = not measured) */
+    double wire_ns_per_packet;       /* CPU time a packet costs the receiving end when the link brings
+                                        its packets one by one (a wake-up each; 0 = not measured) */
     double wire_ns_per_byte;         /* CPU time at one end of a link per byte it carries: framing,
                                         checksums, ZeroMQ and the kernel's TCP (0 = not measured) */
     char codec_input[FP_PART_MAX_PATH]; /* what the codecs were measured on: "pseudo-random", an image
@@ -356,6 +358,9 @@ typedef struct fp_part_problem {
                                                     last stage adds (boxes + result; 0 = none) */
     double wire_ns_per_byte[FP_PART_MAX_DEVICES]; /* per device: CPU ns at speed 1 per byte it sends or
                                                     receives (fp_profile.wire_ns_per_byte; 0 = free) */
+    double wire_ns_per_packet[FP_PART_MAX_DEVICES]; /* per device: CPU ns at speed 1 per packet it receives
+                                                    one by one (fp_profile.wire_ns_per_packet; 0 = free):
+                                                    see fpi_part_stage_io_s */
     double input_bytes;                          /* bytes gateway -> stage 0 per frame (encoded image) */
     double result_bytes;                         /* bytes last stage -> gateway per frame (the result
                                                     JSON; 0 = unknown: the heads' cut, encoded) */
@@ -378,6 +383,7 @@ typedef struct fp_part_problem {
  * B × FP_PART_LINK_FRAMING × 8 / bandwidth. (tc's rates, and a link's
  * nominal rate, count the whole frame.) */
 #define FP_PART_LINK_FRAMING (1514.0 / 1448.0)
+#define FP_PART_PACKET_BYTES 1448.0 /* payload bytes per packet */
 
 /* Sets defaults: objective throughput, replicas on, all codecs, input bytes
  * from FP_PART_JPEG_BYTES_PER_VALUE, layer_s all NULL (the caller sets

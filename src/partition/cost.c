@@ -187,6 +187,9 @@ fp_status fpi_part_ctx_init(const fp_part_problem *p, fpi_part_ctx *x)
         if (!isfinite(p->wire_ns_per_byte[d]) || p->wire_ns_per_byte[d] < 0 || p->wire_ns_per_byte[d] > 1e6)
             return fpi_error(FP_EINVAL, "partition: device %s: wire cost %g ns per byte is not in [0, 1e6]",
                              c->devices[d].name, p->wire_ns_per_byte[d]);
+        if (!isfinite(p->wire_ns_per_packet[d]) || p->wire_ns_per_packet[d] < 0 || p->wire_ns_per_packet[d] > 1e9)
+            return fpi_error(FP_EINVAL, "partition: device %s: wire cost %g ns per packet is not in [0, 1e9]",
+                             c->devices[d].name, p->wire_ns_per_packet[d]);
         for (int l = 0; l < L; l++)
             if (!isfinite(p->layer_s[d][l]) || p->layer_s[d][l] < 0)
                 return fpi_error(FP_EINVAL, "partition: device %s: layer %d time %g is not a finite "
@@ -276,6 +279,17 @@ fp_status fpi_part_ctx_init(const fp_part_problem *p, fpi_part_ctx *x)
         x->scratch[l] = g->layers[l].scratch_bytes;
     }
     x->in_buf = (uint64_t)ceil(p->input_bytes);
+    for (int e = 0; e < D; e++) {
+        /* a packet's time on the slowest link into e (links were checked above) */
+        double slow = 0;
+        for (int d = 0; d <= D; d++)
+            if (d != e) {
+                double t = FP_PART_PACKET_BYTES * FP_PART_LINK_FRAMING * 8.0 / c->links[d][e].bandwidth_bps;
+                if (t > slow) slow = t;
+            }
+        double wake = p->wire_ns_per_packet[e] * 1e-9 / c->devices[e].speed;
+        x->packet_s[e] = wake < slow ? wake : slow;
+    }
     fpi_free(last);
     fpi_free(diff);
     return FP_OK;
@@ -295,13 +309,13 @@ double fpi_part_stage_s(const fpi_part_ctx *x, int i, int j, int e)
 double fpi_part_stage_io_s(const fpi_part_ctx *x, int i, int j, int e, int a, int b)
 {
     double w = x->p->wire_ns_per_byte[e], ns = 0;
-    if (i == 0)
-        ns += w * x->p->input_bytes;
-    else
-        ns += x->codec_dec[a] * (double)x->cut_raw[i - 1] + w * x->cut_enc[(size_t)a * (size_t)x->L + (size_t)(i - 1)];
+    double in = i == 0 ? x->p->input_bytes : x->cut_enc[(size_t)a * (size_t)x->L + (size_t)(i - 1)];
+    ns += w * in;
+    if (i > 0) ns += x->codec_dec[a] * (double)x->cut_raw[i - 1];
     if (j < x->L - 1)
         ns += x->codec_enc[b] * (double)x->cut_raw[j] + w * x->cut_enc[(size_t)b * (size_t)x->L + (size_t)j];
-    return fpi_part_stage_s(x, i, j, e) + ns * 1e-9 / x->c->devices[e].speed;
+    return fpi_part_stage_s(x, i, j, e) + ns * 1e-9 / x->c->devices[e].speed +
+           in / FP_PART_PACKET_BYTES * x->packet_s[e];
 }
 
 uint64_t fpi_part_mem_of(const fpi_part_ctx *x, int i, int j, uint64_t live, uint64_t scratch)

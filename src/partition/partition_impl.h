@@ -33,6 +33,8 @@ typedef struct fpi_part_ctx {
     uint64_t *live;            /* L: bytes of tensors alive while layer t runs */
     uint64_t *scratch;         /* L: kernel scratch of layer t */
     uint64_t in_buf;           /* receive buffer of stage 0 (the encoded image) */
+    double packet_s[FP_PART_MAX_DEVICES]; /* per device: seconds its CPU spends per packet it receives
+                                             (fpi_part_stage_io_s) */
 } fpi_part_ctx;
 
 /* Validates the problem and fills the context; free with fpi_part_ctx_free.
@@ -47,7 +49,11 @@ double fpi_part_stage_s(const fpi_part_ctx *x, int i, int j, int e);
  * before layer i with codec a (i = 0: the encoded image, a ignored) and
  * sending the cut after j with codec b (j = L-1: the result, free): the
  * codec's decoding/encoding per raw byte, and the device's wire cost per
- * byte carried, at its speed. */
+ * byte carried, at its speed; and per packet received (every 1448 bytes),
+ * the wake-up it costs when the link brings packets more slowly than the
+ * device handles one: min(wire_ns_per_packet / speed, one packet's time
+ * on the slowest link into the device), since on a faster link the
+ * packets pile up and a wake-up takes them together. */
 double fpi_part_stage_io_s(const fpi_part_ctx *x, int i, int j, int e, int a, int b);
 
 /* Predicted peak memory of a stage running layers i..j. */

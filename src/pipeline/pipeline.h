@@ -84,12 +84,19 @@ typedef struct fpp_stage_blobs {
 fp_status fpp_stage_blobs_make(const fp_plan *plan, const fp_net *net, fpp_stage_blobs *out);
 void fpp_stage_blobs_free(fpp_stage_blobs *b);
 
-/* CPU seconds per byte at one end of a link, in ns: encodes, sends,
- * receives and checks 1 MiB frames over loopback TCP and divides the
- * process's CPU time by twice the bytes (both ends ran here). For
- * `fogpipe profile`; the partitioner charges it to the stages on both
- * sides of each cut. FP_EIO (no loopback), FP_ENOMEM. */
-fp_status fpp_measure_wire(double *ns_per_byte);
+/* What carrying frames costs the CPU at one end of a link, in ns, for
+ * `fogpipe profile` (both ends run here, so the process's CPU time is
+ * halved):
+ *   - *ns_per_byte: encodes, sends, receives and checks 1 MiB frames over
+ *     loopback TCP, per byte; the partitioner charges it to the stages on
+ *     both sides of each cut;
+ *   - *ns_per_packet: sends single 1448-byte messages (one TCP segment's
+ *     payload at MTU 1500) over loopback TCP, each received before the
+ *     next goes, per message: a wake-up of each end's threads per packet,
+ *     which is what a link slower than the receiver pays for every packet
+ *     it brings (the partitioner charges the receiving stage).
+ * FP_EIO (no loopback), FP_ENOMEM. */
+fp_status fpp_measure_wire(double *ns_per_byte, double *ns_per_packet);
 
 /* Splits http://HOST[:PORT]/PATH ([v6] hosts too; default port 80). */
 fp_status fpp_url_parse(const char *url, char *host, size_t n, int *port, const char **path);
