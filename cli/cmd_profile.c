@@ -36,9 +36,12 @@ static fp_command fp_prof_cmd = {
     "Measures every layer's time on this machine and writes it, with the machine's\n"
     "description, as a profile for `fogpipe plan`: after warm-up, N rounds run the\n"
     "layers up to each one uninterrupted, as a pipeline stage does, and a layer's time\n"
-    "is what it adds to the median of those runs.\n"
+    "is what it adds to the median of those runs. It prints each layer's time, share\n"
+    "and GFLOP/s (a max pool fused into the convolution before it adds no time; the\n"
+    "convolution's rate includes it).\n"
     "First it measures the CPU time carrying a frame costs each end of a link, per\n"
-    "byte (1 MiB frames through ZeroMQ over loopback TCP). After the timed passes it\n"
+    "byte (1 MiB frames through ZeroMQ over loopback TCP), and per packet when they\n"
+    "come one by one (1448-byte messages). After the timed passes it\n"
     "runs one more and encodes the input and every layer's output with each\n"
     "feature-map codec, recording the encoded bytes and the encode and decode\n"
     "times, which `fogpipe plan` uses instead of assumed ratios. With --image it\n"
@@ -180,12 +183,17 @@ static void fp_print_profile(const fp_profile *p, fp_net *net)
     double sum = 0;
     for (int l = 0; l < p->n_layers; l++) sum += p->layer_s[l];
     printf("%s — %s\n", p->cfg, p->device);
-    printf("%5s  %-13s %10s %7s\n", "layer", "type", "ms", "share");
+    printf("%5s  %-13s %-24s %10s %7s %9s\n", "layer", "type", "", "ms", "share", "GFLOP/s");
     for (int l = 0; l < p->n_layers; l++) {
         fp_layer_info li;
-        const char *type = net && !fp_net_layer_info(net, l, &li) ? li.type : "";
-        printf("%5d  %-13s %10.3f %6.1f%%\n", l, type, p->layer_s[l] * 1e3,
-               sum > 0 ? 100 * p->layer_s[l] / sum : 0);
+        int known = net && !fp_net_layer_info(net, l, &li);
+        char rate[16] = "-";
+        /* a layer that adds no time (a max pool fused into the convolution
+         * before it) has no rate of its own: the convolution's includes it */
+        if (known && li.flops > 0 && p->layer_s[l] > 0)
+            snprintf(rate, sizeof rate, "%.1f", (double)li.flops / p->layer_s[l] * 1e-9);
+        printf("%5d  %-13s %-24s %10.3f %6.1f%% %9s\n", l, known ? li.type : "", known ? li.desc : "",
+               p->layer_s[l] * 1e3, sum > 0 ? 100 * p->layer_s[l] / sum : 0, rate);
     }
     printf("median pass %.2f ms (uninterrupted); each layer's time is what it adds to the median of an\n"
            "uninterrupted run of the layers up to it\n", p->total_s * 1e3);

@@ -78,6 +78,9 @@ F=$FOGPIPE
 M="--cfg $T/tiny.cfg"
 
 expect profile 0 "median pass" $F profile $M --iters 3 --warmup 1 -o "$T/p.json"
+# per layer: time, share and GFLOP/s (a convolution of the test model has a rate)
+awk '/GFLOP\/s/ {h = 1; next} h && $2 == "convolutional" && $NF + 0 > 0 {n++} END {exit !(h && n > 0)}' "$T/out" &&
+    ok profile-gflops || bad profile-gflops "$(head -c 600 "$T/out")"
 grep -q '"fogpipe_profile"' "$T/p.json" && grep -q '"layers_ms"' "$T/p.json" && grep -q '"cpu"' "$T/p.json" &&
     ok profile-file || bad profile-file "$(head -c 300 "$T/p.json")"
 expect profile-derive 0 "" $F profile --from "$T/p.json" --speed 0.25 --device "a slow board" -o "$T/slow.json"
