@@ -134,12 +134,24 @@ static int fp_port_free(int p)
     return ok;
 }
 
-/* A base port with `n` free ports after it. */
+/* A base port with `n` free ports after it. The stages bind them only after
+ * this returns, so the range lies below the kernel's ephemeral ports
+ * (ip_local_port_range), where connections and bind(0) of other programs
+ * cannot take one in between; from 10000 up, or 20000-50000 when the
+ * ephemeral range leaves too little below it. */
 static int fp_pick_ports(int n)
 {
+    int lo = 10000, span = 0, eph = 32768, eph_hi = 60999;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%d %d", &eph, &eph_hi) != 2) eph = 32768;
+        fclose(f);
+    }
+    span = eph - n - lo;
+    if (span < 1000) lo = 20000, span = 30000;
     srand((unsigned)(time(NULL) ^ getpid()));
     for (int tries = 0; tries < 200; tries++) {
-        int base = 20000 + rand() % 30000, ok = 1;
+        int base = lo + rand() % span, ok = 1;
         for (int i = 0; i < n && ok; i++) ok = fp_port_free(base + i);
         if (ok) return base;
     }
