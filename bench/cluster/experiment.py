@@ -91,23 +91,25 @@ class Exp:
         return json.loads(out.strip().splitlines()[-1])['mean_ms']
 
     def calibrate(self, host_profile):
-        """The speed an emulated device really has against the host: a CPU quota of X delivers less
-        than X of a core to a compute-bound pass (CFS throttling; 0.21-0.25 measured for 0.25), so
-        the device's profile is the host's divided by the measured ratio of mean pass times
-        (several seconds under the quota each, so that throttled periods count), host and device
-        interleaved twice: the host's faster mean (the least disturbed) over the device's mean,
-        at most the nominal share."""
+        """The speed an emulated device really has: a CPU quota of X delivers less than X of a core to
+        a compute-bound pass (CFS throttling; 0.21-0.25 measured for 0.25), so the device's mean pass
+        is measured (several seconds under the quota, so that throttled periods count; twice,
+        interleaved with the host's), and the speed is the host profile's whole pass over it: the
+        planner then puts the whole network on the device at the time it measured, whatever minute
+        the profile was taken in (its layers give the shares). A quota never gives more than its
+        share: the device's pass is taken as at least the host's best mean / the nominal share."""
         total_ms = json.load(open(host_profile))['total_ms']
         iters = max(10, int(4000 / (total_ms / self.a.cpu)))
         hs, qs = [], []
         for _ in range(2):
             hs.append(self.bench_mean(None, iters)); qs.append(self.bench_mean('dev0', iters))
-        # the host's least disturbed pass is the profile's basis; a quota never gives more than its share
-        speed = min(self.a.cpu, min(hs) / statistics.mean(qs))
+        device_ms = max(statistics.mean(qs), min(hs) / self.a.cpu)
+        speed = total_ms / device_ms
         log(f'device speed: {iters} passes, host {statistics.mean(hs):.2f} ms, under the {self.a.cpu} quota '
-            f'{statistics.mean(qs):.2f} ms: {speed:.3f} of the host (nominal {self.a.cpu})')
+            f'{statistics.mean(qs):.2f} ms, host profile {total_ms:.2f} ms: {speed:.3f} of the profile '
+            f'(nominal {self.a.cpu})')
         return {'speed': round(speed, 4), 'iters': iters, 'host_mean_ms': [round(x, 3) for x in hs],
-                'quota_mean_ms': [round(x, 3) for x in qs]}
+                'quota_mean_ms': [round(x, 3) for x in qs], 'profile_total_ms': total_ms}
 
     @staticmethod
     def layout(p):
