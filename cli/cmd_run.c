@@ -141,13 +141,13 @@ static int fp_port_free(int p)
  * ephemeral range leaves too little below it. */
 static int fp_pick_ports(int n)
 {
-    int lo = 10000, span = 0, eph = 32768, eph_hi = 60999;
+    int lo = 10000, eph = 32768; /* the ephemeral range's low end */
     FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
     if (f) {
-        if (fscanf(f, "%d %d", &eph, &eph_hi) != 2) eph = 32768;
+        if (fscanf(f, "%d", &eph) != 1) eph = 32768;
         fclose(f);
     }
-    span = eph - n - lo;
+    int span = eph - n - lo;
     if (span < 1000) lo = 20000, span = 30000;
     srand((unsigned)(time(NULL) ^ getpid()));
     for (int tries = 0; tries < 200; tries++) {

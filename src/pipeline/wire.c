@@ -11,7 +11,6 @@
 enum { FPI_WIRE_FLOATS = 1 << 18 }; /* a 1 MiB feature map per frame */
 enum { FPI_WIRE_FRAMES = 24 };      /* frames per timed round */
 enum { FPI_WIRE_ROUNDS = 3 };       /* rounds; the least CPU counts */
-enum { FPI_WIRE_PACKET = 1448 };    /* TCP payload of one 1500-byte Ethernet frame (timestamps on) */
 enum { FPI_WIRE_PACKETS = 400 };    /* single-packet messages per timed round */
 
 fp_status fpp_measure_wire(double *ns_per_byte, double *ns_per_packet)
@@ -67,7 +66,8 @@ fp_status fpp_measure_wire(double *ns_per_byte, double *ns_per_packet)
     for (int r = 0; r < 1 + FPI_WIRE_ROUNDS && !st; r++) {
         double t0 = fpi_process_cpu_s();
         for (int k = 0; k < FPI_WIRE_PACKETS; k++)
-            if (zmq_send(out, buf, FPI_WIRE_PACKET, 0) < 0 || zmq_recv(in, buf, FPI_WIRE_PACKET, 0) < 0) {
+            if (zmq_send(out, buf, (size_t)FP_PART_PACKET_BYTES, 0) < 0 ||
+                zmq_recv(in, buf, (size_t)FP_PART_PACKET_BYTES, 0) < 0) {
                 st = fpi_error(FP_EIO, "measuring the links' CPU cost: %s", zmq_strerror(zmq_errno()));
                 break;
             }
