@@ -168,8 +168,11 @@ static int fp_load_profiles(fp_cluster *c, const char *base_path, const fp_part_
         pb->layer_s[d] = profs[k]->layer_s;
         pb->prepare_s[d] = profs[k]->prepare_s;
         pb->finish_s[d] = profs[k]->finish_s;
-        pb->wire_ns_per_byte[d] = profs[k]->wire_ns_per_byte;
-        pb->wire_ns_per_packet[d] = profs[k]->wire_ns_per_packet;
+        /* measured over a real link (`fogpipe link`): those, and no separate wake-ups */
+        const fp_profile *pk = profs[k];
+        pb->wire_ns_per_byte[d] = pk->wire_send_ns_per_byte > 0 ? pk->wire_send_ns_per_byte : pk->wire_ns_per_byte;
+        pb->wire_recv_ns_per_byte[d] = pk->wire_recv_ns_per_byte;
+        pb->wire_ns_per_packet[d] = pk->wire_ns_per_packet;
         if (!c->devices[d].threads) c->devices[d].threads = profs[k]->threads;
     }
     return 0;
@@ -331,7 +334,11 @@ int fp_cmd_plan(int argc, char **argv)
             printf("result: %.0f bytes of JSON per frame to the gateway, as profiled (--image)\n", pb.result_bytes);
         else
             printf("result: priced as the heads' tensors (the profile has no result size; profile with --image)\n");
-        if (pb.wire_ns_per_byte[0] > 0)
+        if (pb.wire_recv_ns_per_byte[0] > 0)
+            printf("links: %.3f ns of CPU per byte sent and %.3f per byte received, measured over a link "
+                   "(fogpipe link), as profiled for %s (divided by its speed)\n", pb.wire_ns_per_byte[0],
+                   pb.wire_recv_ns_per_byte[0], c->devices[0].name);
+        else if (pb.wire_ns_per_byte[0] > 0)
             printf("links: %.3f ns of CPU per byte at each end and %.1f us per packet a slow link brings, as "
                    "profiled for %s (divided by its speed)\n", pb.wire_ns_per_byte[0], pb.wire_ns_per_packet[0] * 1e-3,
                    c->devices[0].name);

@@ -13,6 +13,7 @@ int fp_cmd_forward(int argc, char **argv);
 int fp_cmd_detect(int argc, char **argv);
 int fp_cmd_bench(int argc, char **argv);
 int fp_cmd_profile(int argc, char **argv);
+int fp_cmd_link(int argc, char **argv);
 int fp_cmd_plan(int argc, char **argv);
 int fp_cmd_stage(int argc, char **argv);
 int fp_cmd_gateway(int argc, char **argv);

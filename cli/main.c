@@ -24,6 +24,7 @@ static const struct {
     {"random-weights", fp_cmd_random_weights, "write a darknet weights file of fixed-seed random values"},
     {"bench", fp_cmd_bench, "time a whole network: median ms per image, GFLOP/s, kernels, peak memory"},
     {"profile", fp_cmd_profile, "measure each layer's time on this machine (the partitioner's cost model)"},
+    {"link", fp_cmd_link, "measure what a real link costs each end's CPU per byte (for the profile)"},
     {"plan", fp_cmd_plan, "split a network into pipeline stages over a cluster; predict images/min"},
     {"stage", fp_cmd_stage, "run one stage of a plan: a networked worker (ZeroMQ in and out, HTTP metrics)"},
     {"gateway", fp_cmd_gateway, "serve a pipeline over HTTP: POST /v1/detect, GET /v1/stats, /metrics"},

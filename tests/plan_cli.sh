@@ -99,6 +99,28 @@ spkt=$(sed -n 's/.*"wire_ns_per_packet":[[:space:]]*\([0-9.e+-]*\).*/\1/p' "$T/s
 awk -v w="$pkt" -v s="$spkt" 'BEGIN{exit !(w > 100 && w < 1e7 && s > 3.9 * w && s < 4.1 * w)}' && ok profile-packet ||
     bad profile-packet "wire_ns_per_packet $pkt, derived $spkt"
 expect plan-wire 0 "us per packet a slow link brings" $F plan $M --profile "$T/p.json" --devices 2 --link 1gbit
+# `fogpipe link` over loopback: both ends' CPU per byte, the bytes the sender
+# sent = the bytes the receiver checked; the figures, put in a profile, are
+# what plan charges.
+port=$((20000 + RANDOM % 20000))
+$F link --listen "tcp://127.0.0.1:$port" --timeout 20 --json > "$T/lrecv.json" 2>&1 & lpid=$!
+$F link --connect "tcp://127.0.0.1:$port" --mib 4 --timeout 20 --json > "$T/lsend.json" 2>&1
+wait $lpid
+/usr/bin/python3 - "$T/lsend.json" "$T/lrecv.json" <<'PY' && ok link-loopback || bad link-loopback "$(cat "$T/lsend.json" "$T/lrecv.json" | head -c 400)"
+import json, sys
+s, r = (json.load(open(p)) for p in sys.argv[1:])
+ok = (s['end'] == 'send' and r['end'] == 'receive' and s['bytes'] == r['bytes'] > 4 * 2**20 and
+      0 < s['wire_send_ns_per_byte'] < 1000 and s['wire_recv_ns_per_byte'] == r['wire_recv_ns_per_byte'] > 0)
+sys.exit(not ok)
+PY
+expect link-usage-none 2 "exactly one of --listen and --connect" $F link
+expect link-usage-both 2 "exactly one of --listen and --connect" $F link --listen tcp://127.0.0.1:1 --connect tcp://127.0.0.1:1
+expect link-usage-mib 2 "--mib goes with --connect" $F link --listen tcp://127.0.0.1:1 --mib 3
+expect link-no-sender 1 "no sender within 0.5 s" $F link --listen "tcp://127.0.0.1:$port" --timeout 0.5
+expect link-no-receiver 1 "from the receiver within 0.5 s" $F link --connect "tcp://127.0.0.1:$port" --timeout 0.5
+sed 's/"wire_ns_per_byte"/"wire_send_ns_per_byte": 2.5, "wire_recv_ns_per_byte": 7.25, "wire_ns_per_byte"/' "$T/p.json" > "$T/plink.json"
+expect plan-link-measured 0 "2.500 ns of CPU per byte sent and 7.250 per byte received" \
+    $F plan $M --profile "$T/plink.json" --devices 2 --link 1gbit
 grep -Eq '"speed":[[:space:]]*0.25' "$T/slow.json" && ok derive-file || bad derive-file "$(head -c 300 "$T/slow.json")"
 # Codec measurements: in the profile, carried by --from, used by plan.
 grep -q '"codecs"' "$T/p.json" && grep -q '"int8+zstd"' "$T/p.json" &&

@@ -185,6 +185,7 @@ static int instance_make(instance *in, int L, int D)
         /* CPU per byte carried: the codec's choice then moves time between stages. */
         in->p.wire_ns_per_byte[d] = rng_int(0, 1) ? rng_unit() * 20 : 0;
         in->p.wire_ns_per_packet[d] = rng_int(0, 1) ? rng_unit() * 5e4 : 0;
+        in->p.wire_recv_ns_per_byte[d] = rng_int(0, 3) ? 0 : rng_unit() * 30;
     }
     return 1;
 }
@@ -425,6 +426,15 @@ static void test_codecs_in_plans(void)
     CHECK_NEAR(plan.stages[1].compute_s,
                2.001 + (100000 * 0.25 + 25008 * 1) * 1e-9 + 25008 / 1448.0 * (1514 * 8 / 8e9), 1e-15);
     c->links[2][1].bandwidth_bps = 8e4;
+    /* Measured over the link (`fogpipe link`): the receiving end's cost per
+     * byte includes its wake-ups, so no packet term; the sending end keeps
+     * wire_ns_per_byte. */
+    p.wire_recv_ns_per_byte[1] = 3;
+    CHECK_OK(fp_part_plan(&p, FP_STRATEGY_CUTS, cuts, 1, &plan));
+    CHECK(plan.stages[0].out_codec == FP_CODEC_INT8);
+    CHECK_NEAR(plan.stages[1].compute_s, 2.001 + (100000 * 0.25 + 25008 * 3) * 1e-9, 1e-15);
+    CHECK_NEAR(plan.stages[0].compute_s, 1 + (100000 * 0.25 + 25008 + 2896) * 1e-9 + 2 * 1e-5, 1e-15);
+    p.wire_recv_ns_per_byte[1] = 0;
     p.wire_ns_per_packet[0] = p.wire_ns_per_packet[1] = 0;
     p.input_bytes = 0;
     p.wire_ns_per_byte[0] = p.wire_ns_per_byte[1] = 0;
@@ -609,6 +619,8 @@ static void test_profile_json(void)
     p->finish_s = 0.0013;
     p->wire_ns_per_byte = 0.3;
     p->wire_ns_per_packet = 27000;
+    p->wire_send_ns_per_byte = 0.85;
+    p->wire_recv_ns_per_byte = 5.875;
     p->result_bytes = 321;
     p->codecs[FP_CODEC_INT8].cost_ns_per_byte = 0.12;
     p->codecs[FP_CODEC_INT8].encode_ns_per_byte = 0.09;
@@ -638,6 +650,8 @@ static void test_profile_json(void)
         CHECK_NEAR(q->finish_s, 0.0013, 1e-12);
         CHECK_NEAR(q->wire_ns_per_byte, 0.3, 1e-12);
         CHECK_NEAR(q->wire_ns_per_packet, 27000, 1e-12);
+        CHECK_NEAR(q->wire_send_ns_per_byte, 0.85, 1e-12);
+        CHECK_NEAR(q->wire_recv_ns_per_byte, 5.875, 1e-12);
         CHECK_NEAR(q->result_bytes, 321, 1e-12);
         CHECK_NEAR(q->codecs[FP_CODEC_INT8].encode_ns_per_byte, 0.09, 1e-12);
         CHECK_OK(fp_profile_derive(q, 0.25, "a device 4x slower", &d));
@@ -655,6 +669,8 @@ static void test_profile_json(void)
             CHECK_NEAR(d->codecs[FP_CODEC_INT8].encode_ns_per_byte, 0.36, 1e-9);
             CHECK_NEAR(d->wire_ns_per_byte, 1.2, 1e-12);
             CHECK_NEAR(d->wire_ns_per_packet, 108000, 1e-9);
+            CHECK_NEAR(d->wire_send_ns_per_byte, 3.4, 1e-12);
+            CHECK_NEAR(d->wire_recv_ns_per_byte, 23.5, 1e-12);
         }
     }
     fp_profile *bad = NULL;

@@ -218,6 +218,10 @@ typedef struct fp_profile {
                                         its packets one by one (a wake-up each; 0 = not measured) */
     double wire_ns_per_byte;         /* CPU time at one end of a link per byte it carries: framing,
                                         checksums, ZeroMQ and the kernel's TCP (0 = not measured) */
+    double wire_send_ns_per_byte;    /* measured over a real link (`fogpipe link`): CPU per byte at
+                                        the sending end, instead of wire_ns_per_byte (0 = not) */
+    double wire_recv_ns_per_byte;    /* the same at the receiving end; it includes the per-packet
+                                        wake-ups, so wire_ns_per_packet is then not charged */
     char codec_input[FP_PART_MAX_PATH]; /* what the codecs were measured on: "pseudo-random", an image
                                            path, or "" when no codec was measured (older profiles) */
     fp_profile_codec codecs[FP_CODEC_COUNT]; /* measured codecs (see codec_input) */
@@ -361,6 +365,10 @@ typedef struct fp_part_problem {
     double wire_ns_per_packet[FP_PART_MAX_DEVICES]; /* per device: CPU ns at speed 1 per packet it receives
                                                     one by one (fp_profile.wire_ns_per_packet; 0 = free):
                                                     see fpi_part_stage_io_s */
+    double wire_recv_ns_per_byte[FP_PART_MAX_DEVICES]; /* per device: CPU ns at speed 1 per byte it
+                                                    receives, measured over the link (0 = use
+                                                    wire_ns_per_byte and wire_ns_per_packet instead);
+                                                    wire_ns_per_byte is then the sending end's */
     double input_bytes;                          /* bytes gateway -> stage 0 per frame (encoded image) */
     double result_bytes;                         /* bytes last stage -> gateway per frame (the result
                                                     JSON; 0 = unknown: the heads' cut, encoded) */

@@ -187,6 +187,9 @@ fp_status fpi_part_ctx_init(const fp_part_problem *p, fpi_part_ctx *x)
         if (!isfinite(p->wire_ns_per_byte[d]) || p->wire_ns_per_byte[d] < 0 || p->wire_ns_per_byte[d] > 1e6)
             return fpi_error(FP_EINVAL, "partition: device %s: wire cost %g ns per byte is not in [0, 1e6]",
                              c->devices[d].name, p->wire_ns_per_byte[d]);
+        if (!isfinite(p->wire_recv_ns_per_byte[d]) || p->wire_recv_ns_per_byte[d] < 0 || p->wire_recv_ns_per_byte[d] > 1e6)
+            return fpi_error(FP_EINVAL, "partition: device %s: wire cost %g ns per byte received is not in [0, 1e6]",
+                             c->devices[d].name, p->wire_recv_ns_per_byte[d]);
         if (!isfinite(p->wire_ns_per_packet[d]) || p->wire_ns_per_packet[d] < 0 || p->wire_ns_per_packet[d] > 1e9)
             return fpi_error(FP_EINVAL, "partition: device %s: wire cost %g ns per packet is not in [0, 1e9]",
                              c->devices[d].name, p->wire_ns_per_packet[d]);
@@ -287,7 +290,8 @@ fp_status fpi_part_ctx_init(const fp_part_problem *p, fpi_part_ctx *x)
                 double t = FP_PART_PACKET_BYTES * FP_PART_LINK_FRAMING * 8.0 / c->links[d][e].bandwidth_bps;
                 if (t > slow) slow = t;
             }
-        double wake = p->wire_ns_per_packet[e] * 1e-9 / c->devices[e].speed;
+        /* a receiving cost measured over the link includes its wake-ups */
+        double wake = p->wire_recv_ns_per_byte[e] > 0 ? 0 : p->wire_ns_per_packet[e] * 1e-9 / c->devices[e].speed;
         x->packet_s[e] = wake < slow ? wake : slow;
     }
     fpi_free(last);
@@ -308,9 +312,9 @@ double fpi_part_stage_s(const fpi_part_ctx *x, int i, int j, int e)
 
 double fpi_part_stage_io_s(const fpi_part_ctx *x, int i, int j, int e, int a, int b)
 {
-    double w = x->p->wire_ns_per_byte[e], ns = 0;
+    double w = x->p->wire_ns_per_byte[e], ns = 0, wr = x->p->wire_recv_ns_per_byte[e];
     double in = i == 0 ? x->p->input_bytes : x->cut_enc[(size_t)a * (size_t)x->L + (size_t)(i - 1)];
-    ns += w * in;
+    ns += (wr > 0 ? wr : w) * in;
     if (i > 0) ns += x->codec_dec[a] * (double)x->cut_raw[i - 1];
     if (j < x->L - 1)
         ns += x->codec_enc[b] * (double)x->cut_raw[j] + w * x->cut_enc[(size_t)b * (size_t)x->L + (size_t)j];

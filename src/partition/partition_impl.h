@@ -53,7 +53,9 @@ double fpi_part_stage_s(const fpi_part_ctx *x, int i, int j, int e);
  * the wake-up it costs when the link brings packets more slowly than the
  * device handles one: min(wire_ns_per_packet / speed, one packet's time
  * on the slowest link into the device), since on a faster link the
- * packets pile up and a wake-up takes them together. */
+ * packets pile up and a wake-up takes them together. Where the receiving
+ * cost was measured over the link itself (wire_recv_ns_per_byte), that
+ * per byte received instead, and no wake-ups apart. */
 double fpi_part_stage_io_s(const fpi_part_ctx *x, int i, int j, int e, int a, int b);
 
 /* Predicted peak memory of a stage running layers i..j. */

@@ -263,6 +263,8 @@ fp_status fp_profile_derive(const fp_profile *p, double speed, const char *devic
     q->finish_s = p->finish_s / speed;
     q->wire_ns_per_byte = p->wire_ns_per_byte / speed;
     q->wire_ns_per_packet = p->wire_ns_per_packet / speed;
+    q->wire_send_ns_per_byte = p->wire_send_ns_per_byte / speed;
+    q->wire_recv_ns_per_byte = p->wire_recv_ns_per_byte / speed;
     q->speed = p->speed * speed;
     if (device) snprintf(q->device, sizeof q->device, "%s", device);
     *out = q;
@@ -303,6 +305,10 @@ fp_status fp_profile_to_json(const fp_profile *p, char **text)
         cJSON_AddNumberToObject(root, "wire_ns_per_byte", round(p->wire_ns_per_byte * 1e4) / 1e4);
     if (p->wire_ns_per_packet > 0)
         cJSON_AddNumberToObject(root, "wire_ns_per_packet", round(p->wire_ns_per_packet));
+    if (p->wire_send_ns_per_byte > 0)
+        cJSON_AddNumberToObject(root, "wire_send_ns_per_byte", round(p->wire_send_ns_per_byte * 1e4) / 1e4);
+    if (p->wire_recv_ns_per_byte > 0)
+        cJSON_AddNumberToObject(root, "wire_recv_ns_per_byte", round(p->wire_recv_ns_per_byte * 1e4) / 1e4);
     cJSON *ls = cJSON_AddArrayToObject(root, "layers_ms");
     for (int l = 0; ls && l < p->n_layers; l++) cJSON_AddItemToArray(ls, cJSON_CreateNumber(round(p->layer_s[l] * 1e7) / 1e4));
     cJSON *cs = NULL;
@@ -380,7 +386,8 @@ static fp_status fpi_parse_profile_codecs(const cJSON *cs, const char *name, fp_
 fp_status fp_profile_parse(const char *text, const char *name, fp_profile **out)
 {
     static const char *const keys[] = {"fogpipe_profile", "model", "machine", "device", "speed", "iters",
-                                       "warmup", "total_ms", "layer_scale", "prepare_ms", "finish_ms", "result_bytes", "wire_ns_per_byte", "wire_ns_per_packet", "layers_ms",
+                                       "warmup", "total_ms", "layer_scale", "prepare_ms", "finish_ms", "result_bytes", "wire_ns_per_byte", "wire_ns_per_packet",
+                                       "wire_send_ns_per_byte", "wire_recv_ns_per_byte", "layers_ms",
                                        "codec_input", "codecs", NULL};
     static const char *const mkeys[] = {"cfg", "cfg_hash", "layers", NULL};
     static const char *const ckeys[] = {"cpu", "host", "cores", "threads", NULL};
@@ -433,6 +440,8 @@ fp_status fp_profile_parse(const char *text, const char *name, fp_profile **out)
         (st = fpi_json_number(root, "finish_ms", 0, 0, 1e9, name, "top level", &finish)) ||
         (st = fpi_json_number(root, "wire_ns_per_byte", 0, 0, 1e6, name, "top level", &p->wire_ns_per_byte)) ||
         (st = fpi_json_number(root, "wire_ns_per_packet", 0, 0, 1e9, name, "top level", &p->wire_ns_per_packet)) ||
+        (st = fpi_json_number(root, "wire_send_ns_per_byte", 0, 0, 1e6, name, "top level", &p->wire_send_ns_per_byte)) ||
+        (st = fpi_json_number(root, "wire_recv_ns_per_byte", 0, 0, 1e6, name, "top level", &p->wire_recv_ns_per_byte)) ||
         (st = fpi_json_number(root, "result_bytes", 0, 0, 1e9, name, "top level", &p->result_bytes)))
         goto error;
     p->prepare_s = prepare / 1e3;

@@ -98,6 +98,28 @@ void fpp_stage_blobs_free(fpp_stage_blobs *b);
  * FP_EIO (no loopback), FP_ENOMEM. */
 fp_status fpp_measure_wire(double *ns_per_byte, double *ns_per_packet);
 
+/* What frames cost the CPU at each end of one real link (`fogpipe link`),
+ * measured by a process on each device: the sender streams `frames`
+ * feature frames of 1 MiB (encoded, checksummed, as a stage sends them)
+ * to the receiver's ZeroMQ PAIR socket, then an end message; the receiver
+ * checks each frame and answers with its CPU time. Per byte, each end's
+ * whole process (its ZeroMQ thread, the kernel's work it is charged for;
+ * on a link slower than the receiver, one wake-up per packet). */
+typedef struct {
+    double bytes;            /* frame bytes carried */
+    double seconds;          /* wall time, first frame to the answer */
+    double send_ns_per_byte; /* the sender's CPU ns per byte (0 at the receiver) */
+    double recv_ns_per_byte; /* the receiver's */
+} fpp_link_cost;
+
+/* Receives one sender's frames on `endpoint` (bound), answers, returns.
+ * Waits up to timeout_s for the first frame (10 s for each next one).
+ * FP_ETIMEDOUT, FP_EIO, FP_EPROTO/FP_ECORRUPT (a bad frame: the stream
+ * is refused), FP_ETOOBIG (more than 65536 frames). */
+fp_status fpp_link_listen(const char *endpoint, double timeout_s, volatile sig_atomic_t *stop, fpp_link_cost *out);
+/* Sends `frames` frames to `endpoint` (connected) and reads the answer. */
+fp_status fpp_link_send(const char *endpoint, int frames, double timeout_s, fpp_link_cost *out);
+
 /* Splits http://HOST[:PORT]/PATH ([v6] hosts too; default port 80). */
 fp_status fpp_url_parse(const char *url, char *host, size_t n, int *port, const char **path);
 
