@@ -126,8 +126,8 @@ int fp_cmd_bench(int argc, char **argv)
         printf("%s: threads=%ld iters=%ld median_ms=%.2f mean_ms=%.2f min_ms=%.2f max_ms=%.2f GFLOP/s=%.1f\n", cfg,
                threads, iters, med, mean, t[0], t[iters - 1], gflops);
         printf("kernels: %s\n", kernels);
-        printf("memory: peak RSS %.1f MiB; weights %.1f MiB, activations + workspace %.1f MiB\n", rss,
-               wmib, amib);
+        printf("memory: peak RSS %.1f MiB; weights %.1f MiB, activations + workspace %.1f MiB mapped (only pages a "
+               "run writes are resident)\n", rss, wmib, amib);
         printf("memory budget (weights + two largest live activations + 16 MB): %.1f MiB, peak RSS %s it by %.1f MiB\n",
                budget, rss <= budget ? "under" : "over", fabs(budget - rss));
     }

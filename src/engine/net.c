@@ -209,7 +209,28 @@ fp_status fp_net_setup(fp_net *net)
         }
         if (a + b > net->live_pair_bytes) net->live_pair_bytes = a + b;
     }
-    size_t total = fpi_plan_arena(plan, n_plan);
+    /* The output of a convolution fused with its max pool is written only
+     * when the two run apart (a callback, a run ending at the convolution):
+     * it gets a region of its own after everything else, whose pages a
+     * fused run never touches, instead of a place other tensors would
+     * share and so bring into memory (the face detector's first
+     * convolution, 11 MB of its 16 MB arena). The budget above still counts
+     * it: it is the model's activation, however it is computed. */
+    int n_shared = 0;
+    for (int k = 0; k < n_plan; k++) { /* the shared ones first, the fused outputs after */
+        int j = plan[k].id, fused = j >= net->first && j < net->last && fpi_dnnl_fused_pool(&net->layers[j]) == j + 1;
+        if (!fused) {
+            fpi_tensor_plan t = plan[k];
+            plan[k] = plan[n_shared];
+            plan[n_shared++] = t;
+        }
+    }
+    int n_sep = n_plan - n_shared;
+    size_t total = fpi_plan_arena(plan, n_shared);
+    for (int i = n_plan - n_sep; i < n_plan; i++) {
+        plan[i].off = total;
+        total += plan[i].size;
+    }
     for (int i = 0; i < n_plan; i++) {
         if (plan[i].id < 0) net->input_off = plan[i].off;
         else net->layers[plan[i].id].out_off = plan[i].off;
