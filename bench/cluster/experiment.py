@@ -385,7 +385,7 @@ print(json.dumps({"t0": t0, "done": sorted(done), "lat": lat, "errors": errs[0]}
                         log(f'link {link}: slower than a wake-up ({wake_s * 1e6:.0f} us at speed {speed}): planning with '
                             'the per-packet wake-up, not these figures')
                     elif not os.path.exists(linked):
-                        p = json.load(open(host))
+                        p = dict(hp)
                         p['wire_send_ns_per_byte'], p['wire_recv_ns_per_byte'] = cost['send_ns_per_byte'], cost['recv_ns_per_byte']
                         with open(linked, 'w') as f:
                             json.dump(p, f, indent=1)

@@ -213,11 +213,8 @@ fp_status fpp_link_send(const char *endpoint, int frames, double timeout_s, fpp_
     for (int k = 0; !st && k < frames; k++) {
         f.id = (uint64_t)k + 1;
         if ((st = fp_frame_encode(&f, buf, cap, &len))) break;
-        zmq_pollitem_t it = {s, 0, ZMQ_POLLOUT, 0};
-        double until = fpi_now() + timeout_s;
-        while (!st && zmq_poll(&it, 1, 200) == 0)
-            if (fpi_now() > until) st = fpi_error(FP_ETIMEDOUT, "link: %s took no frame within %g s", endpoint, timeout_s);
-        if (!st && zmq_send(s, buf, len, 0) < 0) st = fpi_error(FP_EIO, "link: send: %s", zmq_strerror(zmq_errno()));
+        /* one frame in flight never fills the socket's queue: the wait for its acknowledgement bounds the send */
+        if (zmq_send(s, buf, len, 0) < 0) st = fpi_error(FP_EIO, "link: send: %s", zmq_strerror(zmq_errno()));
         bytes += (double)len;
         /* one frame in flight, as a stage between passes: the next goes when this one has arrived */
         if (!st) st = fpi_link_wait(s, timeout_s, NULL, "acknowledgement from the receiver");
