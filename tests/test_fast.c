@@ -16,6 +16,8 @@
  * oneDNN is available (built with FP_ONEDNN and libdnnl.so.2 installed),
  * once as a whole and once cut into as many pieces as the shape allows.
  */
+#include <float.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -624,7 +626,121 @@ static void test_whole_net(void)
     free(want);
 }
 
+/* The fast logistic (every fast path's) against darknet's double
+ * evaluation: within 4 float ulps over [-120, 120] in steps of 2^-10 (below
+ * 1e-37 absolute where the exact value is tinier), NaN kept, the infinities
+ * at 1 and 0; and the same value whatever the array's length and offset
+ * (the vector loop and its tail agree). */
+static void test_logistic(void)
+{
+    size_t n = 240 * 1024 + 1;
+    float *x = malloc(n * sizeof *x);
+    CHECK(x != NULL);
+    if (!x) return;
+    for (size_t i = 0; i < n; i++) x[i] = -120.f + (float)i / 1024.f;
+    float *y = malloc(n * sizeof *y);
+    CHECK(y != NULL);
+    if (!y) {
+        free(x);
+        return;
+    }
+    memcpy(y, x, n * sizeof *y);
+    fpi_logistic_fast(y, n);
+    size_t bad = 0;
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double want = (double)(float)(1. / (1. + exp(-(double)x[i])));
+        double err = fabs((double)y[i] - want), lim = 4 * FLT_EPSILON * want;
+        if (lim < 1e-37) lim = 1e-37;
+        if (err / want > worst && want > 1e-30) worst = err / want;
+        if (!(err <= lim) || y[i] < 0 || y[i] > 1) {
+            if (bad++ < 5) fprintf(stderr, "  logistic(%.9g) = %.9g, want %.9g\n", x[i], y[i], want);
+        }
+    }
+    CHECK_MSG(bad == 0, "%zu of %zu logistic values off (worst relative error %.3g)", bad, n, worst);
+    float sp[] = {NAN, INFINITY, -INFINITY, 0.f, -0.f, FLT_MAX, -FLT_MAX, 1e-30f, -1e-30f};
+    fpi_logistic_fast(sp, sizeof sp / sizeof *sp);
+    CHECK(isnan(sp[0]));
+    CHECK(sp[1] == 1.f && sp[5] == 1.f);
+    CHECK(sp[2] >= 0.f && sp[2] < 1e-37f && sp[6] >= 0.f && sp[6] < 1e-37f);
+    CHECK(sp[3] == .5f && sp[4] == .5f && sp[7] == .5f && sp[8] == .5f);
+    /* lengths 1-40 at offsets 0-3: each value as when computed alone */
+    for (int len = 1; len <= 40; len++)
+        for (int off = 0; off < 4; off++) {
+            float a[48], one;
+            for (int i = 0; i < len; i++) a[off + i] = (float)(i * 37 % 23) - 11.3f + .01f * (float)off;
+            memcpy(y, a + off, (size_t)len * sizeof *y);
+            fpi_logistic_fast(a + off, (size_t)len);
+            for (int i = 0; i < len; i++) {
+                one = y[i];
+                fpi_logistic_fast(&one, 1);
+                CHECK_MSG(memcmp(&one, &a[off + i], sizeof one) == 0, "length %d offset %d: value %d differs", len,
+                          off, i);
+            }
+        }
+    fprintf(stderr, "  logistic: worst relative error %.3g (FLT_EPSILON %.3g)\n", worst, (double)FLT_EPSILON);
+    free(x);
+    free(y);
+}
+
+/* The fast softmax over cells against darknet's (fpi_softmax with the
+ * reference kernels) for 1, 2, 5, 80 and 81 entries a plane apart and 1 to
+ * 130 cells (blocks of 64 and their tails): every value within 1e-6 + 8 ulps
+ * relative, sums of 1; a cell with a NaN gives NaN everywhere, its
+ * neighbours not. */
+static void test_softmax_cells(void)
+{
+    static const int ns[] = {1, 2, 5, 80, 81};
+    size_t stride = 131;
+    float *in = malloc(81 * stride * sizeof *in), *got = malloc(81 * stride * sizeof *got),
+          *want = malloc(81 * stride * sizeof *want);
+    CHECK(in && got && want);
+    if (!in || !got || !want) goto out;
+    uint32_t seed = 11;
+    double worst = 0;
+    size_t bad = 0;
+    for (size_t k = 0; k < sizeof ns / sizeof *ns; k++)
+        for (size_t cells = 1; cells <= 130; cells += cells < 10 ? 1 : 13) {
+            int n = ns[k];
+            for (size_t i = 0; i < (size_t)n * stride; i++) {
+                seed = seed * 1664525u + 1013904223u;
+                /* spreads from tiny to beyond e^87 between classes */
+                in[i] = ((float)(seed >> 8) / 16777216.f - .5f) * (k % 2 ? 40.f : 400.f);
+            }
+            fpi_fast_set_mode(FPI_FAST_OFF);
+            fpi_softmax_cells(in, n, 1.f, stride, cells, want);
+            fpi_fast_set_mode(FPI_FAST_AUTO);
+            fpi_softmax_cells(in, n, 1.f, stride, cells, got);
+            for (size_t c = 0; c < cells; c++) {
+                double sum = 0;
+                for (int e = 0; e < n; e++) {
+                    double g = got[e * stride + c], w = want[e * stride + c], err = fabs(g - w);
+                    sum += g;
+                    if (w > 1e-6 && err / w > worst) worst = err / w;
+                    if (!(err <= 1e-6 + 8 * FLT_EPSILON * w) && bad++ < 5)
+                        fprintf(stderr, "  n=%d cells=%zu: [%d][%zu] = %.9g, want %.9g\n", n, cells, e, c, g, w);
+                }
+                if (!(fabs(sum - 1) < 1e-5) && bad++ < 5) fprintf(stderr, "  n=%d cell %zu sums to %.9g\n", n, c, sum);
+            }
+        }
+    CHECK_MSG(bad == 0, "%zu softmax values off (worst relative error %.3g)", bad, worst);
+    for (size_t i = 0; i < 80 * stride; i++) in[i] = (float)(i % 7);
+    in[3 * stride + 5] = NAN;
+    fpi_softmax_cells(in, 80, 1.f, stride, 9, got);
+    for (int e = 0; e < 80; e++) {
+        CHECK(isnan(got[e * stride + 5]));
+        CHECK(!isnan(got[e * stride + 4]) && !isnan(got[e * stride + 6]));
+    }
+    fprintf(stderr, "  softmax: worst relative error %.3g\n", worst);
+out:
+    free(in);
+    free(got);
+    free(want);
+}
+
 TEST_LIST = {
+    {"logistic", test_logistic},
+    {"softmax_cells", test_softmax_cells},
     {"blas_load", test_blas_load},
     {"dnnl_load", test_dnnl_load},
     {"conv_pool", test_conv_pool},

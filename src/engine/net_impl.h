@@ -152,6 +152,10 @@ void fpi_activate(float *x, size_t n, fp_activation act);
 /* Numerically darknet's softmax over n values spaced `stride` apart. */
 void fpi_softmax(const float *in, int n, float temp, int stride, float *out);
 
+/* fpi_softmax for `cells` consecutive cells whose n entries lie `stride`
+ * apart (a region layer's classes): the fast kernel when on and temp is 1. */
+void fpi_softmax_cells(const float *in, int n, float temp, size_t stride, size_t cells, float *out);
+
 /* Validates that a product of dims fits comfortably (< 2^31 elements). */
 fp_status fpi_check_shape(const fpi_cfg *cfg, const fpi_cfg_section *s, fp_shape sh);
 

@@ -38,7 +38,7 @@
  *     reorders between them disappear; a piece then copies its rows of it.
  * Both give bit for bit what the layers give one after the other.
  * The logistic activation is applied after the reorder with fpi_activate,
- * so it rounds exactly as the reference does (such a layer hands nothing on). */
+ * as on every other path (such a layer hands nothing on). */
 #include <string.h>
 
 #include "common/common.h"

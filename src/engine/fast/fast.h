@@ -156,7 +156,17 @@ int fpi_connected_fast(const fpi_layer *l, const float *const *src, float *out, 
 int fpi_maxpool_fast(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x);
 
 /* out[j] = act(out[j] + bias) for j < n; the logistic goes through
- * fpi_activate so it rounds exactly as the reference does. */
+ * fpi_activate, as every logistic does. */
 void fpi_bias_act(float *out, size_t n, float bias, fp_activation act);
+
+/* x[j] = 1 / (1 + e^-x[j]) for j < n, in float (act_fast.c): within a few
+ * ulps of the reference's double evaluation. fpi_activate calls it when the
+ * fast kernels are on. */
+void fpi_logistic_fast(float *x, size_t n);
+
+/* For each of `cells` consecutive cells i: the softmax of in[e*stride + i],
+ * e < n, into out (same places; in == out allowed), in float (act_fast.c).
+ * fpi_softmax_cells calls it when the fast kernels are on. */
+void fpi_softmax_cells_fast(const float *in, int n, size_t stride, size_t cells, float *out);
 
 #endif /* FP_ENGINE_FAST_H */

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "engine/fast/fast.h"
 #include "engine/net_impl.h"
 
 const fpi_op_vtable fpi_ops[FP_OP_COUNT] = {
@@ -55,6 +56,10 @@ void fpi_activate(float *x, size_t n, fp_activation act)
         for (size_t i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : 0;
         break;
     case FP_ACT_LOGISTIC:
+        if (fpi_fast_enabled()) {
+            fpi_logistic_fast(x, n);
+            break;
+        }
         /* darknet evaluates 1/(1+exp(-x)) in double and rounds to float */
         for (size_t i = 0; i < n; i++) x[i] = (float)(1. / (1. + exp(-x[i])));
         break;
@@ -74,6 +79,15 @@ void fpi_softmax(const float *in, int n, float temp, int stride, float *out)
         out[i * stride] = e;
     }
     for (int i = 0; i < n; i++) out[i * stride] /= sum;
+}
+
+void fpi_softmax_cells(const float *in, int n, float temp, size_t stride, size_t cells, float *out)
+{
+    if (temp == 1.f && fpi_fast_enabled()) {
+        fpi_softmax_cells_fast(in, n, stride, cells, out);
+        return;
+    }
+    for (size_t i = 0; i < cells; i++) fpi_softmax(in + i, n, temp, (int)stride, out + i);
 }
 
 fp_status fpi_check_shape(const fpi_cfg *cfg, const fpi_cfg_section *s, fp_shape sh)

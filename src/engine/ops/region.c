@@ -57,11 +57,9 @@ static void fpi_region_chunk(int t, void *vctx)
             fpi_activate(c->out + fpi_head_entry(l, n, loc0, p->coords + 1 + e), len, FP_ACT_LOGISTIC);
         return;
     }
-    for (int loc = loc0; loc < loc1; loc++) {
-        size_t i = fpi_head_entry(l, n, loc, p->coords + !p->background);
-        /* darknet reads the raw input here; those entries are unchanged copies */
-        fpi_softmax(c->in + i, p->classes + p->background, 1.f, hw, c->out + i);
-    }
+    size_t i = fpi_head_entry(l, n, loc0, p->coords + !p->background);
+    /* darknet reads the raw input here; those entries are unchanged copies */
+    fpi_softmax_cells(c->in + i, p->classes + p->background, 1.f, (size_t)hw, len, c->out + i);
 }
 
 void fpi_region_forward(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x)
