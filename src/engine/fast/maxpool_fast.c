@@ -1,4 +1,5 @@
-/* maxpool_fast.c — fast [maxpool]: channels split over the pool; each
+/* maxpool_fast.c — fast [maxpool]: channels split over the pool; 2x2 windows
+ * (every YOLO-tiny pool) are taken whole, output by output; otherwise each
  * output row takes the running maximum window row by window row, with the
  * inner loop along output columns free of bounds checks (columns whose
  * window crosses the border are done one by one). Comparisons run in the
@@ -13,6 +14,45 @@ typedef struct {
     float *out;         /* output */
     int per;            /* channels per task */
 } fpi_pool_fast_task;
+
+/* Output row orow of a 2x2 pool with stride s (1 or 2) whose two input
+ * rows start at r (w wide): columns [xa, xb) have their windows inside the
+ * row; the others are checked one by one. */
+static inline void fpi_maxpool_2x2_row(float *restrict orow, const float *restrict r, int w, int off, int s,
+                                       int xa, int xb, int ow)
+{
+    const float *restrict r0 = r + off, *restrict r1 = r + off + w;
+    if (s == 2) {
+        for (int x = xa; x < xb; x++) {
+            float m = -FLT_MAX, v;
+            v = r0[2 * x], m = v > m ? v : m;
+            v = r0[2 * x + 1], m = v > m ? v : m;
+            v = r1[2 * x], m = v > m ? v : m;
+            v = r1[2 * x + 1], m = v > m ? v : m;
+            orow[x] = m;
+        }
+    } else {
+        for (int x = xa; x < xb; x++) {
+            float m = -FLT_MAX, v;
+            v = r0[x], m = v > m ? v : m;
+            v = r0[x + 1], m = v > m ? v : m;
+            v = r1[x], m = v > m ? v : m;
+            v = r1[x + 1], m = v > m ? v : m;
+            orow[x] = m;
+        }
+    }
+    for (int x = 0; x < ow; x++) {
+        if (x == xa) x = xb;
+        if (x >= ow) break;
+        float m = -FLT_MAX;
+        for (int ky = 0; ky < 2; ky++)
+            for (int kx = 0; kx < 2; kx++) {
+                int ix = off + x * s + kx;
+                if (ix >= 0 && ix < w && r[(size_t)ky * w + ix] > m) m = r[(size_t)ky * w + ix];
+            }
+        orow[x] = m;
+    }
+}
 
 /* Output channel c. */
 FPI_SIMD_CLONES static void fpi_maxpool_channel(int c, const fpi_pool_fast_task *t)
@@ -31,6 +71,13 @@ FPI_SIMD_CLONES static void fpi_maxpool_channel(int c, const fpi_pool_fast_task 
     if (xa > xb) xa = xb;
     for (int y = 0; y < oh; y++) {
         float *restrict orow = o + (size_t)y * ow;
+        int iy0 = off + y * s;
+        if (k == 2 && (s == 1 || s == 2) && iy0 >= 0 && iy0 + 1 < h) {
+            /* 2x2 windows wholly inside two rows: each output in one pass,
+             * in the same order (row by row, left to right) */
+            fpi_maxpool_2x2_row(orow, plane + (size_t)iy0 * w, w, off, s, xa, xb, ow);
+            continue;
+        }
         for (int x = 0; x < ow; x++) orow[x] = -FLT_MAX;
         for (int ky = 0; ky < k; ky++) {
             int iy = off + y * s + ky;
