@@ -16,6 +16,11 @@
 #   bench/engine.sh [LOOPS=5] [ROUNDS=3]
 # OPENBLAS_CORETYPE / OPENBLAS_NUM_THREADS are cleared for fogpipe so it picks
 # its kernels as on a fresh machine (FP_BENCH_KEEP_ENV=1 keeps them).
+# One-thread runs of every engine are pinned to the same CPU (FP_BENCH_CPU,
+# default the last one; "none": not pinned): the vCPUs of a shared VM need
+# not be alike (here one ran yolov3-tiny 28.4 ms, the other 32.1, both
+# fogpipe and ONNX Runtime about 12% apart, which one for minutes at a time),
+# and an unpinned process gets one or the other.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LOOPS=${1:-5}
@@ -29,6 +34,10 @@ models=("models/yolov1-tiny-tf.cfg" "$DN/yolov1-tiny.cfg" "$DN/yolov2-tiny.cfg" 
         "bench/onnx/tiny-face-detector.cfg")
 clean=(env -u OPENBLAS_CORETYPE -u OPENBLAS_NUM_THREADS)
 [ "${FP_BENCH_KEEP_ENV:-0}" = 1 ] && clean=(env)
+CPU1=${FP_BENCH_CPU:-$(($(nproc) - 1))}
+pin1=(taskset -c "$CPU1")
+if [ "$CPU1" = none ] || ! command -v taskset >/dev/null; then pin1=(); CPU1=none; fi
+echo "one-thread runs pinned to CPU $CPU1"
 ort=0
 if command -v node >/dev/null && [ -f data/ort/node_modules/onnxruntime-node/package.json ] &&
    /usr/bin/python3 -c 'import onnx, numpy' 2>/dev/null; then ort=1
@@ -42,7 +51,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "") print "n/a"; e
 "${clean[@]}" "$B/fogpipe" bench --cfg "${models[2]}" --iters 1 --warmup 0 | sed -n 's/^kernels: /fogpipe kernels: /p'
 # the machine's limit for one thread: OpenBLAS sgemm 2048^3 (two threads: twice it)
 peak=""
-[ -x "$B/bench_sgemm" ] && peak=$("${clean[@]}" "$B/bench_sgemm" 2048 5 | sed -n 's/.*sgemm_gflops=\([0-9.]*\).*/\1/p')
+[ -x "$B/bench_sgemm" ] && peak=$("${pin1[@]}" "${clean[@]}" "$B/bench_sgemm" 2048 5 | sed -n 's/.*sgemm_gflops=\([0-9.]*\).*/\1/p')
 echo "sgemm peak, 1 thread: ${peak:-n/a} GFLOP/s (bench_sgemm 2048)"
 : > "$tmp/gf"
 printf "%-16s %9s %9s %9s %10s %8s %8s %8s %8s %9s %9s %9s %9s %9s %9s %11s %11s\n" model "fast 1t" "fast 2t" \
@@ -59,18 +68,18 @@ for cfg in "${models[@]}"; do
   fi
   for r in $(seq "$ROUNDS"); do
     echo "  $name round $r/$ROUNDS" >&2
-    "${clean[@]}" "$B/fogpipe" bench --cfg "$cfg" --weights "$w" --iters "$LOOPS" --threads 1 | ms >> "$tmp/f1"
+    "${pin1[@]}" "${clean[@]}" "$B/fogpipe" bench --cfg "$cfg" --weights "$w" --iters "$LOOPS" --threads 1 | ms >> "$tmp/f1"
     "${clean[@]}" "$B/fogpipe" bench --cfg "$cfg" --weights "$w" --iters "$LOOPS" --threads 2 | ms >> "$tmp/f2"
-    FP_NO_FAST=1 "$B/fogpipe" bench --cfg "$cfg" --weights "$w" --iters "$LOOPS" --warmup 1 | ms >> "$tmp/r"
+    FP_NO_FAST=1 "${pin1[@]}" "$B/fogpipe" bench --cfg "$cfg" --weights "$w" --iters "$LOOPS" --warmup 1 | ms >> "$tmp/r"
     if [ -x "$B/darknet_time" ]; then
-      "$B/darknet_time" "$cfg" "$w" "$LOOPS" 2>/dev/null | ms >> "$tmp/d"
+      "${pin1[@]}" "$B/darknet_time" "$cfg" "$w" "$LOOPS" 2>/dev/null | ms >> "$tmp/d"
     fi
     if [ -n "$onnx" ]; then
-      node bench/onnx/ort_time.js "$onnx" --threads 1 --warmup 2 --iters "$LOOPS" | ms >> "$tmp/o1"
+      "${pin1[@]}" node bench/onnx/ort_time.js "$onnx" --threads 1 --warmup 2 --iters "$LOOPS" | ms >> "$tmp/o1"
       node bench/onnx/ort_time.js "$onnx" --threads 2 --warmup 2 --iters "$LOOPS" | ms >> "$tmp/o2"
     fi
     if [ "$pt" = 1 ]; then
-      /usr/bin/python3 bench/onnx/torch_time.py "$cfg" "$w" --threads 1 --warmup 2 --iters "$LOOPS" | ms >> "$tmp/t1" || true
+      "${pin1[@]}" /usr/bin/python3 bench/onnx/torch_time.py "$cfg" "$w" --threads 1 --warmup 2 --iters "$LOOPS" | ms >> "$tmp/t1" || true
       /usr/bin/python3 bench/onnx/torch_time.py "$cfg" "$w" --threads 2 --warmup 2 --iters "$LOOPS" | ms >> "$tmp/t2" || true
     fi
   done

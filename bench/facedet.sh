@@ -19,6 +19,11 @@ MODS=data/node/node_modules
 [ -s "$MODEL/tiny_face_detector_model-weights_manifest.json" ] && [ -d "$MODS/@tensorflow/tfjs-backend-wasm" ] ||
   { echo "the model or the npm packages are missing: run scripts/setup.sh" >&2; exit 1; }
 IMG=${FACEDET_IMAGE:-data/samples/skimage/astronaut.png}
+# both on the same CPU (FP_BENCH_CPU, default the last; "none": not pinned):
+# a shared VM's vCPUs need not be alike (bench/engine.sh)
+CPU1=${FP_BENCH_CPU:-$(($(nproc) - 1))}
+pin1=(taskset -c "$CPU1")
+if [ "$CPU1" = none ] || ! command -v taskset >/dev/null; then pin1=(); CPU1=none; fi
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 "$B/image_to_ppm" "$IMG" "$tmp/img.ppm"
 med() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
@@ -26,14 +31,14 @@ field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
 : > "$tmp/fp"; : > "$tmp/fpnet"; : > "$tmp/fa"
 for r in $(seq "$ROUNDS"); do
   echo "  round $r/$ROUNDS" >&2
-  "$B/bench_facedet" "$MODEL/tiny_face_detector_model-weights_manifest.json" "$tmp/img.ppm" "$SIZE" "$LOOPS" 1 > "$tmp/o"
+  "${pin1[@]}" "$B/bench_facedet" "$MODEL/tiny_face_detector_model-weights_manifest.json" "$tmp/img.ppm" "$SIZE" "$LOOPS" 1 > "$tmp/o"
   field median_ms < "$tmp/o" >> "$tmp/fp"; field net_ms < "$tmp/o" >> "$tmp/fpnet"
-  node bench/facedet_faceapi.js "$MODS" "$MODEL" "$tmp/img.ppm" "$SIZE" "$LOOPS" 2>/dev/null > "$tmp/o"
+  "${pin1[@]}" node bench/facedet_faceapi.js "$MODS" "$MODEL" "$tmp/img.ppm" "$SIZE" "$LOOPS" 2>/dev/null > "$tmp/o"
   grep -q 'backend=wasm threads=1' "$tmp/o" || { echo "face-api did not run on WASM with 1 thread: $(cat "$tmp/o")" >&2; exit 1; }
   field median_ms < "$tmp/o" >> "$tmp/fa"
 done
 fp=$(med < "$tmp/fp"); fpnet=$(med < "$tmp/fpnet"); fa=$(med < "$tmp/fa")
-echo "face detector, $(basename "$IMG"), input $SIZE, 1 thread, median of $ROUNDS rounds x $LOOPS runs:"
+echo "face detector, $(basename "$IMG"), input $SIZE, 1 thread (CPU $CPU1), median of $ROUNDS rounds x $LOOPS runs:"
 printf "  %-36s %8.1f ms per image (network alone %.1f ms)\n" "fogpipe" "$fp" "$fpnet"
 printf "  %-36s %8.1f ms per image\n" "face-api, TF.js $(sed -n 's/.*"version": "\(.*\)".*/\1/p' "$MODS/@tensorflow/tfjs/package.json") WASM backend" "$fa"
 printf "  %-36s %8.2f x\n" "face-api / fogpipe" "$(awk -v a="$fa" -v b="$fp" 'BEGIN{print a/b}')"
