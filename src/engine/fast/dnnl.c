@@ -69,6 +69,10 @@
  * cutting every layer finer is 5% slower at 2 threads). */
 enum { FPI_DNNL_PIECES = 32, FPI_DNNL_PIECES_WORK = 8, FPI_DNNL_PIECE_OUT = 1 << 16, FPI_DNNL_SLOT = 1 << 20 };
 #define FPI_DNNL_PIECE_FLOPS 25e6
+/* Layers of at least this work are cut in two at least (measured: three
+ * 1x1 convolutions of 44-89 MFLOP at 13x13, 0.77-0.91 ms at two threads as
+ * one piece each, 0.48 in two; the same 0.87-0.99 ms at one thread). */
+#define FPI_DNNL_TWO_FLOPS 8e6
 
 /* Layers of less work stay with the other kernels: oneDNN's calls and
  * reorders cost about as much, and its scratch is larger. Tests lower both. */
@@ -713,6 +717,11 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
     if (fpi_dnnl_piece_flops > 0 && fpi_dnnl_piece_flops < 1e29 && fp_shape_count(l->out) / FPI_DNNL_PIECE_OUT > (size_t)n)
         n = (int)(fp_shape_count(l->out) / FPI_DNNL_PIECE_OUT);
     if (n > FPI_DNNL_PIECES_WORK) n = FPI_DNNL_PIECES_WORK;
+    /* at least two when there is work for two threads: a layer of one
+     * piece runs on one thread however many the pool has */
+    if (n < 2 && fpi_dnnl_piece_flops > 0 && fpi_dnnl_piece_flops < 1e29 &&
+        (double)l->flops >= FPI_DNNL_TWO_FLOPS * (fpi_dnnl_piece_flops / FPI_DNNL_PIECE_FLOPS))
+        n = 2;
     d->dw = cp->groups > 1;
     /* a depthwise piece reads only its own channels: rows */
     d->by_rows = d->dw || (double)oc * cp->size * cp->size <= (double)h * w;

@@ -111,7 +111,8 @@ fp_status fpi_dnnl_setup(fp_net *net);
 /* Test hook for the layers fpi_dnnl_setup prepares after the call: those of
  * at least min_flops (default 2e6; smaller ones stay with the other
  * kernels), cut into pieces of about piece_flops (default 25e6; 0: as many
- * pieces as the shape allows, up to 8). Not thread-safe. */
+ * pieces as the shape allows, up to 8; at least two from 8 MFLOP, scaled
+ * with piece_flops). Not thread-safe. */
 void fpi_dnnl_set_sizes(double min_flops, double piece_flops);
 
 /* Writes the plain weights of every convolution whose plain copy setup gave
