@@ -10,11 +10,11 @@
  * with ln 2 split in two so r is exact to float precision, and e^r from its
  * Taylor series to degree 7 (the truncation error is under 8e-9 relative on
  * that interval, well below float's rounding). 2^k is built in the exponent
- * bits. The result is within a
- * few float ulps of the reference (test_fast checks it over the whole range),
- * and the same on every thread count and path, since every fast path uses
- * these functions. The softmax vectorises across cells (a region layer's
- * classes lie a plane apart), NaN inputs give NaN as in the reference. */
+ * bits. The result is within a few float ulps of the reference (test_fast
+ * checks it over the whole range), and the same on every thread count and
+ * path, since every fast path uses these functions. The softmax vectorises
+ * across cells (a region layer's classes lie a plane apart); NaN inputs give
+ * NaN, as in the reference. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
