@@ -17,10 +17,7 @@
 # OPENBLAS_CORETYPE / OPENBLAS_NUM_THREADS are cleared for fogpipe so it picks
 # its kernels as on a fresh machine (FP_BENCH_KEEP_ENV=1 keeps them).
 # One-thread runs of every engine are pinned to the same CPU (FP_BENCH_CPU,
-# default the last one; "none": not pinned): the vCPUs of a shared VM need
-# not be alike (here one ran yolov3-tiny 28.4 ms, the other 32.1, both
-# fogpipe and ONNX Runtime about 12% apart, which one for minutes at a time),
-# and an unpinned process gets one or the other.
+# default the last one; "none": not pinned; bench/pin_cpu.sh says why).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LOOPS=${1:-5}
@@ -34,9 +31,7 @@ models=("models/yolov1-tiny-tf.cfg" "$DN/yolov1-tiny.cfg" "$DN/yolov2-tiny.cfg" 
         "bench/onnx/tiny-face-detector.cfg")
 clean=(env -u OPENBLAS_CORETYPE -u OPENBLAS_NUM_THREADS)
 [ "${FP_BENCH_KEEP_ENV:-0}" = 1 ] && clean=(env)
-CPU1=${FP_BENCH_CPU:-$(($(nproc) - 1))}
-pin1=(taskset -c "$CPU1")
-if [ "$CPU1" = none ] || ! command -v taskset >/dev/null; then pin1=(); CPU1=none; fi
+. bench/pin_cpu.sh
 echo "one-thread runs pinned to CPU $CPU1"
 ort=0
 if command -v node >/dev/null && [ -f data/ort/node_modules/onnxruntime-node/package.json ] &&

@@ -19,11 +19,8 @@ MODS=data/node/node_modules
 [ -s "$MODEL/tiny_face_detector_model-weights_manifest.json" ] && [ -d "$MODS/@tensorflow/tfjs-backend-wasm" ] ||
   { echo "the model or the npm packages are missing: run scripts/setup.sh" >&2; exit 1; }
 IMG=${FACEDET_IMAGE:-data/samples/skimage/astronaut.png}
-# both on the same CPU (FP_BENCH_CPU, default the last; "none": not pinned):
-# a shared VM's vCPUs need not be alike (bench/engine.sh)
-CPU1=${FP_BENCH_CPU:-$(($(nproc) - 1))}
-pin1=(taskset -c "$CPU1")
-if [ "$CPU1" = none ] || ! command -v taskset >/dev/null; then pin1=(); CPU1=none; fi
+# both on the same CPU (FP_BENCH_CPU, default the last; "none": not pinned)
+. bench/pin_cpu.sh
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 "$B/image_to_ppm" "$IMG" "$tmp/img.ppm"
 med() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }

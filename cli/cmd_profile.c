@@ -116,7 +116,7 @@ static int fp_cmp_ms(const void *a, const void *b)
  * the image also pushes the layers' memory out of the caches, which the
  * uninterrupted runs the layers are timed by miss: each round runs the
  * layers right after the preparation and again, and the median of the
- * differences counts as stage 0's too (0.2-0.6 ms of the face detector's
+ * differences counts as stage 0's too (0.1-0.2 ms of the face detector's
  * 5 ms frame here; paired in each round, so the machine's drift cancels). */
 static int fp_profile_frame_costs(fp_net *net, const char *image, int iters, fp_profile *p)
 {

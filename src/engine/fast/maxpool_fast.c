@@ -15,6 +15,17 @@ typedef struct {
     int per;            /* channels per task */
 } fpi_pool_fast_task;
 
+/* A 2x2 window over rows r and r + w whose columns start at ix0, some of
+ * them outside [0, w): those are skipped, as the reference does. */
+static inline float fpi_maxpool_2x2_edge(const float *r, int w, int ix0)
+{
+    float m = -FLT_MAX;
+    for (int ky = 0; ky < 2; ky++)
+        for (int ix = ix0; ix < ix0 + 2; ix++)
+            if (ix >= 0 && ix < w && r[(size_t)ky * w + ix] > m) m = r[(size_t)ky * w + ix];
+    return m;
+}
+
 /* Output row orow of a 2x2 pool with stride s (1 or 2) whose two input
  * rows start at r (w wide): columns [xa, xb) have their windows inside the
  * row; the others are checked one by one. */
@@ -41,17 +52,8 @@ static inline void fpi_maxpool_2x2_row(float *restrict orow, const float *restri
             orow[x] = m;
         }
     }
-    for (int x = 0; x < ow; x++) {
-        if (x == xa) x = xb;
-        if (x >= ow) break;
-        float m = -FLT_MAX;
-        for (int ky = 0; ky < 2; ky++)
-            for (int kx = 0; kx < 2; kx++) {
-                int ix = off + x * s + kx;
-                if (ix >= 0 && ix < w && r[(size_t)ky * w + ix] > m) m = r[(size_t)ky * w + ix];
-            }
-        orow[x] = m;
-    }
+    for (int x = 0; x < xa; x++) orow[x] = fpi_maxpool_2x2_edge(r, w, off + x * s);
+    for (int x = xb; x < ow; x++) orow[x] = fpi_maxpool_2x2_edge(r, w, off + x * s);
 }
 
 /* Output channel c. */
