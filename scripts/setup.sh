@@ -23,7 +23,13 @@ pkgs=(
 if [ "$(dpkg --print-architecture)" = amd64 ]; then pkgs+=(libdnnl-dev); fi
 # podman runs the container image and the generated manifests (`podman kube
 # play`) in tests/deploy_podman.sh; FOGPIPE_NO_PODMAN=1 leaves it out.
-if [ -z "${FOGPIPE_NO_PODMAN:-}" ]; then pkgs+=(podman runc); fi
+# Two of podman's recommendations that --no-install-recommends leaves out and
+# `podman kube play` needs: catatonit (the init of the pause container it
+# builds) and, with the CNI network backend, the dnsname plugin (pods find
+# each other by name).
+if [ -z "${FOGPIPE_NO_PODMAN:-}" ]; then
+  pkgs+=(podman runc catatonit golang-github-containernetworking-plugin-dnsname)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

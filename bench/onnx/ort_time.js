@@ -2,7 +2,7 @@
 // once on a raw input (bench only).
 //   node bench/onnx/ort_time.js MODEL.onnx [--threads T] [--iters N] [--warmup W]
 //        [--input-raw IN.f32 --output-prefix P]
-// Timing: prints "median_ms=X threads=T iters=N" (median of N runs after W
+// Timing: prints "median_ms=X min_ms=Y threads=T iters=N" (median and fastest of N runs after W
 // warm-up runs; intraOpNumThreads=T, interOpNumThreads=1, sequential
 // execution, graphOptimizationLevel 'all'). With --input-raw: runs once on
 // that planar float32 input and writes each output to P<name>.f32.
@@ -79,5 +79,5 @@ const ort = require(path.resolve(base, 'node_modules', 'onnxruntime-node'));
   }
   t.sort((a, b) => a - b);
   const med = t.length % 2 ? t[(t.length - 1) / 2] : (t[t.length / 2 - 1] + t[t.length / 2]) / 2;
-  console.log(`median_ms=${med.toFixed(3)} threads=${opt.threads} iters=${opt.iters}`);
+  console.log(`median_ms=${med.toFixed(3)} min_ms=${t[0].toFixed(3)} threads=${opt.threads} iters=${opt.iters}`);
 })().catch((e) => { console.error('ort_time:', e.message || e); process.exit(1); });

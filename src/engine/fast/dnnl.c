@@ -1,5 +1,6 @@
 /* dnnl.c — [convolutional] through oneDNN's JIT kernels: one group, or
- * depthwise (one filter per channel); blocked (nChw16c) layouts, bias and
+ * depthwise (one filter per channel); blocked (nChw16c on AVX-512, nChw8c
+ * on AVX2: a vector of channels) layouts, bias and
  * relu/leaky fused. Optional twice over:
  *   - at build time: compiled only with FP_HAVE_DNNL (CMake FP_ONEDNN, on
  *     for x86-64 when oneDNN 2.x's dnnl.h is found); else the stubs at the end;
@@ -33,8 +34,8 @@
  *     it is in cache and in oneDNN's layout, and only the pooled quarter is
  *     written; the convolution's own output is never written;
  *   - a layer whose result (its output, or its fused pool's) only the next
- *     layer reads, when that one is prepared here too and reads nChw16c,
- *     hands it on in nChw16c (same bytes: C is a multiple of 16), so the
+ *     layer reads, when that one is prepared here too and reads the blocked
+ *     layout, hands it on in it (same bytes: C is whole blocks), so the
  *     reorders between them disappear; a piece then copies its rows of it.
  * Both give bit for bit what the layers give one after the other.
  * The logistic activation is applied after the reorder with fpi_activate,
@@ -99,6 +100,8 @@ static struct {
     int (*omp_get_max_threads)(void);  /* libgomp's, through libdnnl's dependencies */
     void (*omp_set_num_threads)(int);
     dnnl_engine_t engine;              /* the CPU engine, for the life of the process */
+    int blk;                           /* channels in a block of its blocked layout: 16 on AVX-512, else 8 */
+    dnnl_format_tag_t blk_tag;         /* that layout: nChw16c or nChw8c */
 } fpi_dnnl;
 static int fpi_dnnl_ok;
 static pthread_once_t fpi_dnnl_once = PTHREAD_ONCE_INIT;
@@ -140,6 +143,10 @@ static void fpi_dnnl_load(void)
         dlclose(h);
         return;
     }
+    /* the block its direct kernels use: a vector of channels (checked where
+     * it matters: a layout is handed on only when a primitive chose it) */
+    fpi_dnnl.blk = fpi_cpu_get()->avx512 ? 16 : 8;
+    fpi_dnnl.blk_tag = fpi_dnnl.blk == 16 ? dnnl_nChw16c : dnnl_nChw8c;
     const dnnl_version_t *v = D(dnnl_version)();
     snprintf(fpi_dnnl_desc, sizeof fpi_dnnl_desc, "oneDNN %d.%d.%d", v->major, v->minor, v->patch);
     fpi_dnnl_ok = 1; /* the handle stays open for the life of the process */
@@ -348,19 +355,20 @@ static dnnl_status_t fpi_dnnl_reorder(dnnl_primitive_t *out, const dnnl_memory_d
     return s;
 }
 
-/* Layouts of tensors handed between layers (C a multiple of 16): the arena's
- * nchw, or one of oneDNN's, dense. */
-enum { FPI_LAY_NCHW = 0, FPI_LAY_16C, FPI_LAY_NHWC, FPI_LAY_OTHER };
+/* Layouts of tensors handed between layers (C a multiple of the block,
+ * fpi_dnnl.blk): the arena's nchw, or one of oneDNN's, dense. FPI_LAY_BLK:
+ * nChw16c on AVX-512, nChw8c on AVX2 and older. */
+enum { FPI_LAY_NCHW = 0, FPI_LAY_BLK, FPI_LAY_NHWC, FPI_LAY_OTHER };
 
-/* md's layout as FPI_LAY_16C or FPI_LAY_NHWC (whole 16-channel blocks), else
- * FPI_LAY_OTHER. */
+/* md's layout as FPI_LAY_BLK or FPI_LAY_NHWC (whole blocks of channels),
+ * else FPI_LAY_OTHER. */
 static int fpi_dnnl_lay_of(const dnnl_memory_desc_t *md)
 {
-    if (md->ndims != 4 || md->dims[1] % 16) return FPI_LAY_OTHER;
+    if (md->ndims != 4 || md->dims[1] % fpi_dnnl.blk) return FPI_LAY_OTHER;
     dnnl_memory_desc_t want;
-    if (D(dnnl_memory_desc_init_by_tag)(&want, 4, md->dims, dnnl_f32, dnnl_nChw16c) == dnnl_success &&
+    if (D(dnnl_memory_desc_init_by_tag)(&want, 4, md->dims, dnnl_f32, fpi_dnnl.blk_tag) == dnnl_success &&
         D(dnnl_memory_desc_equal)(&want, md))
-        return FPI_LAY_16C;
+        return FPI_LAY_BLK;
     if (D(dnnl_memory_desc_init_by_tag)(&want, 4, md->dims, dnnl_f32, dnnl_nhwc) == dnnl_success &&
         D(dnnl_memory_desc_equal)(&want, md))
         return FPI_LAY_NHWC;
@@ -400,8 +408,8 @@ static int fpi_dnnl_piece_rows(const fpi_layer *l, fpi_dnnl_piece *p)
 /* Input and output layouts asked of a convolution. */
 typedef enum {
     FPI_DNNL_ANY,     /* oneDNN's choice (nhwc for its brgconv kernels) */
-    FPI_DNNL_BLK16,   /* nChw16c where the channels are a multiple of 16: to
-                       * take a tensor handed on in it as it is */
+    FPI_DNNL_BLK,     /* nChw16c / nChw8c (fpi_dnnl.blk_tag) where the channels
+                       * are whole blocks: to take a tensor handed on in it as it is */
     FPI_DNNL_PLAIN,   /* nchw input (first layers: oneDNN has a JIT kernel for
                        * few input channels in nchw), output oneDNN's choice */
 } fpi_dnnl_layouts;
@@ -417,8 +425,11 @@ static fpi_dnnl_res fpi_dnnl_piece_pd(const fpi_layer *l, int dw, const fpi_dnnl
     int c = l->in.c, w = l->in.w, k = cp->size, s = cp->stride, pad = cp->pad;
     int ow = l->out.w, po = p->o1 - p->o0;
     int plain_src = lay == FPI_DNNL_PLAIN;
-    dnnl_format_tag_t src_tag = plain_src ? dnnl_nchw : lay == FPI_DNNL_BLK16 && c % 16 == 0 ? dnnl_nChw16c : dnnl_format_tag_any;
-    dnnl_format_tag_t dst_tag = lay == FPI_DNNL_BLK16 && po % 16 == 0 ? dnnl_nChw16c : dnnl_format_tag_any;
+    int blk = fpi_dnnl.blk;
+    dnnl_format_tag_t src_tag = plain_src                             ? dnnl_nchw
+                                : lay == FPI_DNNL_BLK && c % blk == 0 ? fpi_dnnl.blk_tag
+                                                                      : dnnl_format_tag_any;
+    dnnl_format_tag_t dst_tag = lay == FPI_DNNL_BLK && po % blk == 0 ? fpi_dnnl.blk_tag : dnnl_format_tag_any;
     /* columns: clipped on the right as the rows are (darknet's output size
      * may leave the last input columns out) */
     int right = (ow - 1) * s - pad + k, ix1 = right < w ? right : w;
@@ -643,7 +654,7 @@ static fpi_dnnl_res fpi_dnnl_piece_pool(const fpi_layer *l, const fpi_layer *pl,
     /* pooled in the layout the convolution wrote */
     dnnl_format_tag_t tag = dnnl_format_tag_any;
     dnnl_memory_desc_t probe;
-    static const dnnl_format_tag_t tags[] = {dnnl_nhwc, dnnl_nChw16c};
+    const dnnl_format_tag_t tags[] = {dnnl_nhwc, fpi_dnnl.blk_tag};
     for (int t = 0; t < 2 && tag == dnnl_format_tag_any; t++)
         if (D(dnnl_memory_desc_init_by_tag)(&probe, 4, dst_md->dims, dnnl_f32, tags[t]) == dnnl_success &&
             D(dnnl_memory_desc_equal)(&probe, dst_md))
@@ -703,7 +714,7 @@ static const fpi_layer *fpi_dnnl_fusable_pool(const fp_net *net, int i)
 }
 
 /* Plans and creates a layer's pieces; on failure nothing is left. */
-static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *pool, int follow16,
+static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *pool, int blocked,
                                           struct fpi_dnnl_layer **out)
 {
     const fpi_conv_params *cp = &l->p.conv;
@@ -712,7 +723,7 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
     if (!d) return FPI_DNNL_NOMEM;
     /* Split so the pieces re-read the smaller of input and weights: rows when
      * the weights (oc*c*k*k) are smaller than the input (c*h*w), else output
-     * channels in blocks of 16 (oneDNN's AVX-512 block). */
+     * channels in blocks of 16 (oneDNN's AVX-512 block, two of its AVX2 one). */
     int n = fpi_dnnl_piece_flops > 0 ? (int)((double)l->flops / fpi_dnnl_piece_flops) : FPI_DNNL_PIECES;
     if (fpi_dnnl_piece_flops > 0 && fpi_dnnl_piece_flops < 1e29 && fp_shape_count(l->out) / FPI_DNNL_PIECE_OUT > (size_t)n)
         n = (int)(fp_shape_count(l->out) / FPI_DNNL_PIECE_OUT);
@@ -769,7 +780,7 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
     dnnl_primitive_desc_t pds[FPI_DNNL_PIECES] = {NULL};
     /* piece 0 chooses the layouts (the first that gives a JIT kernel); the
      * others follow it */
-    fpi_dnnl_layouts lay = c <= 4 && !d->dw ? FPI_DNNL_PLAIN : follow16 ? FPI_DNNL_BLK16 : FPI_DNNL_ANY;
+    fpi_dnnl_layouts lay = c <= 4 && !d->dw ? FPI_DNNL_PLAIN : blocked ? FPI_DNNL_BLK : FPI_DNNL_ANY;
     r = fpi_dnnl_piece_pd(l, d->dw, &d->piece[0], NULL, NULL, lay, &pds[0]);
     if (!pds[0] && r != FPI_DNNL_NOMEM && lay != FPI_DNNL_ANY)
         r = fpi_dnnl_piece_pd(l, d->dw, &d->piece[0], NULL, NULL, lay = FPI_DNNL_ANY, &pds[0]);
@@ -835,7 +846,7 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
             }
         }
     }
-    /* whether the pieces read and write nChw16c (so a tensor in that layout
+    /* whether the pieces read and write the blocked layout (so a tensor in it
      * can be handed between layers as it is: fpi_dnnl_setup) */
     d->lay_in = fpi_dnnl_lay_of(&src0);
     d->lay_out = fpi_dnnl_lay_of(d->pool_layer >= 0 ? fpi_dnnl_md(d->piece[0].pdst)
@@ -887,7 +898,7 @@ static fpi_dnnl_res fpi_dnnl_pool_create(const fpi_layer *l, int lay, struct fpi
     fpi_dnnl_piece *p = &d->piece[0];
     p->y1 = oh;
     p->o1 = c;
-    dnnl_format_tag_t tag = lay == FPI_LAY_16C ? dnnl_nChw16c : dnnl_nhwc;
+    dnnl_format_tag_t tag = lay == FPI_LAY_BLK ? fpi_dnnl.blk_tag : dnnl_nhwc;
     dnnl_dims_t src_dims = {1, c, h, w}, dst_dims = {1, c, oh, ow}, strides = {s, s}, kernel = {k, k},
                 pad_l = {before, before}, pad_r = {after_h, after_w};
     dnnl_memory_desc_t src_md, dst_md, view_md;
@@ -962,7 +973,7 @@ fp_status fpi_dnnl_setup(fp_net *net)
              * its input in oneDNN's layout (small maps: one piece) */
             int from = fpi_dnnl_producer(net, i);
             int lay = from >= 0 ? net->layers[from].dnnl->lay_out : FPI_LAY_OTHER;
-            if (l->dnnl || (lay != FPI_LAY_16C && lay != FPI_LAY_NHWC) || fp_shape_count(l->out) > (1u << 18)) continue;
+            if (l->dnnl || (lay != FPI_LAY_BLK && lay != FPI_LAY_NHWC) || fp_shape_count(l->out) > (1u << 18)) continue;
             struct fpi_dnnl_layer *d = NULL;
             fpi_dnnl_res r = fpi_dnnl_pool_create(l, lay, &d);
             if (r == FPI_DNNL_NOMEM) return fpi_error(FP_ENOMEM, "out of memory preparing layer %d for oneDNN", i);
@@ -983,14 +994,16 @@ fp_status fpi_dnnl_setup(fp_net *net)
         /* the library loads for the first layer it may take, not before */
         if (!fpi_dnnl_available()) return FP_OK;
         /* Shallow layers (up to 64 input channels), depthwise and 1x1 ones
-         * take nChw16c (oneDNN's direct kernels are as fast there as its
-         * brgconv ones, which want nhwc, measured here); deeper 3x3 ones get
-         * brgconv. Decided by the layer alone, never by its neighbours: a
-         * layer must get the same kernel, and so the same bits, whichever
-         * pipeline stage holds it and wherever that stage starts. */
-        int follow16 = l->in.c <= 64 || g > 1 || l->p.conv.size == 1;
+         * take the blocked layout (on AVX-512 oneDNN's direct kernels are as
+         * fast there as its brgconv ones, which want nhwc, measured here);
+         * deeper 3x3 ones get brgconv. On AVX2 oneDNN has no brgconv and
+         * picks the blocked layout for every layer itself. Decided by the
+         * layer alone, never by its neighbours: a layer must get the same
+         * kernel, and so the same bits, whichever pipeline stage holds it and
+         * wherever that stage starts. */
+        int blocked = l->in.c <= 64 || g > 1 || l->p.conv.size == 1;
         struct fpi_dnnl_layer *d = NULL;
-        fpi_dnnl_res r = fpi_dnnl_layer_create(l, fpi_dnnl_fusable_pool(net, i), follow16, &d);
+        fpi_dnnl_res r = fpi_dnnl_layer_create(l, fpi_dnnl_fusable_pool(net, i), blocked, &d);
         if (r == FPI_DNNL_NOMEM) return fpi_error(FP_ENOMEM, "out of memory preparing layer %d for oneDNN", i);
         if (r == FPI_DNNL_DECLINE) {
             FPI_INFO("layer %d (%s): oneDNN declined, other fast kernels run", i, l->desc);
@@ -1006,7 +1019,7 @@ fp_status fpi_dnnl_setup(fp_net *net)
     }
     /* Hand-offs: a layer's result (its output, or its fused pool's) whose
      * only reader is the next layer, also prepared here and reading
-     * nChw16c, may stay nChw16c in the arena (fpi_dnnl_run decides per run:
+     * the blocked layout, may stay so in the arena (fpi_dnnl_run decides per run:
      * only when both run in one fp_net_run without a callback). */
     for (int nx = net->first; nx <= net->last; nx++) {
         struct fpi_dnnl_layer *dn = net->layers[nx].dnnl;
@@ -1014,7 +1027,7 @@ fp_status fpi_dnnl_setup(fp_net *net)
         if (i < 0) continue;
         struct fpi_dnnl_layer *d = net->layers[i].dnnl;
         if (d->lay_out == FPI_LAY_OTHER || d->lay_out != dn->lay_in || net->layers[i].act == FP_ACT_LOGISTIC ||
-            net->layers[nx].in.c % 16 || (d->is_pool && !d->hand_in))
+            net->layers[nx].in.c % fpi_dnnl.blk || (d->is_pool && !d->hand_in))
             continue;
         d->hand_out = d->lay_out;
         d->hand_to = nx;
@@ -1022,7 +1035,8 @@ fp_status fpi_dnnl_setup(fp_net *net)
         dn->hand_from = i;
         /* a max pool pools in oneDNN's layout only when its own input came so */
         dn->hand_root = d->is_pool ? d->hand_root : i;
-        FPI_INFO("layer %d -> %d: handed on in %s", i, nx, d->lay_out == FPI_LAY_16C ? "nChw16c" : "nhwc");
+        FPI_INFO("layer %d -> %d: handed on in %s", i, nx,
+                 d->lay_out == FPI_LAY_NHWC ? "nhwc" : fpi_dnnl.blk == 16 ? "nChw16c" : "nChw8c");
     }
     return FP_OK;
 }
@@ -1040,13 +1054,14 @@ void fpi_dnnl_set_sizes(double min_flops, double piece_flops)
 }
 
 /* Rows [r0, r0 + rows) x columns [0, cols) of channels [c0, c0 + c) of a
- * C x h x w tensor t in layout lay (FPI_LAY_16C or FPI_LAY_NHWC, c0 and c
- * multiples of 16): where they start when they are one dense c x rows x cols
- * tensor of that layout in place, else NULL. */
+ * C x h x w tensor t in layout lay (FPI_LAY_BLK or FPI_LAY_NHWC, c0 and c
+ * multiples of the block): where they start when they are one dense
+ * c x rows x cols tensor of that layout in place, else NULL. */
 static float *fpi_dnnl_region_at(float *t, int lay, int c0, int c, int r0, int rows, int cols, int C, int h, int w)
 {
+    int b = fpi_dnnl.blk;
     if (cols != w) return NULL;
-    if (lay == FPI_LAY_16C) return rows == h || c == 16 ? t + ((size_t)(c0 / 16) * h + r0) * w * 16 : NULL;
+    if (lay == FPI_LAY_BLK) return rows == h || c == b ? t + ((size_t)(c0 / b) * h + r0) * w * b : NULL;
     return c == C ? t + (size_t)r0 * w * C : NULL;
 }
 
@@ -1055,11 +1070,12 @@ static float *fpi_dnnl_region_at(float *t, int lay, int c0, int c, int r0, int r
 static void fpi_dnnl_region_copy(float *b, float *t, int lay, int c0, int c, int r0, int rows, int cols, int C, int h,
                                  int w, int out)
 {
-    if (lay == FPI_LAY_16C) {
-        size_t run = (size_t)cols * 16;
-        for (int cb = 0; cb < c / 16; cb++)
+    if (lay == FPI_LAY_BLK) {
+        int blk = fpi_dnnl.blk;
+        size_t run = (size_t)cols * blk;
+        for (int cb = 0; cb < c / blk; cb++)
             for (int r = 0; r < rows; r++) {
-                float *tr = t + (((size_t)(c0 / 16 + cb) * h + r0 + r) * w) * 16, *br = b + ((size_t)cb * rows + r) * run;
+                float *tr = t + (((size_t)(c0 / blk + cb) * h + r0 + r) * w) * blk, *br = b + ((size_t)cb * rows + r) * run;
                 memcpy(out ? tr : br, out ? br : tr, run * sizeof(float));
             }
         return;
