@@ -86,7 +86,7 @@ static int check_layer(const char *cfg, const char *what, int threads, fast_hook
     for (int mi = 0; mi < 3 && fast; mi++) {
         fpi_fast_set_mode(modes[mi]);
         /* FP_NO_FAST=1 in the environment: every hook must decline */
-        int expect = needs >= NEEDS_DNNL ? fpi_dnnl_available()
+        int expect = needs >= NEEDS_DNNL ? fpi_dnnl_available() && !l->conv_first /* conv_first.c has it */
                                          : fpi_fast_enabled() && !(needs == NEEDS_BLAS && !fpi_blas_get());
         for (size_t i = 0; i < nout; i++) fast[i] = NAN;
         int took = hook(l, src, fast, &x);
@@ -280,6 +280,54 @@ static int no_op_cb(void *user, int i, const float *out, fp_shape shape)
     return 0;
 }
 
+/* The one-layer convolution + max pool network in cfg: run with the
+ * reference kernels, then at 1 and 2 threads one layer after the other and
+ * fused (where prepared: `fuse` says whether it must be), which must agree
+ * bit for bit, and with the reference within TOL. */
+static void check_conv_pool(const char *cfg, const char *what, int fuse)
+{
+    float *ref = NULL;
+    size_t n = 0;
+    for (int t = 0; t <= 2; t++) { /* 0: reference kernels, then 1 and 2 threads */
+        fpi_fast_set_mode(t ? FPI_FAST_AUTO : FPI_FAST_OFF);
+        fp_net *net = NULL;
+        CHECK_OK(fp_net_parse_cfg(cfg, "pool.cfg", &net));
+        if (!net) continue;
+        CHECK_OK(fp_net_init_weights_random(net, 11));
+        CHECK_OK(fp_net_set_threads(net, t ? t : 1));
+        CHECK_OK(fp_net_setup(net));
+        if (t) CHECK_MSG((fpi_fused_pool(&net->layers[0]) == 1) == fuse, "%s: fused %d, expected %d", what,
+                         fpi_fused_pool(&net->layers[0]) == 1, fuse);
+        fill_input(fp_net_input(net), fp_shape_count(fp_net_input_shape(net)), 21);
+        fp_layer_info li;
+        CHECK_OK(fp_net_layer_info(net, 1, &li));
+        n = fp_shape_count(li.out);
+        float *one = malloc(n * sizeof *one);
+        CHECK_OK(fp_net_run(net, 0, 1, no_op_cb, NULL)); /* one layer after the other */
+        if (one) memcpy(one, fp_net_output(net, 1), n * sizeof *one);
+        /* the arena may have reused the input's memory */
+        fill_input(fp_net_input(net), fp_shape_count(fp_net_input_shape(net)), 21);
+        CHECK_OK(fp_net_run(net, 0, 1, NULL, NULL)); /* fused where prepared */
+        const float *out = fp_net_output(net, 1);
+        if (!t) {
+            ref = one;
+            one = NULL;
+        } else if (one && ref) {
+            CHECK_MSG(memcmp(one, out, n * sizeof *one) == 0, "%s threads=%d: fused differs from unfused", what, t);
+            double mag = 1e-30;
+            size_t bad = 0;
+            for (size_t j = 0; j < n; j++)
+                if (fabs(ref[j]) > mag) mag = fabs(ref[j]);
+            for (size_t j = 0; j < n; j++) bad += !(fabs((double)out[j] - ref[j]) <= TOL * mag);
+            CHECK_MSG(bad == 0, "%s threads=%d: %zu of %zu differ from the reference", what, t, bad, n);
+        }
+        free(one);
+        fp_net_destroy(net);
+    }
+    free(ref);
+    fpi_fast_set_mode(FPI_FAST_AUTO);
+}
+
 /* A convolution followed by a max pool that alone reads it: fp_net_run
  * without a callback runs the two fused (fpi_conv_pool_dnnl) where the pool
  * allows it; with a callback, one after the other. Both must give the same
@@ -317,52 +365,62 @@ static void test_conv_pool(void)
                              i % 2 ? "leaky" : "relu", cases[i].psize, cases[i].pstride);
             if (cases[i].ppad >= 0) snprintf(cfg + k, sizeof cfg - (size_t)k, "padding=%d\n", cases[i].ppad);
             snprintf(what, sizeof what, "conv+pool case %zu (%s)", i, sizes ? "whole" : "pieces");
-            float *ref = NULL;
-            size_t n = 0;
-            for (int t = 0; t <= 2; t++) { /* 0: reference kernels, then 1 and 2 threads */
-                fpi_fast_set_mode(t ? FPI_FAST_AUTO : FPI_FAST_OFF);
-                fp_net *net = NULL;
-                CHECK_OK(fp_net_parse_cfg(cfg, "pool.cfg", &net));
-                if (!net) continue;
-                CHECK_OK(fp_net_init_weights_random(net, 11));
-                CHECK_OK(fp_net_set_threads(net, t ? t : 1));
-                CHECK_OK(fp_net_setup(net));
-                if (t) CHECK_MSG((fpi_dnnl_fused_pool(&net->layers[0]) == 1) == cases[i].fuse, "%s: fused %d, expected %d",
-                                 what, fpi_dnnl_fused_pool(&net->layers[0]) == 1, cases[i].fuse);
-                fill_input(fp_net_input(net), fp_shape_count(fp_net_input_shape(net)), 21);
-                fp_layer_info li;
-                CHECK_OK(fp_net_layer_info(net, 1, &li));
-                n = fp_shape_count(li.out);
-                float *one = malloc(n * sizeof *one);
-                CHECK_OK(fp_net_run(net, 0, 1, no_op_cb, NULL)); /* one layer after the other */
-                if (one) memcpy(one, fp_net_output(net, 1), n * sizeof *one);
-                /* the arena may have reused the input's memory */
-                fill_input(fp_net_input(net), fp_shape_count(fp_net_input_shape(net)), 21);
-                CHECK_OK(fp_net_run(net, 0, 1, NULL, NULL)); /* fused where prepared */
-                const float *out = fp_net_output(net, 1);
-                if (!t) {
-                    ref = one;
-                    one = NULL;
-                } else if (one && ref) {
-                    CHECK_MSG(memcmp(one, out, n * sizeof *one) == 0, "%s threads=%d: fused differs from unfused", what, t);
-                    double mag = 1e-30;
-                    size_t bad = 0;
-                    for (size_t j = 0; j < n; j++)
-                        if (fabs(ref[j]) > mag) mag = fabs(ref[j]);
-                    for (size_t j = 0; j < n; j++) bad += !(fabs((double)out[j] - ref[j]) <= TOL * mag);
-                    CHECK_MSG(bad == 0, "%s threads=%d: %zu of %zu differ from the reference", what, t, bad, n);
-                }
-                free(one);
-                fp_net_destroy(net);
-            }
-            free(ref);
+            check_conv_pool(cfg, what, cases[i].fuse);
         }
     }
     fpi_dnnl_set_sizes(2e6, 25e6);
     fpi_fast_set_mode(FPI_FAST_AUTO);
 }
 
-/* ---- oneDNN layer chains (hand-offs in nChw16c) -------------------------- */
+/* ---- first layers on AVX2 (conv_first.c) -------------------------------- */
+
+/* The first-layer kernel, forced on where the CPU has AVX2 and FMA (on
+ * AVX-512 CPUs it is otherwise left to oneDNN): 3x3/1, padding 1 and 0,
+ * 1-3 channels, widths that are and are not multiples of 16, odd heights
+ * (a last lone row), every activation it takes; alone against the
+ * reference, and fused with a 2x2/2 max pool against itself unfused. */
+static void test_conv_first(void)
+{
+    static const struct { int w, h, c, f, pad; } cases[] = {
+        {16, 16, 3, 4, 1},  {40, 33, 3, 16, 1}, {37, 20, 1, 8, 1}, {64, 48, 2, 32, 1},
+        {18, 19, 3, 12, 0}, {50, 42, 3, 16, 0}, {19, 9, 2, 4, 0}, {38, 22, 3, 8, 1},
+    };
+    static const char *const acts[] = {"linear", "leaky", "relu"};
+    if (!fpi_conv_first_cpu()) fpi_conv_first_force(1);
+    if (!fpi_conv_first_cpu()) {
+        printf("     no AVX2 + FMA here: the first-layer kernel does not run\n");
+        return;
+    }
+    int n = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int a = 0; a < 3; a++) {
+            char cfg[512], what[160];
+            snprintf(cfg, sizeof cfg,
+                     "[net]\nwidth=%d\nheight=%d\nchannels=%d\n[convolutional]\nbatch_normalize=%d\nfilters=%d\n"
+                     "size=3\nstride=1\npadding=%d\nactivation=%s\n",
+                     cases[i].w, cases[i].h, cases[i].c, a == 1, cases[i].f, cases[i].pad, acts[a]);
+            snprintf(what, sizeof what, "first layer in=%dx%dx%d f=%d pad=%d %s", cases[i].w, cases[i].h, cases[i].c,
+                     cases[i].f, cases[i].pad, acts[a]);
+            fp_net *net = NULL;
+            CHECK_OK(fp_net_parse_cfg(cfg, "first.cfg", &net));
+            if (net) {
+                CHECK_OK(fp_net_init_weights_random(net, 5));
+                CHECK_OK(fp_net_setup(net));
+                CHECK_MSG(net->layers[0].conv_first == 1, "%s: not taken by the first-layer kernel", what);
+                fp_net_destroy(net);
+            }
+            for (int t = 1; t <= 2; t++) n += check_layer(cfg, what, t, fpi_conv_first, NEEDS_NOTHING, TOL);
+            int ow = cases[i].w + 2 * cases[i].pad - 2, oh = cases[i].h + 2 * cases[i].pad - 2;
+            size_t k = strlen(cfg);
+            snprintf(cfg + k, sizeof cfg - k, "[maxpool]\nsize=2\nstride=2\n");
+            snprintf(what + strlen(what), sizeof what - strlen(what), " + 2x2/2 max pool");
+            check_conv_pool(cfg, what, ow % 2 == 0 && oh % 2 == 0);
+        }
+    CHECK_MSG(n == 2 * 3 * (int)(sizeof cases / sizeof cases[0]), "%d cases agree", n);
+    fpi_conv_first_force(0);
+}
+
+/* ---- oneDNN layer chains (hand-offs in the blocked layout) --------------- */
 
 static const char chain_yolo[] = /* YOLO-like: bands, fused pools, channel blocks */
     "[net]\nwidth=70\nheight=58\nchannels=3\n"
@@ -459,7 +517,7 @@ static void test_dnnl_chains(void)
                 /* A convolution fused with its pool has arena memory no other tensor shares: a
                  * fused run never writes it, so its pages stay out of memory. */
                 for (int j = 0; t && j < last; j++) {
-                    if (fpi_dnnl_fused_pool(&net->layers[j]) != j + 1) continue;
+                    if (fpi_fused_pool(&net->layers[j]) != j + 1) continue;
                     const char *c = (const char *)fp_net_output(net, j);
                     size_t cb = fp_shape_count(net->layers[j].out) * sizeof(float);
                     for (int q = -1; q <= last; q++) {
@@ -745,6 +803,7 @@ TEST_LIST = {
     {"blas_load", test_blas_load},
     {"dnnl_load", test_dnnl_load},
     {"conv_pool", test_conv_pool},
+    {"conv_first", test_conv_first},
     {"dnnl_chains", test_dnnl_chains},
     {"conv", test_conv},
     {"connected", test_connected},

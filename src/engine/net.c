@@ -159,7 +159,8 @@ fp_status fp_net_setup(fp_net *net)
         return fpi_error(FP_ESTATE, "fp_net_setup: no weights loaded (load a weights file or use random weights)");
     fp_status st;
     if (!net->weights_prepared && (st = fpi_prepare_weights(net))) return st;
-    if ((st = fpi_dnnl_setup(net))) return st; /* may grow layers' workspace */
+    fpi_first_setup(net); /* both may grow layers' workspace */
+    if ((st = fpi_dnnl_setup(net))) return st;
     for (int i = net->first; i <= net->last; i++) net->kernels_released |= net->layers[i].kernel_released;
 
     /* Lifetimes: a tensor lives from its producer to its last reader; outputs
@@ -178,7 +179,7 @@ fp_status fp_net_setup(fp_net *net)
     /* A convolution run fused with the max pool after it (fast/dnnl.c) still
      * reads its inputs while the pool's output is written: they live on. */
     for (int i = net->first; i < net->last; i++)
-        if (fpi_dnnl_fused_pool(&net->layers[i]) == i + 1)
+        if (fpi_fused_pool(&net->layers[i]) == i + 1)
             for (int k = 0; k < net->layers[i].n_src; k++)
                 if (last[net->layers[i].src[k] + 1] < i + 1) last[net->layers[i].src[k] + 1] = i + 1;
     size_t ws = 0;
@@ -218,7 +219,7 @@ fp_status fp_net_setup(fp_net *net)
      * it: it is the model's activation, however it is computed. */
     int n_shared = 0;
     for (int k = 0; k < n_plan; k++) { /* the shared ones first, the fused outputs after */
-        int j = plan[k].id, fused = j >= net->first && j < net->last && fpi_dnnl_fused_pool(&net->layers[j]) == j + 1;
+        int j = plan[k].id, fused = j >= net->first && j < net->last && fpi_fused_pool(&net->layers[j]) == j + 1;
         if (!fused) {
             fpi_tensor_plan t = plan[k];
             plan[k] = plan[n_shared];
@@ -303,8 +304,11 @@ fp_status fp_net_run(fp_net *net, int first, int last, fp_layer_cb cb, void *use
         for (int k = 0; k < l->n_src; k++) src[k] = fpi_tensor(net, l->src[k]);
         float *out = fpi_tensor(net, i);
         /* a convolution and the max pool that alone reads it, in one pass
-         * (fast/dnnl.c); only without a callback, which would see l's output */
-        if (!cb && l->dnnl && i < last && fpi_conv_pool_dnnl(l, &net->layers[i + 1], src, fpi_tensor(net, i + 1), &x)) {
+         * (fast/conv_first.c, fast/dnnl.c); only without a callback, which
+         * would see l's output */
+        if (!cb && i < last && (l->conv_first_pool || l->dnnl) &&
+            (fpi_conv_pool_first(l, &net->layers[i + 1], src, fpi_tensor(net, i + 1), &x) ||
+             fpi_conv_pool_dnnl(l, &net->layers[i + 1], src, fpi_tensor(net, i + 1), &x))) {
             i++;
             continue;
         }

@@ -98,6 +98,8 @@ typedef struct fpi_layer {
     char desc[64];            /* short human description */
     struct fpi_dnnl_layer *dnnl; /* oneDNN's prepared convolution (fast/dnnl.c), or NULL */
     int kernel_released;      /* kernel's pages given back: oneDNN holds the weights (fpi_dnnl_restore) */
+    int conv_first;           /* run by fast/conv_first.c (set at fp_net_setup) */
+    int conv_first_pool;      /* ... fused with the max pool after it */
 } fpi_layer;
 
 struct fpi_pool;

@@ -311,7 +311,7 @@ static void fpi_conv_direct_rows(int t, void *vctx)
 int fpi_conv_fast(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x)
 {
     if (!fpi_fast_enabled()) return 0;
-    if (fpi_conv_dnnl(l, src, out, x)) return 1;
+    if (fpi_conv_first(l, src, out, x) || fpi_conv_dnnl(l, src, out, x)) return 1;
     const fpi_conv_params *p = &l->p.conv;
     int cg = l->in.c / p->groups, m = p->filters / p->groups;
     if (cg == 1) {

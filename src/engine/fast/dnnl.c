@@ -633,7 +633,7 @@ static fpi_dnnl_res fpi_dnnl_piece_finish(const fpi_layer *l, struct fpi_dnnl_la
 }
 
 /* Piece i's max pool (window = stride = k, no padding on the top / left:
- * what fpi_dnnl_fusable_pool allows) of its blocked output, and the reorder
+ * what fpi_fusable_pool allows) of its blocked output, and the reorder
  * of the pooled rows into the pool layer's output. FPI_DNNL_DECLINE: no
  * fusion. */
 static fpi_dnnl_res fpi_dnnl_piece_pool(const fpi_layer *l, const fpi_layer *pl, struct fpi_dnnl_layer *d, int i,
@@ -691,26 +691,6 @@ static fpi_dnnl_res fpi_dnnl_piece_pool(const fpi_layer *l, const fpi_layer *pl,
     if (q != p) p->pool_out = q->pool_out;
     D(dnnl_primitive_desc_destroy)(pd);
     return r;
-}
-
-/* The max pool layer after conv layer i that can run fused with it: the
- * only reader of its output, in the range held, 2x2/2 with darknet's default
- * padding (windows from the top-left corner, a partial one on the bottom /
- * right of odd sizes; every YOLO-tiny's), after an activation max commutes
- * with exactly (logistic rounds after the reorder: left alone). NULL if none. */
-static const fpi_layer *fpi_dnnl_fusable_pool(const fp_net *net, int i)
-{
-    const fpi_layer *l = &net->layers[i];
-    if (i + 1 > net->last || l->act == FP_ACT_LOGISTIC) return NULL;
-    const fpi_layer *pl = &net->layers[i + 1];
-    const fpi_pool_params *pp = &pl->p.pool;
-    if (pl->op != FP_OP_MAXPOOL || pl->n_src != 1 || pl->src[0] != i || pp->size != 2 || pp->stride != 2 ||
-        pp->pad != 1)
-        return NULL;
-    for (int j = i + 2; j < net->n; j++)
-        for (int k = 0; k < net->layers[j].n_src; k++)
-            if (net->layers[j].src[k] == i) return NULL;
-    return pl;
 }
 
 /* Plans and creates a layer's pieces; on failure nothing is left. */
@@ -987,7 +967,7 @@ fp_status fpi_dnnl_setup(fp_net *net)
         /* every convolution with one group or depthwise (one filter per
          * channel) with enough work (or output: memory-bound layers) */
         int g = l->op == FP_OP_CONVOLUTIONAL ? l->p.conv.groups : 0;
-        if (l->op != FP_OP_CONVOLUTIONAL || l->dnnl || !l->kernel ||
+        if (l->op != FP_OP_CONVOLUTIONAL || l->dnnl || l->conv_first || !l->kernel ||
             !(g == 1 || (g == l->in.c && l->p.conv.filters == g)) ||
             ((double)l->flops < fpi_dnnl_min_flops && (double)fp_shape_count(l->out) < fpi_dnnl_min_flops / 64))
             continue;
@@ -1003,7 +983,7 @@ fp_status fpi_dnnl_setup(fp_net *net)
          * wherever that stage starts. */
         int blocked = l->in.c <= 64 || g > 1 || l->p.conv.size == 1;
         struct fpi_dnnl_layer *d = NULL;
-        fpi_dnnl_res r = fpi_dnnl_layer_create(l, fpi_dnnl_fusable_pool(net, i), blocked, &d);
+        fpi_dnnl_res r = fpi_dnnl_layer_create(l, fpi_fusable_pool(net, i), blocked, &d);
         if (r == FPI_DNNL_NOMEM) return fpi_error(FP_ENOMEM, "out of memory preparing layer %d for oneDNN", i);
         if (r == FPI_DNNL_DECLINE) {
             FPI_INFO("layer %d (%s): oneDNN declined, other fast kernels run", i, l->desc);

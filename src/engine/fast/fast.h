@@ -150,6 +150,40 @@ int fpi_conv_pool_dnnl(const fpi_layer *l, const fpi_layer *pool, const float *c
  * the input came so in this run; 0 otherwise (the other kernels run). */
 int fpi_maxpool_dnnl(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x);
 
+/* First layers on AVX2 CPUs without AVX-512 (conv_first.c): whether the
+ * CPU gets that kernel (AVX2 + FMA, no AVX-512, or forced), and whether a
+ * layer is one it takes (3x3/1, padding 1, 1-3 input channels, filters a
+ * multiple of 4, linear / leaky / relu, 16 output columns or more). */
+int fpi_conv_first_cpu(void);
+int fpi_conv_first_takes(const fpi_layer *l);
+
+/* Test hook: lets the first-layer kernel run on AVX-512 CPUs too (set
+ * before fp_net_setup). Not thread-safe. */
+void fpi_conv_first_force(int on);
+
+/* Marks the layers in the network's range the first-layer kernel runs
+ * (l->conv_first; l->conv_first_pool where the 2x2/2 max pool after it
+ * runs fused: fpi_fusable_pool, even output sides) and grows their
+ * workspace; before fpi_dnnl_setup, which leaves those layers alone. */
+void fpi_first_setup(fp_net *net);
+
+/* The max pool layer after conv layer i that may run fused with it: the
+ * only reader of its output, in the range held, 2x2/2 with darknet's default
+ * padding (windows from the top-left corner, a partial one on the bottom /
+ * right of odd sizes), and no logistic (which rounds after the pool could).
+ * NULL if none. */
+const fpi_layer *fpi_fusable_pool(const fp_net *net, int i);
+
+/* The max pool layer prepared to run fused after convolution layer l (by
+ * the first-layer kernel or oneDNN), or -1. */
+int fpi_fused_pool(const fpi_layer *l);
+
+/* The first-layer kernel: the convolution alone, or with its fused max pool
+ * (pooled: the pool's output; 0 when l was not prepared so). */
+int fpi_conv_first(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x);
+int fpi_conv_pool_first(const fpi_layer *l, const fpi_layer *pool, const float *const *src, float *pooled,
+                        const fpi_exec *x);
+
 /* The hooks (see the top of this file): 1 = output computed, 0 = declined. */
 int fpi_conv_dnnl(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x);
 int fpi_conv_fast(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x);

@@ -1,0 +1,283 @@
+/* conv_first.c — a network's first convolution on x86-64 CPUs with AVX2
+ * and FMA but no AVX-512: 3x3, stride 1, padding 1 or 0, up to 3 input channels
+ * (an image), a multiple of 4 filters, linear / leaky / relu, at least 16
+ * output columns; with the 2x2/2 max pool after it fused when that pool
+ * alone reads it and the output's sides are even.
+ *
+ * Hand-written because the libraries do this shape badly on such CPUs:
+ * on an AMD EPYC (Zen 3), oneDNN 2.6's AVX2 kernel for a few input channels
+ * in nchw took 5.9 ms for a first layer of 416x416x3 -> 16 (0.15 GFLOP)
+ * with its pool, in the engine's pieces, and this loop 3.5 ms;
+ * im2col + sgemm with k = 27 is no better. On AVX-512, oneDNN's kernel is
+ * the faster one and keeps the layer.
+ *
+ * Per pair of output rows: each channel's four input rows are copied into
+ * zero-padded rows (the padding becomes zeros, so the inner loop has no
+ * bounds), then for each group of 4 filters and each 16 output columns, 8
+ * accumulators (2 vectors x 4 filters) run over the taps in (c, ky, kx)
+ * order: per tap 2 input loads and 4 broadcasts feed 8 FMAs. Bias and
+ * activation follow in registers, as the reference computes them, then the rows go to the
+ * output, or through the pool's 2x2 max (in the reference's order) to the
+ * pool's output: fused and unfused runs give the same bits. Work: bands of
+ * row pairs, handed out over the engine's pool, each task in its own slot
+ * of the layer's workspace. */
+#include <string.h>
+
+#include "engine/fast/fast.h"
+
+const fpi_layer *fpi_fusable_pool(const fp_net *net, int i)
+{
+    const fpi_layer *l = &net->layers[i];
+    if (i + 1 > net->last || l->act == FP_ACT_LOGISTIC) return NULL;
+    const fpi_layer *pl = &net->layers[i + 1];
+    const fpi_pool_params *pp = &pl->p.pool;
+    if (pl->op != FP_OP_MAXPOOL || pl->n_src != 1 || pl->src[0] != i || pp->size != 2 || pp->stride != 2 ||
+        pp->pad != 1)
+        return NULL;
+    for (int j = i + 2; j < net->n; j++)
+        for (int k = 0; k < net->layers[j].n_src; k++)
+            if (net->layers[j].src[k] == i) return NULL;
+    return pl;
+}
+
+int fpi_fused_pool(const fpi_layer *l)
+{
+    return l->conv_first_pool ? l->index + 1 : fpi_dnnl_fused_pool(l);
+}
+
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+#include <stdatomic.h>
+
+/* Bands of row pairs a layer is cut into (for up to that many threads, and
+ * the scratch slots the workspace holds for them). */
+enum { FPI_FIRST_BANDS = 16 };
+
+static int fpi_first_forced;
+
+void fpi_conv_first_force(int on) { fpi_first_forced = on; }
+
+int fpi_conv_first_cpu(void)
+{
+    const fpi_cpu *c = fpi_cpu_get();
+    return c->avx2 && c->fma && (!c->avx512 || fpi_first_forced);
+}
+
+int fpi_conv_first_takes(const fpi_layer *l)
+{
+    if (l->op != FP_OP_CONVOLUTIONAL || !l->kernel || !l->bias || !fpi_conv_first_cpu()) return 0;
+    const fpi_conv_params *p = &l->p.conv;
+    return p->groups == 1 && p->size == 3 && p->stride == 1 && (p->pad == 1 || p->pad == 0) && l->in.c >= 1 &&
+           l->in.c <= 3 && p->filters % 4 == 0 && l->out.w >= 16 && l->out.w == l->in.w + 2 * p->pad - 2 &&
+           l->out.h == l->in.h + 2 * p->pad - 2 &&
+           (l->act == FP_ACT_LINEAR || l->act == FP_ACT_LEAKY || l->act == FP_ACT_RELU);
+}
+
+/* A layer's geometry: row width rounded up to 16 (wr), padded input row
+ * (pw: the padding's zero if any, the row, zeros to past wr + 2), floats of
+ * a slot. */
+typedef struct {
+    int wr, pw, pairs, bands, per;
+    size_t slot;
+} fpi_first_geom;
+
+static fpi_first_geom fpi_first_geometry(const fpi_layer *l)
+{
+    fpi_first_geom g;
+    g.wr = (l->out.w + 15) & ~15;
+    g.pw = g.wr + 8;
+    g.pairs = (l->out.h + 1) / 2;
+    g.bands = g.pairs < FPI_FIRST_BANDS ? g.pairs : FPI_FIRST_BANDS;
+    g.per = (g.pairs + g.bands - 1) / g.bands;
+    g.bands = (g.pairs + g.per - 1) / g.per;
+    size_t pad = (size_t)l->in.c * 4 * g.pw, rows = (size_t)l->p.conv.filters * 2 * g.wr;
+    g.slot = (pad + rows + 15) & ~(size_t)15;
+    return g;
+}
+
+void fpi_first_setup(fp_net *net)
+{
+    for (int i = net->first; i <= net->last; i++) {
+        fpi_layer *l = &net->layers[i];
+        l->conv_first = l->conv_first_pool = 0;
+        if (!fpi_fast_enabled() || !fpi_conv_first_takes(l)) continue;
+        l->conv_first = 1;
+        l->conv_first_pool = fpi_fusable_pool(net, i) && l->out.h % 2 == 0 && l->out.w % 2 == 0;
+        fpi_first_geom g = fpi_first_geometry(l);
+        size_t need = (size_t)g.bands * g.slot;
+        if (need > l->workspace) l->workspace = need;
+        FPI_INFO("layer %d (%s): first-layer kernel (AVX2)%s", i, l->desc,
+                 l->conv_first_pool ? ", max pool fused" : "");
+    }
+}
+
+typedef struct {
+    const fpi_layer *l;
+    const float *in;
+    float *out;    /* the layer's output, or NULL */
+    float *pooled; /* the fused pool's output, or NULL */
+    float *ws;
+    fpi_first_geom g;
+    atomic_int next;
+} fpi_first_task;
+
+/* v + b, then the activation as the reference computes it (v > 0 ? v :
+ * .1f * v, or 0), value for value. */
+__attribute__((target("avx2,fma"))) static inline __m256 fpi_first_act(__m256 v, float b, fp_activation act)
+{
+    v = _mm256_add_ps(v, _mm256_set1_ps(b));
+    if (act == FP_ACT_LINEAR) return v;
+    __m256 pos = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ);
+    __m256 neg = act == FP_ACT_LEAKY ? _mm256_mul_ps(v, _mm256_set1_ps(.1f)) : _mm256_setzero_ps();
+    return _mm256_blendv_ps(neg, v, pos);
+}
+
+/* 8 accumulators: output columns [x, x + 16) of filters f0..f0+3, output
+ * row oy of the pair, then bias and activation, into rows. */
+__attribute__((target("avx2,fma"))) static void fpi_first_block(const float *pad, const float *w, const float *bias,
+                                                                fp_activation act, int c_in, int pw, int oy, int x,
+                                                                float *rows, size_t fstride)
+{
+    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+    size_t ksz = (size_t)c_in * 9;
+    for (int c = 0; c < c_in; c++)
+        for (int ky = 0; ky < 3; ky++) {
+            const float *row = pad + ((size_t)c * 4 + oy + ky) * pw + x;
+            const float *wt = w + c * 9 + ky * 3;
+            for (int kx = 0; kx < 3; kx++) {
+                __m256 i0 = _mm256_loadu_ps(row + kx), i1 = _mm256_loadu_ps(row + kx + 8);
+                __m256 w0 = _mm256_broadcast_ss(wt + kx), w1 = _mm256_broadcast_ss(wt + ksz + kx),
+                       w2 = _mm256_broadcast_ss(wt + 2 * ksz + kx), w3 = _mm256_broadcast_ss(wt + 3 * ksz + kx);
+                a00 = _mm256_fmadd_ps(i0, w0, a00);
+                a01 = _mm256_fmadd_ps(i1, w0, a01);
+                a10 = _mm256_fmadd_ps(i0, w1, a10);
+                a11 = _mm256_fmadd_ps(i1, w1, a11);
+                a20 = _mm256_fmadd_ps(i0, w2, a20);
+                a21 = _mm256_fmadd_ps(i1, w2, a21);
+                a30 = _mm256_fmadd_ps(i0, w3, a30);
+                a31 = _mm256_fmadd_ps(i1, w3, a31);
+            }
+        }
+    float *o = rows + x;
+    _mm256_storeu_ps(o, fpi_first_act(a00, bias[0], act));
+    _mm256_storeu_ps(o + 8, fpi_first_act(a01, bias[0], act));
+    _mm256_storeu_ps(o + fstride, fpi_first_act(a10, bias[1], act));
+    _mm256_storeu_ps(o + fstride + 8, fpi_first_act(a11, bias[1], act));
+    _mm256_storeu_ps(o + 2 * fstride, fpi_first_act(a20, bias[2], act));
+    _mm256_storeu_ps(o + 2 * fstride + 8, fpi_first_act(a21, bias[2], act));
+    _mm256_storeu_ps(o + 3 * fstride, fpi_first_act(a30, bias[3], act));
+    _mm256_storeu_ps(o + 3 * fstride + 8, fpi_first_act(a31, bias[3], act));
+}
+
+/* Pools rows r0, r1 (w values each, w even) into w / 2 values: each window
+ * as the reference takes it, (0,0), (0,1), (1,0), (1,1), a value replacing
+ * the maximum only when greater (MAXPS(a, m) is a > m ? a : m). */
+__attribute__((target("avx2,fma"))) static void fpi_first_pool_row(const float *r0, const float *r1, int w, float *o)
+{
+    int x = 0;
+    for (; x + 16 <= w; x += 16) {
+        __m256 a = _mm256_loadu_ps(r0 + x), b = _mm256_loadu_ps(r0 + x + 8);
+        __m256 c = _mm256_loadu_ps(r1 + x), d = _mm256_loadu_ps(r1 + x + 8);
+        /* evens and odds of each row, pairs in the order [0 1 4 5 | 2 3 6 7] */
+        __m256 e0 = _mm256_shuffle_ps(a, b, 0x88), o0 = _mm256_shuffle_ps(a, b, 0xDD);
+        __m256 e1 = _mm256_shuffle_ps(c, d, 0x88), o1 = _mm256_shuffle_ps(c, d, 0xDD);
+        __m256 m = _mm256_max_ps(o0, e0);
+        m = _mm256_max_ps(e1, m);
+        m = _mm256_max_ps(o1, m);
+        m = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(m), 0xD8));
+        _mm256_storeu_ps(o + x / 2, m);
+    }
+    for (; x < w; x += 2) {
+        float m = r0[x];
+        if (r0[x + 1] > m) m = r0[x + 1];
+        if (r1[x] > m) m = r1[x];
+        if (r1[x + 1] > m) m = r1[x + 1];
+        o[x / 2] = m;
+    }
+}
+
+/* Output rows y and y + 1 (when there is one) of every filter. */
+static void fpi_first_pair(const fpi_first_task *t, int y, float *pad, float *rows)
+{
+    const fpi_layer *l = t->l;
+    int c_in = l->in.c, h = l->in.h, w = l->in.w, oh = l->out.h, ow = l->out.w, f_n = l->p.conv.filters;
+    int pw = t->g.pw, wr = t->g.wr, nr = y + 1 < oh ? 2 : 1, p = l->p.conv.pad;
+    for (int c = 0; c < c_in; c++)
+        for (int r = 0; r < 4; r++) {
+            float *d = pad + ((size_t)c * 4 + r) * pw;
+            int iy = y - p + r;
+            if (iy < 0 || iy >= h) {
+                memset(d, 0, (size_t)pw * sizeof *d);
+                continue;
+            }
+            if (p) d[0] = 0;
+            memcpy(d + p, t->in + ((size_t)c * h + iy) * w, (size_t)w * sizeof *d);
+            memset(d + p + w, 0, (size_t)(pw - p - w) * sizeof *d);
+        }
+    size_t ksz = (size_t)c_in * 9, fstride = 2 * (size_t)wr;
+    for (int f0 = 0; f0 < f_n; f0 += 4)
+        for (int oy = 0; oy < nr; oy++)
+            for (int x = 0; x < wr; x += 16)
+                fpi_first_block(pad, l->kernel + (size_t)f0 * ksz, l->bias + f0, l->act, c_in, pw, oy, x,
+                                rows + (size_t)f0 * fstride + (size_t)oy * wr, fstride);
+    if (t->pooled) {
+        int ph = oh / 2, pwo = ow / 2;
+        for (int f = 0; f < f_n; f++) {
+            const float *r0 = rows + (size_t)f * fstride;
+            fpi_first_pool_row(r0, r0 + wr, ow, t->pooled + ((size_t)f * ph + y / 2) * pwo);
+        }
+        return;
+    }
+    for (int f = 0; f < f_n; f++)
+        for (int oy = 0; oy < nr; oy++)
+            memcpy(t->out + ((size_t)f * oh + y + oy) * ow, rows + (size_t)f * fstride + (size_t)oy * wr,
+                   (size_t)ow * sizeof(float));
+}
+
+/* Task k: bands of row pairs in workspace slot k until none are left. */
+static void fpi_first_task_run(int k, void *vctx)
+{
+    fpi_first_task *t = vctx;
+    float *pad = t->ws + (size_t)k * t->g.slot, *rows = pad + (size_t)t->l->in.c * 4 * t->g.pw;
+    for (int b; (b = atomic_fetch_add(&t->next, 1)) < t->g.bands;) {
+        int p1 = (b + 1) * t->g.per < t->g.pairs ? (b + 1) * t->g.per : t->g.pairs;
+        for (int p = b * t->g.per; p < p1; p++) fpi_first_pair(t, 2 * p, pad, rows);
+    }
+}
+
+static int fpi_first_run(const fpi_layer *l, const float *in, float *out, float *pooled, const fpi_exec *x)
+{
+    if (!l->conv_first || !fpi_fast_enabled() || !x->workspace) return 0;
+    fpi_first_task t = {l, in, out, pooled, x->workspace, fpi_first_geometry(l), 0};
+    int tasks = fpi_pool_threads(x->pool);
+    fpi_parallel_for(x->pool, tasks < t.g.bands ? tasks : t.g.bands, fpi_first_task_run, &t);
+    return 1;
+}
+
+int fpi_conv_first(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x)
+{
+    return fpi_first_run(l, src[0], out, NULL, x);
+}
+
+int fpi_conv_pool_first(const fpi_layer *l, const fpi_layer *pool, const float *const *src, float *pooled,
+                        const fpi_exec *x)
+{
+    if (!l->conv_first_pool || pool->index != l->index + 1) return 0;
+    return fpi_first_run(l, src[0], NULL, pooled, x);
+}
+
+#else /* elsewhere: the other kernels */
+
+void fpi_conv_first_force(int on) { (void)on; }
+int fpi_conv_first_cpu(void) { return 0; }
+int fpi_conv_first_takes(const fpi_layer *l) { return 0; }
+void fpi_first_setup(fp_net *net) { (void)net; }
+int fpi_conv_first(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x) { return 0; }
+int fpi_conv_pool_first(const fpi_layer *l, const fpi_layer *pool, const float *const *src, float *pooled,
+                        const fpi_exec *x)
+{
+    return 0;
+}
+
+#endif
