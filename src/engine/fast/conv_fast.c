@@ -35,9 +35,14 @@ FPI_SIMD_CLONES void fpi_bias_act(float *o, size_t n, float b, fp_activation act
 {
     switch (act) {
     case FP_ACT_LEAKY:
+        /* v > 0 ? v : .1f * v, value for value, as a multiply by one of two
+         * constants: written as the reference writes it, the compiler keeps
+         * a branch per value (it may not multiply speculatively under
+         * -ftrapping-math), 1.2 ns a value on random signs (an AMD EPYC),
+         * where this form vectorises */
         for (size_t i = 0; i < n; i++) {
             float v = o[i] + b;
-            o[i] = v > 0 ? v : .1f * v;
+            o[i] = v * (v > 0 ? 1.f : .1f);
         }
         break;
     case FP_ACT_RELU:
