@@ -155,6 +155,8 @@ static void test_conv(void)
         {12, 10, 32, 48, 1, 2, 0, 1},  /* 1x1/2: columns left out */
         {6, 6, 64, 48, 3, 1, 0, 1},    /* valid 3x3 (face detector) */
         {14, 14, 8, 20, 5, 2, 0, 1},   /* 5x5/2 valid, last column dropped */
+        {21, 17, 40, 40, 3, 1, 1, 40}, /* depthwise in blocks of channels (AVX2), a short last piece */
+        {19, 15, 48, 48, 3, 2, 1, 48}, /* depthwise in blocks of channels, stride 2 */
     };
     int n = 0;
     /* oneDNN at every size: once cut as finely as the shape allows, once whole */

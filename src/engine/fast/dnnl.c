@@ -17,7 +17,11 @@
  * independent convolutions, each single-threaded in oneDNN: bands of output
  * rows (wide shallow layers; input re-read at the band edges) or blocks of
  * 16k output channels (deep small layers; each block with its own share of
- * the weights, the input reordered once). The cut depends on the layer's
+ * the weights, the input reordered once); depthwise layers of two blocks
+ * of channels or more (fpi_dnnl.blk) in blocks of channels, each piece
+ * reading and writing only its own: one dense region of the input and of
+ * the output in nchw and in the blocked layout alike, so a handed-on
+ * tensor is read and written in place. The cut depends on the layer's
  * shape only, never on --threads, so results do not depend on the thread
  * count. A task takes a slot of the workspace and runs pieces in it until
  * none are left (one thread: one slot, hot in cache). Debian builds oneDNN
@@ -221,6 +225,9 @@ struct fpi_dnnl_layer {
     int n;                          /* pieces */
     int by_rows;                    /* split by output rows, else by output channels */
     int dw;                         /* depthwise (groups = channels = filters) */
+    int dw_blocks;                  /* depthwise split by blocks of channels: each piece reads and
+                                     * writes only its own, one dense region of the layer's input
+                                     * and output (nchw or blocked alike) */
     int is_pool;                    /* a [maxpool] layer (fpi_maxpool_dnnl), one piece */
     int lay_in, lay_out;            /* the pieces' input / output (pooled, when fused) layout: FPI_LAY_* */
     dnnl_primitive_t in;            /* channel split: layer input -> src (NULL: none needed) */
@@ -422,8 +429,8 @@ static fpi_dnnl_res fpi_dnnl_piece_pd(const fpi_layer *l, int dw, const fpi_dnnl
                                       fpi_dnnl_layouts lay, dnnl_primitive_desc_t *pd_out)
 {
     const fpi_conv_params *cp = &l->p.conv;
-    int c = l->in.c, w = l->in.w, k = cp->size, s = cp->stride, pad = cp->pad;
     int ow = l->out.w, po = p->o1 - p->o0;
+    int c = dw ? po : l->in.c, w = l->in.w, k = cp->size, s = cp->stride, pad = cp->pad; /* depthwise: its channels */
     int plain_src = lay == FPI_DNNL_PLAIN;
     int blk = fpi_dnnl.blk;
     dnnl_format_tag_t src_tag = plain_src                             ? dnnl_nchw
@@ -487,7 +494,7 @@ static dnnl_status_t fpi_dnnl_weights_move(const fpi_layer *l, int dw, fpi_dnnl_
     const fpi_conv_params *cp = &l->p.conv;
     size_t per = (size_t)(dw ? 1 : l->in.c) * cp->size * cp->size;
     dnnl_memory_desc_t plain;
-    dnnl_dims_t dims = {p->o1 - p->o0, l->in.c, cp->size, cp->size}, dw_dims = {l->in.c, 1, 1, cp->size, cp->size};
+    dnnl_dims_t dims = {p->o1 - p->o0, l->in.c, cp->size, cp->size}, dw_dims = {p->o1 - p->o0, 1, 1, cp->size, cp->size};
     dnnl_status_t st = dw ? D(dnnl_memory_desc_init_by_tag)(&plain, 5, dw_dims, dnnl_f32, dnnl_goihw)
                           : D(dnnl_memory_desc_init_by_tag)(&plain, 4, dims, dnnl_f32, dnnl_oihw);
     if (st) return st;
@@ -600,10 +607,12 @@ static fpi_dnnl_res fpi_dnnl_piece_finish(const fpi_layer *l, struct fpi_dnnl_la
     if ((st = D(dnnl_stream_create)(&p->stream, fpi_dnnl.engine, dnnl_stream_default_flags)))
         return fpi_dnnl_res_of(st);
     dnnl_memory_desc_t view_md, out_md;
-    if (d->by_rows) {
-        /* its input rows */
-        if ((st = fpi_dnnl_block_init(&p->in_b, &view_md, c, (int)src_md->dims[2], (int)src_md->dims[3], h, w,
-                                      p->row_in * w, ws)))
+    if (d->by_rows || d->dw_blocks) {
+        /* its input rows (depthwise by blocks: its channels, every row) */
+        int pc = d->dw_blocks ? p->o1 - p->o0 : c;
+        size_t at = (d->dw_blocks ? (size_t)p->o0 * h * w : 0) + p->row_in * w;
+        if ((st = fpi_dnnl_block_init(&p->in_b, &view_md, pc, (int)src_md->dims[2], (int)src_md->dims[3], h, w, at,
+                                      ws)))
             return fpi_dnnl_res_of(st);
         if (!D(dnnl_memory_desc_equal)(&view_md, src_md)) {
             if (q == p && (st = fpi_dnnl_reorder(&p->in, &view_md, src_md))) return fpi_dnnl_res_of(st);
@@ -714,8 +723,11 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
         (double)l->flops >= FPI_DNNL_TWO_FLOPS * (fpi_dnnl_piece_flops / FPI_DNNL_PIECE_FLOPS))
         n = 2;
     d->dw = cp->groups > 1;
-    /* a depthwise piece reads only its own channels: rows */
-    d->by_rows = d->dw || (double)oc * cp->size * cp->size <= (double)h * w;
+    /* a depthwise piece reads only its own channels: whole blocks of them
+     * where there are two blocks or more (no copies in or out), else rows */
+    int blk = fpi_dnnl.blk;
+    d->dw_blocks = d->dw && c % blk == 0 && c >= 2 * blk;
+    d->by_rows = d->dw ? !d->dw_blocks : (double)oc * cp->size * cp->size <= (double)h * w;
     if (d->by_rows && fpi_dnnl_piece_flops > 0 && fpi_dnnl_piece_flops < 1e29) {
         /* its rows of input and output in 16-channel blocks */
         double slot = ((double)((c + 15) & ~15) * cp->stride * w + (double)((oc + 15) & ~15) * l->out.w) * oh * 4;
@@ -725,11 +737,11 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
     if (n > 2 && fpi_dnnl_piece_flops < 1e29) n = (n + 3) & ~3;
     if (n > FPI_DNNL_PIECES) n = FPI_DNNL_PIECES;
     if (n < 1) n = 1;
-    int units = d->by_rows ? oh : (oc + 15) / 16;
+    int unit = d->dw_blocks ? blk : 16, units = d->by_rows ? oh : (oc + unit - 1) / unit;
     if (n > units) n = units;
     /* blocks of at least 256 filters of 1024 or more (measured: 8% faster
      * on 1024 -> 1024 at 7x7 than blocks of 128, the same on smaller ones) */
-    if (!d->by_rows && oc >= 1024 && n > units / 16) n = units / 16;
+    if (!d->by_rows && !d->dw && oc >= 1024 && n > units / 16) n = units / 16;
     int per = (units + n - 1) / n;
     if (pool && d->by_rows) per = (per + pool->p.pool.stride - 1) / pool->p.pool.stride * pool->p.pool.stride;
     n = (units + per - 1) / per;
@@ -741,8 +753,8 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
         int u0 = i * per, u1 = u0 + per < units ? u0 + per : units;
         p->y0 = d->by_rows ? u0 : 0;
         p->y1 = d->by_rows ? u1 : oh;
-        p->o0 = d->by_rows ? 0 : u0 * 16;
-        p->o1 = d->by_rows ? oc : (u1 * 16 < oc ? u1 * 16 : oc);
+        p->o0 = d->by_rows ? 0 : u0 * unit;
+        p->o1 = d->by_rows ? oc : (u1 * unit < oc ? u1 * unit : oc);
         if (!fpi_dnnl_piece_rows(l, p)) r = FPI_DNNL_DECLINE; /* windows wholly in the padding */
         /* pieces of the same shape run the same primitives */
         p->same = i;
@@ -770,7 +782,7 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
     const char *impl = NULL;
     D(dnnl_primitive_desc_query)(pds[0], dnnl_query_impl_info_str, 0, &impl);
     snprintf(d->impl, sizeof d->impl, "%s", impl ? impl : "?");
-    if (!d->by_rows) {
+    if (!d->by_rows && !d->dw_blocks) {
         /* the whole input, reordered once into the layout every piece reads */
         dnnl_memory_desc_t view_md;
         dnnl_status_t st;
@@ -792,7 +804,8 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
         fpi_dnnl_piece *p = &d->piece[i];
         /* row split: the pieces share piece 0's weights; channel split: its input */
         if (p->same == i && i > 0 &&
-            (r = fpi_dnnl_piece_pd(l, d->dw, p, d->by_rows ? NULL : &src0, d->by_rows ? &wei0 : NULL, lay, &pds[i])))
+            (r = fpi_dnnl_piece_pd(l, d->dw, p, d->by_rows || d->dw_blocks ? NULL : &src0, d->by_rows ? &wei0 : NULL,
+                                   lay, &pds[i])))
             goto fail_pds;
         p->ws_conv = 0;
         if ((r = fpi_dnnl_piece_finish(l, d, i, pds[p->same], &p->ws_conv))) goto fail_pds;
@@ -833,13 +846,14 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
                                                     : D(dnnl_primitive_desc_query_md)(pds[0], dnnl_query_dst_md, 0));
     for (int i = 0; i < n; i++) {
         const fpi_dnnl_piece *p = &d->piece[i];
-        if (d->by_rows && p->src && fpi_dnnl_lay_of(fpi_dnnl_md(p->src)) != d->lay_in) d->lay_in = FPI_LAY_OTHER;
+        if ((d->by_rows || d->dw_blocks) && p->src && fpi_dnnl_lay_of(fpi_dnnl_md(p->src)) != d->lay_in)
+            d->lay_in = FPI_LAY_OTHER;
         if (fpi_dnnl_lay_of(d->pool_layer >= 0 ? fpi_dnnl_md(p->pdst) : fpi_dnnl_md(p->dst ? p->dst : p->out_b.mem)) !=
             d->lay_out)
             d->lay_out = FPI_LAY_OTHER;
     }
     /* a hand-off needs the scratch a piece copies its part of such a tensor into */
-    if (d->by_rows ? !d->piece[0].src : !d->src) d->lay_in = FPI_LAY_OTHER;
+    if (d->by_rows || d->dw_blocks ? !d->piece[0].src : !d->src) d->lay_in = FPI_LAY_OTHER;
     for (int i = 0; i < n; i++)
         if (!d->piece[i].dst || (d->pool_layer >= 0 && !d->piece[i].pdst)) d->lay_out = FPI_LAY_OTHER;
     for (int i = 0; i < n; i++)
@@ -1100,15 +1114,18 @@ static void fpi_dnnl_piece_run(const fpi_dnnl_task *t, int i, char *slot)
     int c = l->in.c, oh = l->out.h, ow = l->out.w, po = p->o1 - p->o0, rows = p->y1 - p->y0;
     fpi_dnnl_set(p->src, slot + p->src_at);
     fpi_dnnl_set(p->pad, slot + p->pad_at);
-    dnnl_memory_t src = d->by_rows ? (p->src ? p->src : p->in_b.mem) : (d->src ? d->src : d->in_b.mem);
-    if (d->by_rows && t->in_lay) {
-        /* its rows of the handed-on input: in place, or copied */
+    int own = d->by_rows || d->dw_blocks; /* the piece reads its own part of the input */
+    dnnl_memory_t src = own ? (p->src ? p->src : p->in_b.mem) : (d->src ? d->src : d->in_b.mem);
+    if (own && t->in_lay) {
+        /* its rows (or channels) of the handed-on input: in place, or copied */
         float *in = (float *)t->in;
-        float *at = fpi_dnnl_region_at(in, t->in_lay, 0, c, (int)p->row_in, p->rows_in, p->in_b.cols, c, l->in.h, l->in.w);
+        int c0 = d->dw_blocks ? p->o0 : 0, pc = d->dw_blocks ? po : c;
+        float *at = fpi_dnnl_region_at(in, t->in_lay, c0, pc, (int)p->row_in, p->rows_in, p->in_b.cols, c, l->in.h,
+                                       l->in.w);
         if (at) fpi_dnnl_set(p->src, at);
-        else fpi_dnnl_region_copy((float *)(slot + p->src_at), in, t->in_lay, 0, c, (int)p->row_in, p->rows_in,
+        else fpi_dnnl_region_copy((float *)(slot + p->src_at), in, t->in_lay, c0, pc, (int)p->row_in, p->rows_in,
                                   p->in_b.cols, c, l->in.h, l->in.w, 0);
-    } else if (d->by_rows) {
+    } else if (own) {
         fpi_dnnl_block_bind(&p->in_b, t->in, slot, 1);
         if (p->in) {
             dnnl_exec_arg_t a[] = {{DNNL_ARG_FROM, p->in_b.mem}, {DNNL_ARG_TO, p->src}};
@@ -1184,7 +1201,7 @@ static int fpi_dnnl_run(const fpi_layer *l, const float *const *src, float *out,
     /* hand-offs between layers that both run now, unseen */
     if (x->handoff && d->hand_in && d->hand_root >= x->first) t.in_lay = d->hand_in;
     if (x->handoff && d->hand_out && d->hand_to <= x->last && (pooled || d->pool_layer < 0)) t.out_lay = d->hand_out;
-    if (!d->by_rows) {
+    if (!d->by_rows && !d->dw_blocks) {
         /* channel split: the whole input, once, in the layout every piece reads */
         int c = l->in.c, h = l->in.h, w = l->in.w;
         fpi_dnnl_set(d->src, t.ws + d->src_at);
