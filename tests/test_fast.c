@@ -455,7 +455,7 @@ static const char chain_odd[] = /* strides that leave input columns out, a 3x3/1
     "[convolutional]\nfilters=16\nsize=1\nstride=1\npad=0\nactivation=leaky\n";
 
 /* Whole chains of oneDNN layers: fp_net_run without a callback (pools fused,
- * tensors handed on in nChw16c) must give what it gives with one (every
+ * tensors handed on in the blocked layout) must give what it gives with one (every
  * layer's output written C x H x W), bit for bit, at 1 and 2 threads, close
  * to the reference kernels; and the hand-offs must be there. */
 /* Runs cfg (weights seed 13, input seed 33) as two restricted networks,

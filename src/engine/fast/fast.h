@@ -2,14 +2,18 @@
  * fast.h — optional fast kernels, picked at run time, each tested against the
  * reference kernel of its op (tests/test_fast.c). Internal: not API.
  *
- * Four pieces:
+ * The pieces:
  *   cpu.c   CPU features from cpuid (x86-64) or the auxiliary vector (arm64);
  *           no model-name tables.
  *   dnnl.c  convolutions (one group, depthwise) through oneDNN's JIT kernels
  *           on x86-64 when the build found oneDNN 2.x (FP_ONEDNN) and
  *           libdnnl.so.2 loads; prepared per layer at fp_net_setup, tried
  *           before the kernels below; with fp_net_run's hand-offs
- *           (fpi_exec.handoff), fused max pools and nChw16c between layers.
+ *           (fpi_exec.handoff), fused max pools and the blocked layout
+ *           (nChw16c on AVX-512, nChw8c on AVX2) between layers.
+ *   conv_first.c  first layers (3x3/1, 1-3 input channels) on x86-64 CPUs
+ *           with AVX2 and FMA but no AVX-512, where it beats oneDNN's
+ *           kernel: its own FMA loop, the 2x2/2 max pool after it fused.
  *   blas.c  OpenBLAS loaded with dlopen on first use, after steering its
  *           kernel choice (OPENBLAS_CORETYPE) from those features and pinning
  *           it to one thread (the engine's pool parallelises). Absent library:
@@ -96,11 +100,12 @@ int fpi_dnnl_available(void);
 /* "oneDNN 2.6.3", or why it does not run. Static storage. */
 const char *fpi_dnnl_describe(void);
 
-/* Prepares every [convolutional] layer of the network's range with one
+/* Prepares every [convolutional] layer of the network's range (but those
+ * fpi_first_setup gave the first-layer kernel) with one
  * group or depthwise (one filter per channel) and at least 2 MFLOPs or 32K
  * outputs for oneDNN (l->dnnl: primitives, reordered weights, a 2x2/2 max
  * pool after it fused when only that pool reads its output, and hand-offs
- * in nChw16c between adjacent prepared layers; l->workspace grows to what
+ * in the blocked layout between adjacent prepared layers; l->workspace grows to what
  * its pieces need), after the weights are folded and before the arena is
  * planned. The library loads with the first such layer; nothing happens
  * when fpi_dnnl_available() is 0. A layer oneDNN declines keeps l->dnnl
@@ -132,7 +137,7 @@ const char *fpi_dnnl_layer_impl(const fpi_layer *l);
  * layer: they are read while its output is written. */
 int fpi_dnnl_fused_pool(const fpi_layer *l);
 
-/* The layer l hands its result to in oneDNN's nChw16c (when both run in
+/* The layer l hands its result to in oneDNN's blocked layout (when both run in
  * one fp_net_run without a callback), or -1. */
 int fpi_dnnl_hands_to(const fpi_layer *l);
 
