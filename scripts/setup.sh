@@ -17,6 +17,7 @@ pkgs=(
   libopenblas0-pthread               # sgemm/sgemv for the fast kernels (loaded at run time; optional)
   python3-yaml                       # deploy tests read the generated Kubernetes YAML
   iptables                           # tests/faults.sh cuts a link by dropping its packets
+  libnetfilter-queue-dev             # fp_netem: link delay and loss for bench/cluster without netem
 )
 # oneDNN 2.x: JIT convolutions, used on x86-64 only (the header to build,
 # the library loaded at run time; optional like OpenBLAS).

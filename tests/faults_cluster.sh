@@ -15,7 +15,9 @@
 #      address and route checked afterwards);
 #   3. stage 1 stopped (SIGSTOP) for 10 s and continued;
 #   4. the gateway restarted while idle.
-# Not emulated: delay and loss (this kernel has no netem; links are tbf only).
+# The links also have delay and loss (--delay 2ms --loss 0.2%: netem, or
+# fp_netem where the kernel has no netem); where neither is there, the
+# cluster comes up without them and the note says so.
 # Needs root, network namespaces and the cgroup v1 cpu controller: exits 77
 # (skip) when not root or when `cluster up` fails (or a cluster is already up:
 # it is left alone). Figures go to docs/reliability.md.
@@ -24,6 +26,7 @@
 #   FOGPIPE   the fogpipe binary under test (build/fogpipe)
 #   FP_CLUSTER_FAULT_IMAGES  images in the SIGKILL stream (default 500)
 #   FP_CLUSTER_CPU, FP_CLUSTER_LINK  device cpu share and link rate (0.5, 100mbit)
+#   FP_CLUSTER_DELAY, FP_CLUSTER_LOSS  each link's delay and loss (2ms, 0.2%)
 set -u
 
 FP_SRC=${FP_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -39,6 +42,8 @@ N_STALL=160
 N_AFTER=60
 CPU=${FP_CLUSTER_CPU:-0.5}
 LINK=${FP_CLUSTER_LINK:-100mbit}
+DELAY=${FP_CLUSTER_DELAY:-2ms}
+LOSS=${FP_CLUSTER_LOSS:-0.2%}
 [ -x "$FOGPIPE" ] || { echo "FAIL: fogpipe binary $FOGPIPE not found"; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "skip: the emulated cluster needs root (network namespaces, cgroups)"; exit 77; }
 [ -f "$DN/cfg/yolov3-tiny.cfg" ] || { echo "skip: Debian's darknet is not installed (scripts/setup.sh)"; exit 77; }
@@ -75,14 +80,20 @@ check "reference: fogpipe detect answers $(wc -l <"$T/images") images" \
     '[ "$(wc -l <"$T/ref")" = "$(wc -l <"$T/images")" ]' "$(tail -3 "$T/ref.err")"
 
 # --- the cluster ---------------------------------------------------------------
-if ! "$CLUSTER" up --devices 3 --cpu "$CPU" --link "$LINK" --delay 0ms --gateway >"$T/up.out" 2>&1; then
-    echo "skip: cannot bring the emulated cluster up (namespaces or cgroups unavailable?): $(tail -2 "$T/up.out" | tr "\n" " ")"
-    exit 77
+if ! "$CLUSTER" up --devices 3 --cpu "$CPU" --link "$LINK" --delay "$DELAY" --loss "$LOSS" --gateway >"$T/up.out" 2>&1; then
+    # neither netem nor fp_netem: the links without delay and loss
+    "$CLUSTER" down >/dev/null 2>&1
+    DELAY=0ms LOSS=0
+    if ! "$CLUSTER" up --devices 3 --cpu "$CPU" --link "$LINK" --delay 0ms --gateway >"$T/up.out" 2>&1; then
+        echo "skip: cannot bring the emulated cluster up (namespaces or cgroups unavailable?): $(tail -2 "$T/up.out" | tr "\n" " ")"
+        exit 77
+    fi
 fi
 UP=1
 IP=($("$CLUSTER" ip dev0) $("$CLUSTER" ip dev1) $("$CLUSTER" ip dev2))
 GWIP=$("$CLUSTER" ip gw)
-echo "note: cluster: 3 devices at $CPU of a core, links $LINK (tbf; no netem here: no delay, no loss), gateway device $GWIP"
+how="netem"; grep -q 'by fp_netem' "$T/up.out" && how="fp_netem"; [ "$DELAY" = 0ms ] && how="neither netem nor fp_netem here"
+echo "note: cluster: 3 devices at $CPU of a core, links $LINK, delay $DELAY, loss $LOSS ($how), gateway device $GWIP"
 P=(5601 5602 5603) # stage data ports, one per device
 H=(9601 9602 9603) # stage HTTP ports
 PR=5600            # the gateway's results port, on gw
@@ -264,6 +275,14 @@ check "the gateway on gw stopped (exit $gwrc) and started again: $N_AFTER images
     '[ $gwrc = 0 ] && [ $vrc = 0 ]' "$(cat "$T/verify")"
 check "the stages logged no crash" '! grep -qiE "sanitizer|segmentation|abort" "$T"/s*.log "$T/gw.log"' \
     "$(grep -iE "sanitizer|segmentation|abort" "$T"/s*.log | head -3)"
+
+if [ "$how" = fp_netem ] && [ "$LOSS" != 0 ]; then
+    "$CLUSTER" status >"$T/status" 2>&1
+    lost=$(awk '/dropped \(loss\)/ { for (i = 1; i <= NF; i++) if ($i == "dropped" && $(i + 1) == "(loss),") n += $(i - 1) } END { print n + 0 }' "$T/status")
+    echo "note: fp_netem: $(grep -c 'dropped (loss)' "$T/status") links, $lost packets dropped as lost"
+    check "the links lost packets (loss $LOSS) and every answer above still came, once, equal to detect" '[ "$lost" -gt 0 ]' \
+        "$(cat "$T/status")"
+fi
 
 echo "note: run time $((SECONDS - t_start)) s"
 echo "$pass passed, $fail failed"
