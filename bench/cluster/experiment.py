@@ -350,7 +350,8 @@ print(json.dumps({"t0": t0, "done": sorted(done), "lat": lat, "errors": errs[0]}
             log(f'{model}, link {link}: cluster up ({a.max_devices} devices + gw, cpu {a.cpu})')
             subprocess.run([CLUSTER, 'down'], capture_output=True)
             sh([CLUSTER, 'up', '--devices', str(a.max_devices), '--cpu', str(a.cpu), '--link', link,
-                '--delay', a.delay, '--gateway'] + (['--no-pin'] if a.no_pin else []))
+                '--delay', a.delay, '--gateway'] + (['--loss', a.loss] if a.loss else []) +
+               (['--no-pin'] if a.no_pin else []))
             status = json.loads(sh([CLUSTER, 'status', '--json']))
             self.all_devs = [s['device'] for s in status]
             eff_delay = float(re.sub(r'[a-z]+$', '', status[0]['delay']) or 0)
@@ -418,6 +419,7 @@ print(json.dumps({"t0": t0, "done": sorted(done), "lat": lat, "errors": errs[0]}
                         pt = {
                             'model': model, 'image': self.image, 'strategy': strat, 'codec': codec, 'link': link, 'devices': n,
                             'devices_used': used, 'cpu': a.cpu, 'speed': speed, 'delay_ms_emulated': eff_delay,
+                            'loss_per_link': status[0]['loss'],
                             'stages': [{'layers': s['layers'], 'devices': s['devices'], 'codec': s['out']['codec'],
                                         'bytes_per_frame_planned': s['out']['bytes'],
                                         'raw_bytes_per_frame': s['out']['raw_bytes'],
@@ -505,7 +507,10 @@ def main():
                          '(`fogpipe link`)')
     ap.add_argument('--no-pin', action='store_true',
                     help='let devices run on any host CPU (default: each device pinned to one, as `cluster up` does)')
-    ap.add_argument('--delay', default='5ms')
+    ap.add_argument('--delay', default='5ms',
+                    help="each device link's delay (`cluster up --delay`; two links between devices: 2 x this "
+                         'one way; netem, or fp_netem where the kernel has none)')
+    ap.add_argument('--loss', help="each device link's packet loss, e.g. 0.1%% (`cluster up --loss`; default none)")
     ap.add_argument('--image', help='the image every model is fed (default: dog.jpg for yolov1-tiny-tf, '
                                      'OpenCV\'s messi5.jpg for the face detector)')
     ap.add_argument('--models', help='comma-separated: yolov1-tiny-tf, face (default: both; --quick: yolov1-tiny-tf)')
