@@ -176,8 +176,9 @@ fp_status fp_net_setup(fp_net *net)
         return fpi_error(FP_ENOMEM, "out of memory planning the arena");
     }
     fpi_last_readers(net, last);
-    /* A convolution run fused with the max pool after it (fast/dnnl.c) still
-     * reads its inputs while the pool's output is written: they live on. */
+    /* A convolution run fused with the max pool after it (fast/conv_first.c,
+     * fast/dnnl.c) still reads its inputs while the pool's output is
+     * written: they live on. */
     for (int i = net->first; i < net->last; i++)
         if (fpi_fused_pool(&net->layers[i]) == i + 1)
             for (int k = 0; k < net->layers[i].n_src; k++)
