@@ -7,15 +7,16 @@
  * Hand-written because the libraries do this shape badly on such CPUs:
  * on an AMD EPYC (Zen 3), oneDNN 2.6's AVX2 kernel for a few input channels
  * in nchw took 5.9 ms for a first layer of 416x416x3 -> 16 (0.15 GFLOP)
- * with its pool, in the engine's pieces, and this loop 3.5 ms;
+ * with its pool, in the engine's pieces, and this loop 3.5 ms (3.5 with
+ * 24-column blocks where 16-column ones took 3.8, medians interleaved);
  * im2col + sgemm with k = 27 is no better. On AVX-512, oneDNN's kernel is
  * the faster one and keeps the layer.
  *
  * Per pair of output rows: each channel's four input rows are copied into
  * zero-padded rows (the padding becomes zeros, so the inner loop has no
- * bounds), then for each group of 4 filters and each 16 output columns, 8
- * accumulators (2 vectors x 4 filters) run over the taps in (c, ky, kx)
- * order: per tap 2 input loads and 4 broadcasts feed 8 FMAs. Bias and
+ * bounds), then for each group of 4 filters and each 24 output columns, 12
+ * accumulators (3 vectors x 4 filters) run over the taps in (c, ky, kx)
+ * order: per tap 3 input loads and 4 broadcasts feed 12 FMAs. Bias and
  * activation follow in registers, as the reference computes them, then the rows go to the
  * output, or through the pool's 2x2 max (in the reference's order) to the
  * pool's output: fused and unfused runs give the same bits. Work: bands of
@@ -54,6 +55,9 @@ int fpi_fused_pool(const fpi_layer *l)
  * the scratch slots the workspace holds for them). */
 enum { FPI_FIRST_BANDS = 16 };
 
+/* Output columns per block: 3 vectors x 4 filters = 12 accumulators. */
+enum { FPI_FIRST_COLS = 24 };
+
 static int fpi_first_forced;
 
 void fpi_conv_first_force(int on) { fpi_first_forced = on; }
@@ -74,7 +78,7 @@ int fpi_conv_first_takes(const fpi_layer *l)
            (l->act == FP_ACT_LINEAR || l->act == FP_ACT_LEAKY || l->act == FP_ACT_RELU);
 }
 
-/* A layer's geometry: row width rounded up to 16 (wr), padded input row
+/* A layer's geometry: row width rounded up to FPI_FIRST_COLS (wr), padded input row
  * (pw: the padding's zero if any, the row, zeros to past wr + 2), floats of
  * a slot. */
 typedef struct {
@@ -85,7 +89,7 @@ typedef struct {
 static fpi_first_geom fpi_first_geometry(const fpi_layer *l)
 {
     fpi_first_geom g;
-    g.wr = (l->out.w + 15) & ~15;
+    g.wr = (l->out.w + FPI_FIRST_COLS - 1) / FPI_FIRST_COLS * FPI_FIRST_COLS;
     g.pw = g.wr + 8;
     g.pairs = (l->out.h + 1) / 2;
     g.bands = g.pairs < FPI_FIRST_BANDS ? g.pairs : FPI_FIRST_BANDS;
@@ -133,41 +137,55 @@ __attribute__((target("avx2,fma"))) static inline __m256 fpi_first_act(__m256 v,
     return _mm256_blendv_ps(neg, v, pos);
 }
 
-/* 8 accumulators: output columns [x, x + 16) of filters f0..f0+3, output
+/* 12 accumulators: output columns [x, x + 24) of filters f0..f0+3, output
  * row oy of the pair, then bias and activation, into rows. */
 __attribute__((target("avx2,fma"))) static void fpi_first_block(const float *pad, const float *w, const float *bias,
                                                                 fp_activation act, int c_in, int pw, int oy, int x,
                                                                 float *rows, size_t fstride)
 {
-    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a10 = a00, a11 = a00, a12 = a00, a20 = a00, a21 = a00,
+           a22 = a00, a30 = a00, a31 = a00, a32 = a00;
     size_t ksz = (size_t)c_in * 9;
     for (int c = 0; c < c_in; c++)
         for (int ky = 0; ky < 3; ky++) {
             const float *row = pad + ((size_t)c * 4 + oy + ky) * pw + x;
             const float *wt = w + c * 9 + ky * 3;
             for (int kx = 0; kx < 3; kx++) {
-                __m256 i0 = _mm256_loadu_ps(row + kx), i1 = _mm256_loadu_ps(row + kx + 8);
-                __m256 w0 = _mm256_broadcast_ss(wt + kx), w1 = _mm256_broadcast_ss(wt + ksz + kx),
-                       w2 = _mm256_broadcast_ss(wt + 2 * ksz + kx), w3 = _mm256_broadcast_ss(wt + 3 * ksz + kx);
-                a00 = _mm256_fmadd_ps(i0, w0, a00);
-                a01 = _mm256_fmadd_ps(i1, w0, a01);
-                a10 = _mm256_fmadd_ps(i0, w1, a10);
-                a11 = _mm256_fmadd_ps(i1, w1, a11);
-                a20 = _mm256_fmadd_ps(i0, w2, a20);
-                a21 = _mm256_fmadd_ps(i1, w2, a21);
-                a30 = _mm256_fmadd_ps(i0, w3, a30);
-                a31 = _mm256_fmadd_ps(i1, w3, a31);
+                __m256 i0 = _mm256_loadu_ps(row + kx), i1 = _mm256_loadu_ps(row + kx + 8),
+                       i2 = _mm256_loadu_ps(row + kx + 16);
+                /* one broadcast live at a time: 12 accumulators, 3 inputs
+                 * and it fill the 16 registers */
+                __m256 b = _mm256_broadcast_ss(wt + kx);
+                a00 = _mm256_fmadd_ps(i0, b, a00);
+                a01 = _mm256_fmadd_ps(i1, b, a01);
+                a02 = _mm256_fmadd_ps(i2, b, a02);
+                b = _mm256_broadcast_ss(wt + ksz + kx);
+                a10 = _mm256_fmadd_ps(i0, b, a10);
+                a11 = _mm256_fmadd_ps(i1, b, a11);
+                a12 = _mm256_fmadd_ps(i2, b, a12);
+                b = _mm256_broadcast_ss(wt + 2 * ksz + kx);
+                a20 = _mm256_fmadd_ps(i0, b, a20);
+                a21 = _mm256_fmadd_ps(i1, b, a21);
+                a22 = _mm256_fmadd_ps(i2, b, a22);
+                b = _mm256_broadcast_ss(wt + 3 * ksz + kx);
+                a30 = _mm256_fmadd_ps(i0, b, a30);
+                a31 = _mm256_fmadd_ps(i1, b, a31);
+                a32 = _mm256_fmadd_ps(i2, b, a32);
             }
         }
     float *o = rows + x;
     _mm256_storeu_ps(o, fpi_first_act(a00, bias[0], act));
     _mm256_storeu_ps(o + 8, fpi_first_act(a01, bias[0], act));
+    _mm256_storeu_ps(o + 16, fpi_first_act(a02, bias[0], act));
     _mm256_storeu_ps(o + fstride, fpi_first_act(a10, bias[1], act));
     _mm256_storeu_ps(o + fstride + 8, fpi_first_act(a11, bias[1], act));
+    _mm256_storeu_ps(o + fstride + 16, fpi_first_act(a12, bias[1], act));
     _mm256_storeu_ps(o + 2 * fstride, fpi_first_act(a20, bias[2], act));
     _mm256_storeu_ps(o + 2 * fstride + 8, fpi_first_act(a21, bias[2], act));
+    _mm256_storeu_ps(o + 2 * fstride + 16, fpi_first_act(a22, bias[2], act));
     _mm256_storeu_ps(o + 3 * fstride, fpi_first_act(a30, bias[3], act));
     _mm256_storeu_ps(o + 3 * fstride + 8, fpi_first_act(a31, bias[3], act));
+    _mm256_storeu_ps(o + 3 * fstride + 16, fpi_first_act(a32, bias[3], act));
 }
 
 /* Pools rows r0, r1 (w values each, w even) into w / 2 values: each window
@@ -218,7 +236,7 @@ static void fpi_first_pair(const fpi_first_task *t, int y, float *pad, float *ro
     size_t ksz = (size_t)c_in * 9, fstride = 2 * (size_t)wr;
     for (int f0 = 0; f0 < f_n; f0 += 4)
         for (int oy = 0; oy < nr; oy++)
-            for (int x = 0; x < wr; x += 16)
+            for (int x = 0; x < wr; x += FPI_FIRST_COLS)
                 fpi_first_block(pad, l->kernel + (size_t)f0 * ksz, l->bias + f0, l->act, c_in, pw, oy, x,
                                 rows + (size_t)f0 * fstride + (size_t)oy * wr, fstride);
     if (t->pooled) {
