@@ -95,7 +95,7 @@ static double fpi_dnnl_min_flops = 2e6, fpi_dnnl_piece_flops = FPI_DNNL_PIECE_FL
     X(dnnl_post_ops_append_eltwise) X(dnnl_primitive_desc_create) X(dnnl_primitive_desc_destroy)   \
     X(dnnl_primitive_desc_query) X(dnnl_primitive_desc_query_md) X(dnnl_primitive_create)          \
     X(dnnl_primitive_destroy) X(dnnl_primitive_execute) X(dnnl_reorder_primitive_desc_create)      \
-    X(dnnl_pooling_forward_desc_init) X(dnnl_memory_get_memory_desc) X(dnnl_version)
+    X(dnnl_memory_get_memory_desc) X(dnnl_version)
 
 static struct {
 #define FPI_DNNL_PTR(name) __typeof__(name) *name;
@@ -210,15 +210,10 @@ typedef struct fpi_dnnl_piece {
     fpi_dnnl_block out_b;           /* its rows and channels of the layer output */
     dnnl_stream_t stream;
     size_t src_at, dst_at, pad_at;  /* bytes into its slot of the workspace */
-    size_t ws_conv, ws_used;        /* bytes of its slot used without / with the fused pool */
+    size_t ws_used;                 /* bytes of its slot it uses */
     float *weights;                 /* owned reordered weights, or NULL (shared with piece 0) */
     dnnl_memory_desc_t wei_md;      /* their layout (with weights) */
     int released;                   /* the plain share's pages given back once copied (fpi_dnnl_weights) */
-    /* with the max pool that follows (fpi_conv_pool_dnnl): */
-    dnnl_primitive_t pool, pool_out;/* the pool of dst, and the reorder of its output */
-    dnnl_memory_t pdst, ppad;       /* pooled, scratchpad */
-    fpi_dnnl_block pool_b;          /* its rows and channels of the pool's output */
-    size_t pdst_at, ppad_at;
 } fpi_dnnl_piece;
 
 struct fpi_dnnl_layer {
@@ -230,6 +225,8 @@ struct fpi_dnnl_layer {
                                      * and output (nchw or blocked alike) */
     int is_pool;                    /* a [maxpool] layer (fpi_maxpool_dnnl), one piece */
     int lay_in, lay_out;            /* the pieces' input / output (pooled, when fused) layout: FPI_LAY_* */
+    int dst_lay;                    /* with a fused pool: the layout the pieces' convolutions write
+                                     * (FPI_LAY_BLK, FPI_LAY_NHWC), which the pool reads */
     dnnl_primitive_t in;            /* channel split: layer input -> src (NULL: none needed) */
     fpi_dnnl_block in_b;            /* channel split: the layer input */
     dnnl_memory_t src;              /* channel split: as the pieces read it (NULL: in_b) */
@@ -264,12 +261,7 @@ void fpi_dnnl_layer_destroy(struct fpi_dnnl_layer *d)
             fpi_dnnl_prim_free(p->conv);
             fpi_dnnl_prim_free(p->in);
             fpi_dnnl_prim_free(p->out);
-            fpi_dnnl_prim_free(p->pool);
-            fpi_dnnl_prim_free(p->pool_out);
         }
-        fpi_dnnl_mem_free(p->pdst);
-        fpi_dnnl_mem_free(p->pool_b.mem);
-        fpi_dnnl_mem_free(p->ppad);
         fpi_dnnl_mem_free(p->in_b.mem);
         fpi_dnnl_mem_free(p->src);
         fpi_dnnl_mem_free(p->wei);
@@ -380,6 +372,30 @@ static int fpi_dnnl_lay_of(const dnnl_memory_desc_t *md)
         D(dnnl_memory_desc_equal)(&want, md))
         return FPI_LAY_NHWC;
     return FPI_LAY_OTHER;
+}
+
+/* The layout of md as a map of channel vectors the max pool kernel reads
+ * (fpi_maxpool_vec): FPI_LAY_BLK (the last block may be padded),
+ * FPI_LAY_NHWC (whole blocks of channels), else FPI_LAY_OTHER. */
+static int fpi_dnnl_vec_lay(const dnnl_memory_desc_t *md)
+{
+    dnnl_memory_desc_t want;
+    if (md->ndims != 4) return FPI_LAY_OTHER;
+    if (D(dnnl_memory_desc_init_by_tag)(&want, 4, md->dims, dnnl_f32, fpi_dnnl.blk_tag) == dnnl_success &&
+        D(dnnl_memory_desc_equal)(&want, md))
+        return FPI_LAY_BLK;
+    return fpi_dnnl_lay_of(md) == FPI_LAY_NHWC ? FPI_LAY_NHWC : FPI_LAY_OTHER;
+}
+
+/* Channels from c0 (a multiple of the block), rows from r0 of a C x h x w
+ * tensor t in layout lay (FPI_LAY_NCHW, FPI_LAY_BLK with C padded to whole
+ * blocks, FPI_LAY_NHWC) as a map of vectors of fpi_dnnl.blk channels. */
+static fpi_vmap fpi_dnnl_vmap(float *t, int lay, int c0, int r0, int C, int h, int w)
+{
+    size_t b = (size_t)fpi_dnnl.blk, hw = (size_t)h * w;
+    if (lay == FPI_LAY_BLK) return (fpi_vmap){t + ((size_t)c0 * h + (size_t)r0 * b) * w, hw * b, w * b, b, 1};
+    if (lay == FPI_LAY_NHWC) return (fpi_vmap){t + (size_t)r0 * w * C + c0, b, (size_t)w * C, (size_t)C, 1};
+    return (fpi_vmap){t + (size_t)c0 * hw + (size_t)r0 * w, b * hw, (size_t)w, 1, hw};
 }
 
 /* A memory's descriptor. */
@@ -641,67 +657,6 @@ static fpi_dnnl_res fpi_dnnl_piece_finish(const fpi_layer *l, struct fpi_dnnl_la
     return FPI_DNNL_DONE;
 }
 
-/* Piece i's max pool (window = stride = k, no padding on the top / left:
- * what fpi_fusable_pool allows) of its blocked output, and the reorder
- * of the pooled rows into the pool layer's output. FPI_DNNL_DECLINE: no
- * fusion. */
-static fpi_dnnl_res fpi_dnnl_piece_pool(const fpi_layer *l, const fpi_layer *pl, struct fpi_dnnl_layer *d, int i,
-                                        dnnl_primitive_desc_t conv_pd, size_t *ws)
-{
-    fpi_dnnl_piece *p = &d->piece[i], *q = &d->piece[p->same];
-    int k = pl->p.pool.size, ph = pl->out.h, pw = pl->out.w, po = p->o1 - p->o0;
-    if (!p->dst) return FPI_DNNL_DECLINE; /* the convolution writes the layer output itself */
-    const dnnl_memory_desc_t *dst_md = D(dnnl_primitive_desc_query_md)(conv_pd, dnnl_query_dst_md, 0);
-    int py0 = p->y0 / k, py1 = (p->y1 + k - 1) / k < ph ? (p->y1 + k - 1) / k : ph;
-    dnnl_memory_desc_t pdst_md, view_md;
-    dnnl_dims_t dims = {1, po, py1 - py0, pw}, strides = {k, k}, kernel = {k, k}, pad_l = {0, 0},
-                pad_r = {(py1 - py0) * k - (p->y1 - p->y0), pw * k - l->out.w};
-    dnnl_status_t st;
-    dnnl_pooling_desc_t desc;
-    dnnl_primitive_attr_t attr = NULL;
-    dnnl_primitive_desc_t pd = NULL;
-    /* pooled in the layout the convolution wrote */
-    dnnl_format_tag_t tag = dnnl_format_tag_any;
-    dnnl_memory_desc_t probe;
-    const dnnl_format_tag_t tags[] = {dnnl_nhwc, fpi_dnnl.blk_tag};
-    for (int t = 0; t < 2 && tag == dnnl_format_tag_any; t++)
-        if (D(dnnl_memory_desc_init_by_tag)(&probe, 4, dst_md->dims, dnnl_f32, tags[t]) == dnnl_success &&
-            D(dnnl_memory_desc_equal)(&probe, dst_md))
-            tag = tags[t];
-    if ((st = D(dnnl_memory_desc_init_by_tag)(&pdst_md, 4, dims, dnnl_f32, tag)) ||
-        (st = D(dnnl_pooling_forward_desc_init)(&desc, dnnl_forward_inference, dnnl_pooling_max, dst_md, &pdst_md,
-                                                strides, kernel, pad_l, pad_r)) ||
-        (st = D(dnnl_primitive_attr_create)(&attr)) ||
-        (st = D(dnnl_primitive_attr_set_scratchpad_mode)(attr, dnnl_scratchpad_mode_user)) ||
-        (st = D(dnnl_primitive_desc_create)(&pd, &desc, attr, fpi_dnnl.engine, NULL))) {
-        if (attr) D(dnnl_primitive_attr_destroy)(attr);
-        return fpi_dnnl_res_of(st);
-    }
-    D(dnnl_primitive_attr_destroy)(attr);
-    const char *impl = NULL;
-    if (D(dnnl_primitive_desc_query)(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !fpi_dnnl_impl_ok(impl) ||
-        (q == p && (st = D(dnnl_primitive_create)(&p->pool, pd)))) {
-        D(dnnl_primitive_desc_destroy)(pd);
-        return st ? fpi_dnnl_res_of(st) : FPI_DNNL_DECLINE;
-    }
-    p->pool = q->pool;
-    const dnnl_memory_desc_t *out_md = D(dnnl_primitive_desc_query_md)(pd, dnnl_query_dst_md, 0);
-    const dnnl_memory_desc_t *pad_md = D(dnnl_primitive_desc_query_md)(pd, dnnl_query_scratchpad_md, 0);
-    fpi_dnnl_res r = FPI_DNNL_DONE;
-    if ((st = fpi_dnnl_block_init(&p->pool_b, &view_md, po, py1 - py0, pw, ph, pw,
-                                  (size_t)p->o0 * ph * pw + (size_t)py0 * pw, ws)) ||
-        (st = fpi_dnnl_scratch(&p->pdst, out_md, ws, &p->pdst_at)) ||
-        (D(dnnl_memory_desc_get_size)(pad_md) && (st = fpi_dnnl_scratch(&p->ppad, pad_md, ws, &p->ppad_at))))
-        r = fpi_dnnl_res_of(st);
-    else if (D(dnnl_memory_desc_equal)(&view_md, out_md))
-        r = FPI_DNNL_DECLINE; /* pooled straight into place: not expected, not handled */
-    else if (q == p && (st = fpi_dnnl_reorder(&p->pool_out, out_md, &view_md)))
-        r = fpi_dnnl_res_of(st);
-    if (q != p) p->pool_out = q->pool_out;
-    D(dnnl_primitive_desc_destroy)(pd);
-    return r;
-}
-
 /* Plans and creates a layer's pieces; on failure nothing is left. */
 static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *pool, int blocked,
                                           struct fpi_dnnl_layer **out)
@@ -807,55 +762,36 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
             (r = fpi_dnnl_piece_pd(l, d->dw, p, d->by_rows || d->dw_blocks ? NULL : &src0, d->by_rows ? &wei0 : NULL,
                                    lay, &pds[i])))
             goto fail_pds;
-        p->ws_conv = 0;
-        if ((r = fpi_dnnl_piece_finish(l, d, i, pds[p->same], &p->ws_conv))) goto fail_pds;
-        p->ws_used = p->ws_conv;
+        p->ws_used = 0;
+        if ((r = fpi_dnnl_piece_finish(l, d, i, pds[p->same], &p->ws_used))) goto fail_pds;
     }
     if (pool) {
-        /* the fused pool's scratch follows the piece's; declining it keeps the layer */
-        int ok = 1;
-        for (int i = 0; i < n && ok; i++) {
-            r = fpi_dnnl_piece_pool(l, pool, d, i, pds[d->piece[i].same], &d->piece[i].ws_used);
-            if (r == FPI_DNNL_NOMEM) goto fail_pds;
-            ok = r == FPI_DNNL_DONE;
-        }
-        r = FPI_DNNL_DONE;
-        if (ok) {
+        /* fused when every piece writes its convolution's output to its
+         * slot in one layout the pool kernel reads (fpi_maxpool_vec);
+         * else the pool runs as a layer of its own */
+        int lay_d = fpi_dnnl_vec_lay(D(dnnl_primitive_desc_query_md)(pds[0], dnnl_query_dst_md, 0)), ok = 1;
+        for (int i = 0; i < n; i++)
+            ok &= d->piece[i].dst && fpi_dnnl_vec_lay(fpi_dnnl_md(d->piece[i].dst)) == lay_d;
+        if (ok && lay_d != FPI_LAY_OTHER) {
             d->pool_layer = pool->index;
-        } else {
-            /* no fusion */
-            for (int i = 0; i < n; i++) {
-                d->piece[i].ws_used = d->piece[i].ws_conv;
-                fpi_dnnl_piece *p = &d->piece[i];
-                if (p->same == i) {
-                    fpi_dnnl_prim_free(p->pool);
-                    fpi_dnnl_prim_free(p->pool_out);
-                }
-                fpi_dnnl_mem_free(p->pdst);
-                fpi_dnnl_mem_free(p->pool_b.mem);
-                fpi_dnnl_mem_free(p->ppad);
-                p->pool = p->pool_out = NULL;
-                p->pdst = p->pool_b.mem = p->ppad = NULL;
-            }
+            d->dst_lay = lay_d;
         }
     }
     /* whether the pieces read and write the blocked layout (so a tensor in it
      * can be handed between layers as it is: fpi_dnnl_setup) */
     d->lay_in = fpi_dnnl_lay_of(&src0);
-    d->lay_out = fpi_dnnl_lay_of(d->pool_layer >= 0 ? fpi_dnnl_md(d->piece[0].pdst)
-                                                    : D(dnnl_primitive_desc_query_md)(pds[0], dnnl_query_dst_md, 0));
+    d->lay_out = fpi_dnnl_lay_of(D(dnnl_primitive_desc_query_md)(pds[0], dnnl_query_dst_md, 0));
     for (int i = 0; i < n; i++) {
         const fpi_dnnl_piece *p = &d->piece[i];
         if ((d->by_rows || d->dw_blocks) && p->src && fpi_dnnl_lay_of(fpi_dnnl_md(p->src)) != d->lay_in)
             d->lay_in = FPI_LAY_OTHER;
-        if (fpi_dnnl_lay_of(d->pool_layer >= 0 ? fpi_dnnl_md(p->pdst) : fpi_dnnl_md(p->dst ? p->dst : p->out_b.mem)) !=
-            d->lay_out)
+        if (fpi_dnnl_lay_of(fpi_dnnl_md(p->dst ? p->dst : p->out_b.mem)) != d->lay_out)
             d->lay_out = FPI_LAY_OTHER;
     }
     /* a hand-off needs the scratch a piece copies its part of such a tensor into */
     if (d->by_rows || d->dw_blocks ? !d->piece[0].src : !d->src) d->lay_in = FPI_LAY_OTHER;
     for (int i = 0; i < n; i++)
-        if (!d->piece[i].dst || (d->pool_layer >= 0 && !d->piece[i].pdst)) d->lay_out = FPI_LAY_OTHER;
+        if (!d->piece[i].dst) d->lay_out = FPI_LAY_OTHER;
     for (int i = 0; i < n; i++)
         if (pds[i]) D(dnnl_primitive_desc_destroy)(pds[i]);
     for (int i = 0; i < n; i++)
@@ -874,68 +810,18 @@ fail:
 
 /* A [maxpool] layer l that takes a tensor handed on in layout lay (one the
  * max pool fusion leaves: 2x2/1, or after a layer whose output has other
- * readers): oneDNN's max pool in that layout, darknet's padding (pad/2
- * before, the rest after; padding never wins), one piece. */
+ * readers): pooled in that layout by fpi_maxpool_vec, which keeps darknet's
+ * padding (pad/2 before, the rest after; padding never wins). */
 static fpi_dnnl_res fpi_dnnl_pool_create(const fpi_layer *l, int lay, struct fpi_dnnl_layer **out)
 {
-    const fpi_pool_params *pp = &l->p.pool;
-    int c = l->in.c, h = l->in.h, w = l->in.w, oh = l->out.h, ow = l->out.w, k = pp->size, s = pp->stride;
-    int before = pp->pad / 2, after_h = (oh - 1) * s + k - h - before, after_w = (ow - 1) * s + k - w - before;
-    if (after_h < 0 || after_w < 0) return FPI_DNNL_DECLINE; /* darknet leaves input rows out */
     struct fpi_dnnl_layer *d = fpi_calloc(1, sizeof *d);
     if (!d) return FPI_DNNL_NOMEM;
     for (int i = 0; i < FPI_DNNL_PIECES; i++) d->piece[i].same = i;
-    d->n = 1;
-    d->by_rows = 1;
     d->is_pool = 1;
     d->pool_layer = -1;
-    fpi_dnnl_piece *p = &d->piece[0];
-    p->y1 = oh;
-    p->o1 = c;
-    dnnl_format_tag_t tag = lay == FPI_LAY_BLK ? fpi_dnnl.blk_tag : dnnl_nhwc;
-    dnnl_dims_t src_dims = {1, c, h, w}, dst_dims = {1, c, oh, ow}, strides = {s, s}, kernel = {k, k},
-                pad_l = {before, before}, pad_r = {after_h, after_w};
-    dnnl_memory_desc_t src_md, dst_md, view_md;
-    dnnl_pooling_desc_t desc;
-    dnnl_primitive_attr_t attr = NULL;
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_status_t st;
-    fpi_dnnl_res r = FPI_DNNL_DONE;
-    size_t ws = 0;
-    const char *impl = NULL;
-    if ((st = D(dnnl_memory_desc_init_by_tag)(&src_md, 4, src_dims, dnnl_f32, tag)) ||
-        (st = D(dnnl_memory_desc_init_by_tag)(&dst_md, 4, dst_dims, dnnl_f32, tag)) ||
-        (st = D(dnnl_pooling_forward_desc_init)(&desc, dnnl_forward_inference, dnnl_pooling_max, &src_md, &dst_md,
-                                                strides, kernel, pad_l, pad_r)) ||
-        (st = D(dnnl_primitive_attr_create)(&attr)) ||
-        (st = D(dnnl_primitive_attr_set_scratchpad_mode)(attr, dnnl_scratchpad_mode_user)) ||
-        (st = D(dnnl_primitive_desc_create)(&pd, &desc, attr, fpi_dnnl.engine, NULL))) {
-        r = fpi_dnnl_res_of(st);
-        goto done;
-    }
-    if (D(dnnl_primitive_desc_query)(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !fpi_dnnl_impl_ok(impl)) {
-        r = FPI_DNNL_DECLINE;
-        goto done;
-    }
-    snprintf(d->impl, sizeof d->impl, "%s", impl);
-    const dnnl_memory_desc_t *pad_md = D(dnnl_primitive_desc_query_md)(pd, dnnl_query_scratchpad_md, 0);
-    if ((st = D(dnnl_primitive_create)(&p->pool, pd)) ||
-        (st = D(dnnl_stream_create)(&p->stream, fpi_dnnl.engine, dnnl_stream_default_flags)) ||
-        (st = D(dnnl_memory_create)(&p->src, &src_md, fpi_dnnl.engine, DNNL_MEMORY_NONE)) ||
-        (st = fpi_dnnl_scratch(&p->pdst, &dst_md, &ws, &p->pdst_at)) ||
-        (D(dnnl_memory_desc_get_size)(pad_md) && (st = fpi_dnnl_scratch(&p->ppad, pad_md, &ws, &p->ppad_at))) ||
-        (st = fpi_dnnl_block_init(&p->pool_b, &view_md, c, oh, ow, oh, ow, 0, &ws)) ||
-        (st = fpi_dnnl_reorder(&p->pool_out, &dst_md, &view_md)))
-        r = fpi_dnnl_res_of(st);
     d->lay_in = d->lay_out = lay;
-    d->slot_bytes = d->ws_bytes = ws;
-done:
-    if (pd) D(dnnl_primitive_desc_destroy)(pd);
-    if (attr) D(dnnl_primitive_attr_destroy)(attr);
-    if (r) {
-        fpi_dnnl_layer_destroy(d);
-        return r;
-    }
+    snprintf(d->impl, sizeof d->impl, "vector kernel in %s", lay == FPI_LAY_NHWC ? "nhwc" : fpi_dnnl.blk == 16 ? "nChw16c" : "nChw8c");
+    (void)l;
     *out = d;
     return FPI_DNNL_DONE;
 }
@@ -964,18 +850,16 @@ fp_status fpi_dnnl_setup(fp_net *net)
         fpi_layer *l = &net->layers[i];
         if (l->op == FP_OP_MAXPOOL) {
             /* a max pool the fusion leaves, after a layer that can hand it
-             * its input in oneDNN's layout (small maps: one piece) */
+             * its input in oneDNN's layout */
             int from = fpi_dnnl_producer(net, i);
             int lay = from >= 0 ? net->layers[from].dnnl->lay_out : FPI_LAY_OTHER;
-            if (l->dnnl || (lay != FPI_LAY_BLK && lay != FPI_LAY_NHWC) || fp_shape_count(l->out) > (1u << 18)) continue;
+            if (l->dnnl || (lay != FPI_LAY_BLK && lay != FPI_LAY_NHWC)) continue;
             struct fpi_dnnl_layer *d = NULL;
             fpi_dnnl_res r = fpi_dnnl_pool_create(l, lay, &d);
             if (r == FPI_DNNL_NOMEM) return fpi_error(FP_ENOMEM, "out of memory preparing layer %d for oneDNN", i);
             if (r) continue;
             l->dnnl = d;
-            FPI_INFO("layer %d (maxpool %s): oneDNN %s", i, l->desc, d->impl);
-            size_t floats = (d->ws_bytes + sizeof(float) - 1) / sizeof(float);
-            if (floats > l->workspace) l->workspace = floats;
+            FPI_INFO("layer %d (maxpool %s): %s", i, l->desc, d->impl);
             continue;
         }
         /* every convolution with one group or depthwise (one filter per
@@ -1143,25 +1027,17 @@ static void fpi_dnnl_piece_run(const fpi_dnnl_task *t, int i, char *slot)
                            {DNNL_ARG_DST, p->dst ? p->dst : p->out_b.mem}, {DNNL_ARG_SCRATCHPAD, p->pad}};
     D(dnnl_primitive_execute)(p->conv, p->stream, p->pad ? 5 : 4, a);
     if (t->pooled) {
+        /* the pool of its rows (whole windows: the row pieces' bands are
+         * multiples of the stride) while they are in cache, straight into
+         * the pool layer's output, handed on or nchw */
         const fpi_layer *pl = l + 1; /* the fused pool layer follows */
-        int ph = pl->out.h, pw = pl->out.w, py0 = p->y0 / pl->p.pool.stride, prows = p->pool_b.rows;
-        float *pat = t->out_lay ? fpi_dnnl_region_at(t->out, t->out_lay, p->o0, po, py0, prows, pw, pl->out.c, ph, pw) : NULL;
-        fpi_dnnl_set(p->pdst, pat ? (char *)pat : slot + p->pdst_at);
-        fpi_dnnl_set(p->ppad, slot + p->ppad_at);
-        dnnl_exec_arg_t b[] = {{DNNL_ARG_SRC, p->dst}, {DNNL_ARG_DST, p->pdst}, {DNNL_ARG_SCRATCHPAD, p->ppad}};
-        D(dnnl_primitive_execute)(p->pool, p->stream, p->ppad ? 3 : 2, b);
-        if (t->out_lay) {
-            D(dnnl_stream_wait)(p->stream);
-            if (!pat)
-                fpi_dnnl_region_copy((float *)(slot + p->pdst_at), t->out, t->out_lay, p->o0, po, py0, prows, pw,
-                                     pl->out.c, ph, pw, 1);
-            return;
-        }
-        fpi_dnnl_block_bind(&p->pool_b, t->out, slot, 0);
-        dnnl_exec_arg_t e[] = {{DNNL_ARG_FROM, p->pdst}, {DNNL_ARG_TO, p->pool_b.mem}};
-        D(dnnl_primitive_execute)(p->pool_out, p->stream, 2, e);
+        int k = pl->p.pool.size, s = pl->p.pool.stride, ph = pl->out.h, pw = pl->out.w;
+        int py0 = p->y0 / s, py1 = (p->y1 + s - 1) / s < ph ? (p->y1 + s - 1) / s : ph, blk = fpi_dnnl.blk;
         D(dnnl_stream_wait)(p->stream);
-        fpi_dnnl_block_store(&p->pool_b, t->out, slot);
+        fpi_vmap in = fpi_dnnl_vmap((float *)(slot + p->dst_at), d->dst_lay, 0, 0, po, rows, ow);
+        fpi_vmap out = fpi_dnnl_vmap(t->out, t->out_lay, p->o0, py0, pl->out.c, ph, pw);
+        fpi_maxpool_vec(&in, &out, (po + blk - 1) / blk, blk, po - (po - 1) / blk * blk, p->y0, p->y1, ow, py0, py1,
+                        pw, k, s, 0);
         return;
     }
     if (t->out_lay) {
@@ -1230,27 +1106,39 @@ int fpi_conv_dnnl(const fpi_layer *l, const float *const *src, float *out, const
     return fpi_dnnl_run(l, src, out, NULL, x);
 }
 
+typedef struct {
+    const fpi_layer *l;
+    fpi_vmap in, out; /* the whole input and output */
+    int per;          /* blocks of channels per task */
+} fpi_dnnl_pool_task;
+
+static void fpi_dnnl_pool_run(int i, void *vctx)
+{
+    const fpi_dnnl_pool_task *t = vctx;
+    const fpi_layer *l = t->l;
+    int blk = fpi_dnnl.blk, nb = l->out.c / blk, b0 = i * t->per, b1 = b0 + t->per < nb ? b0 + t->per : nb;
+    fpi_vmap in = t->in, out = t->out;
+    in.p += (size_t)b0 * in.sb;
+    out.p += (size_t)b0 * out.sb;
+    fpi_maxpool_vec(&in, &out, b1 - b0, blk, blk, 0, l->in.h, l->in.w, 0, l->out.h, l->out.w, l->p.pool.size,
+                    l->p.pool.stride, l->p.pool.pad / 2);
+}
+
 int fpi_maxpool_dnnl(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x)
 {
     struct fpi_dnnl_layer *d = l->dnnl;
-    if (!d || !d->is_pool || !fpi_fast_enabled() || !fpi_dnnl_mode_allows() || !x->workspace) return 0;
+    if (!d || !d->is_pool || !fpi_fast_enabled() || !fpi_dnnl_mode_allows()) return 0;
     /* only a handed-on input; in C x H x W the other kernels pool as well */
     if (!(x->handoff && d->hand_in && d->hand_root >= x->first)) return 0;
-    int out_lay = x->handoff && d->hand_out && d->hand_to <= x->last;
-    fpi_dnnl_piece *p = &d->piece[0];
-    char *ws = (char *)x->workspace;
-    fpi_dnnl_one_thread();
-    fpi_dnnl_set(p->src, src[0]);
-    fpi_dnnl_set(p->pdst, out_lay ? (char *)out : ws + p->pdst_at);
-    fpi_dnnl_set(p->ppad, ws + p->ppad_at);
-    dnnl_exec_arg_t a[] = {{DNNL_ARG_SRC, p->src}, {DNNL_ARG_DST, p->pdst}, {DNNL_ARG_SCRATCHPAD, p->ppad}};
-    D(dnnl_primitive_execute)(p->pool, p->stream, p->ppad ? 3 : 2, a);
-    if (!out_lay) {
-        fpi_dnnl_block_bind(&p->pool_b, out, ws, 0);
-        dnnl_exec_arg_t b[] = {{DNNL_ARG_FROM, p->pdst}, {DNNL_ARG_TO, p->pool_b.mem}};
-        D(dnnl_primitive_execute)(p->pool_out, p->stream, 2, b);
-    }
-    D(dnnl_stream_wait)(p->stream);
+    int out_lay = x->handoff && d->hand_out && d->hand_to <= x->last ? d->hand_out : FPI_LAY_NCHW;
+    int c = l->out.c, nb = c / fpi_dnnl.blk;
+    /* tasks of at least 16K outputs, up to 32 of them */
+    size_t plane = (size_t)l->out.h * l->out.w * fpi_dnnl.blk;
+    int per = (int)((16384 + plane - 1) / plane);
+    if ((nb + per - 1) / per > 32) per = (nb + 31) / 32;
+    fpi_dnnl_pool_task t = {l, fpi_dnnl_vmap((float *)src[0], d->hand_in, 0, 0, c, l->in.h, l->in.w),
+                            fpi_dnnl_vmap(out, out_lay, 0, 0, c, l->out.h, l->out.w), per};
+    fpi_parallel_for(x->pool, (nb + per - 1) / per, fpi_dnnl_pool_run, &t);
     return 1;
 }
 

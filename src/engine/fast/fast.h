@@ -155,6 +155,25 @@ int fpi_conv_pool_dnnl(const fpi_layer *l, const fpi_layer *pool, const float *c
  * the input came so in this run; 0 otherwise (the other kernels run). */
 int fpi_maxpool_dnnl(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x);
 
+/* A map of channel vectors, as oneDNN's blocked (nChw8c, nChw16c) and nhwc
+ * layouts hold them, or the arena's nchw: the value of lane j of block b
+ * at row y, column x is p[b * sb + y * sy + x * sx + j * sl]. */
+typedef struct {
+    float *p;
+    size_t sb, sy, sx, sl;
+} fpi_vmap;
+
+/* Max pool of blocks [0, nb) of `lanes` channels (8 or 16; in->sl == 1),
+ * the last block storing only its first `last` lanes: output rows [py0,
+ * py1) x columns [0, pw) into out (whose row 0 is row py0) from in, which
+ * holds rows [r0, r1) of a map w wide (its row 0 is row r0). Window k,
+ * stride s, `before` cells of padding above and to the left (darknet's
+ * pad / 2); cells outside [r0, r1) x [0, w) are skipped, as the reference
+ * kernel skips those outside the map, and compared in its order, so the
+ * result is the same bit for bit (maxpool_fast.c). */
+void fpi_maxpool_vec(const fpi_vmap *in, const fpi_vmap *out, int nb, int lanes, int last, int r0, int r1, int w,
+                     int py0, int py1, int pw, int k, int s, int before);
+
 /* First layers on AVX2 CPUs without AVX-512 (conv_first.c): whether the
  * CPU gets that kernel (AVX2 + FMA, no AVX-512, or forced), and whether a
  * layer is one it takes (3x3/1, padding 1, 1-3 input channels, filters a

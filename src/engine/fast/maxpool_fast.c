@@ -3,8 +3,11 @@
  * output row takes the running maximum window row by window row, with the
  * inner loop along output columns free of bounds checks (columns whose
  * window crosses the border are done one by one). Comparisons run in the
- * reference kernel's order, so the result is identical. */
+ * reference kernel's order, so the result is identical. fpi_maxpool_vec
+ * pools maps in oneDNN's layouts, a vector of channels at a time (fast/dnnl.c
+ * runs it on a convolution's output while that is in cache). */
 #include <float.h>
+#include <string.h>
 
 #include "engine/fast/fast.h"
 
@@ -136,4 +139,80 @@ int fpi_maxpool_fast(const fpi_layer *l, const float *const *src, float *out, co
     fpi_pool_fast_task t = {l, src[0], out, per};
     fpi_parallel_for(x->pool, (l->out.c + per - 1) / per, fpi_maxpool_channels, &t);
     return 1;
+}
+
+/* Eight lanes as one vector (two or one per instruction, by the clone):
+ * GCC's vector extension, so the same code builds for NEON; the maximum as
+ * the reference takes it, v > m ? v : m (no NaN wins, ties keep m). */
+typedef float fpi_v8f __attribute__((vector_size(32)));
+typedef int fpi_v8i __attribute__((vector_size(32)));
+
+/* m = max(m, the eight floats at p); a macro, as a function taking or
+ * returning these vectors would change the ABI in the clone without AVX. */
+#define FPI_V8_MAX(m, p)                                                                                   \
+    do {                                                                                                   \
+        fpi_v8f v_;                                                                                        \
+        memcpy(&v_, (p), sizeof v_);                                                                       \
+        fpi_v8i k_ = v_ > (m);                                                                             \
+        (m) = (fpi_v8f)((k_ & (fpi_v8i)v_) | (~k_ & (fpi_v8i)(m)));                                        \
+    } while (0)
+
+/* One block of fpi_maxpool_vec, with L lanes (8 or 16: a constant once
+ * inlined, so the lanes are one or two vectors held in registers). */
+static inline void fpi_maxpool_vec_block(const float *restrict ib, float *restrict ob, const fpi_vmap *in,
+                                         const fpi_vmap *out, int L, int n, int r0, int r1, int w, int py0, int py1,
+                                         int pw, int k, int s, int before)
+{
+    const fpi_v8f lowest = {-FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX};
+    for (int py = py0; py < py1; py++) {
+        int ya = py * s - before, yb = ya + k;
+        if (ya < r0) ya = r0;
+        if (yb > r1) yb = r1;
+        float *orow = ob + (size_t)(py - py0) * out->sy;
+        const float *row0 = ib + (size_t)(ya - r0) * in->sy;
+        for (int px = 0; px < pw; px++) {
+            int xa = px * s - before, xb = xa + k;
+            if (xa < 0) xa = 0;
+            if (xb > w) xb = w;
+            fpi_v8f m[2] = {lowest, lowest};
+            if (k == 2 && yb - ya == 2 && xb - xa == 2) {
+                /* the whole 2x2 window, in the reference's order */
+                const float *a = row0 + (size_t)xa * in->sx, *b = a + in->sx, *c = a + in->sy, *d = c + in->sx;
+                for (int j = 0; j < L / 8; j++) {
+                    FPI_V8_MAX(m[j], a + 8 * j);
+                    FPI_V8_MAX(m[j], b + 8 * j);
+                    FPI_V8_MAX(m[j], c + 8 * j);
+                    FPI_V8_MAX(m[j], d + 8 * j);
+                }
+            } else {
+                for (int y = ya; y < yb; y++)
+                    for (int x = xa; x < xb; x++) {
+                        const float *v = ib + (size_t)(y - r0) * in->sy + (size_t)x * in->sx;
+                        for (int j = 0; j < L / 8; j++) FPI_V8_MAX(m[j], v + 8 * j);
+                    }
+            }
+            float *o = orow + (size_t)px * out->sx;
+            if (out->sl == 1 && n == L) {
+                memcpy(o, m, (size_t)L * sizeof(float));
+            } else {
+                float f[16];
+                memcpy(f, m, sizeof f);
+                for (int j = 0; j < n && j < L; j++) o[(size_t)j * out->sl] = f[j];
+            }
+        }
+    }
+}
+
+FPI_SIMD_CLONES void fpi_maxpool_vec(const fpi_vmap *in, const fpi_vmap *out, int nb, int lanes, int last, int r0,
+                                     int r1, int w, int py0, int py1, int pw, int k, int s, int before)
+{
+    for (int b = 0; b < nb; b++) {
+        const float *ib = in->p + (size_t)b * in->sb;
+        float *ob = out->p + (size_t)b * out->sb;
+        int n = b == nb - 1 ? last : lanes;
+        if (lanes == 8)
+            fpi_maxpool_vec_block(ib, ob, in, out, 8, n, r0, r1, w, py0, py1, pw, k, s, before);
+        else
+            fpi_maxpool_vec_block(ib, ob, in, out, 16, n, r0, r1, w, py0, py1, pw, k, s, before);
+    }
 }
