@@ -138,10 +138,11 @@ __attribute__((target("avx2,fma"))) static inline __m256 fpi_first_act(__m256 v,
 }
 
 /* 12 accumulators: output columns [x, x + 24) of filters f0..f0+3, output
- * row oy of the pair, then bias and activation, into rows. */
+ * row oy of the pair, then bias and activation, into o (filters fstride
+ * apart). */
 __attribute__((target("avx2,fma"))) static void fpi_first_block(const float *pad, const float *w, const float *bias,
-                                                                fp_activation act, int c_in, int pw, int oy, int x,
-                                                                float *rows, size_t fstride)
+                                                                fp_activation act, int c_in, int pw, int oy, float *o,
+                                                                size_t fstride, int x)
 {
     __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a10 = a00, a11 = a00, a12 = a00, a20 = a00, a21 = a00,
            a22 = a00, a30 = a00, a31 = a00, a32 = a00;
@@ -173,7 +174,6 @@ __attribute__((target("avx2,fma"))) static void fpi_first_block(const float *pad
                 a32 = _mm256_fmadd_ps(i2, b, a32);
             }
         }
-    float *o = rows + x;
     _mm256_storeu_ps(o, fpi_first_act(a00, bias[0], act));
     _mm256_storeu_ps(o + 8, fpi_first_act(a01, bias[0], act));
     _mm256_storeu_ps(o + 16, fpi_first_act(a02, bias[0], act));
@@ -188,30 +188,49 @@ __attribute__((target("avx2,fma"))) static void fpi_first_block(const float *pad
     _mm256_storeu_ps(o + 3 * fstride + 16, fpi_first_act(a32, bias[3], act));
 }
 
-/* Pools rows r0, r1 (w values each, w even) into w / 2 values: each window
- * as the reference takes it, (0,0), (0,1), (1,0), (1,1), a value replacing
- * the maximum only when greater (MAXPS(a, m) is a > m ? a : m). */
-__attribute__((target("avx2,fma"))) static void fpi_first_pool_row(const float *r0, const float *r1, int w, float *o)
+/* The 2x2/2 pool of two rows' 16 columns (a, b: row 0; c, d: row 1) in
+ * order: each window as the reference takes it, (0,0), (0,1), (1,0), (1,1),
+ * a value replacing the maximum only when greater (MAXPS(v, m) is v > m ?
+ * v : m). Called with a == b and c == d for 8 columns: the 4 results are
+ * in the low half. */
+__attribute__((target("avx2,fma"))) static inline __m256 fpi_first_pool16(__m256 a, __m256 b, __m256 c, __m256 d)
 {
-    int x = 0;
-    for (; x + 16 <= w; x += 16) {
-        __m256 a = _mm256_loadu_ps(r0 + x), b = _mm256_loadu_ps(r0 + x + 8);
-        __m256 c = _mm256_loadu_ps(r1 + x), d = _mm256_loadu_ps(r1 + x + 8);
-        /* evens and odds of each row, pairs in the order [0 1 4 5 | 2 3 6 7] */
-        __m256 e0 = _mm256_shuffle_ps(a, b, 0x88), o0 = _mm256_shuffle_ps(a, b, 0xDD);
-        __m256 e1 = _mm256_shuffle_ps(c, d, 0x88), o1 = _mm256_shuffle_ps(c, d, 0xDD);
-        __m256 m = _mm256_max_ps(o0, e0);
-        m = _mm256_max_ps(e1, m);
-        m = _mm256_max_ps(o1, m);
-        m = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(m), 0xD8));
-        _mm256_storeu_ps(o + x / 2, m);
-    }
-    for (; x < w; x += 2) {
-        float m = r0[x];
-        if (r0[x + 1] > m) m = r0[x + 1];
-        if (r1[x] > m) m = r1[x];
-        if (r1[x + 1] > m) m = r1[x + 1];
-        o[x / 2] = m;
+    /* evens and odds of each row, pairs in the order [0 1 4 5 | 2 3 6 7] */
+    __m256 e0 = _mm256_shuffle_ps(a, b, 0x88), o0 = _mm256_shuffle_ps(a, b, 0xDD);
+    __m256 e1 = _mm256_shuffle_ps(c, d, 0x88), o1 = _mm256_shuffle_ps(c, d, 0xDD);
+    __m256 m = _mm256_max_ps(o0, e0);
+    m = _mm256_max_ps(e1, m);
+    m = _mm256_max_ps(o1, m);
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(m), 0xD8));
+}
+
+/* With the 2x2/2 pool fused: filters f0..f0+3, output columns [x, x + 24)
+ * of both rows of the pair by fpi_first_block into a buffer that stays in
+ * L1, then pooled from it: 12 columns per filter into o + f * plane (only
+ * the first nv when fewer are left). The values are the unfused kernel's. */
+__attribute__((target("avx2,fma"))) static void fpi_first_block_pool(const float *pad, const float *w,
+                                                                     const float *bias, fp_activation act, int c_in,
+                                                                     int pw, int x, float *o, size_t plane, int nv)
+{
+    float t[4][2][FPI_FIRST_COLS]; /* filter, row, column */
+    fpi_first_block(pad, w, bias, act, c_in, pw, 0, t[0][0], 2 * FPI_FIRST_COLS, x);
+    fpi_first_block(pad, w, bias, act, c_in, pw, 1, t[0][1], 2 * FPI_FIRST_COLS, x);
+    for (int f = 0; f < 4; f++) {
+        const float *r0 = t[f][0], *r1 = t[f][1];
+        __m256 lo = fpi_first_pool16(_mm256_loadu_ps(r0), _mm256_loadu_ps(r0 + 8), _mm256_loadu_ps(r1),
+                                     _mm256_loadu_ps(r1 + 8));
+        __m256 a = _mm256_loadu_ps(r0 + 16), c = _mm256_loadu_ps(r1 + 16);
+        __m256 hi = fpi_first_pool16(a, a, c, c);
+        float *of = o + (size_t)f * plane;
+        if (nv >= 12) {
+            _mm256_storeu_ps(of, lo);
+            _mm_storeu_ps(of + 8, _mm256_castps256_ps128(hi));
+        } else {
+            float v[16];
+            _mm256_storeu_ps(v, lo);
+            _mm256_storeu_ps(v + 8, hi);
+            memcpy(of, v, (size_t)nv * sizeof(float));
+        }
     }
 }
 
@@ -234,19 +253,22 @@ static void fpi_first_pair(const fpi_first_task *t, int y, float *pad, float *ro
             memset(d + p + w, 0, (size_t)(pw - p - w) * sizeof *d);
         }
     size_t ksz = (size_t)c_in * 9, fstride = 2 * (size_t)wr;
-    for (int f0 = 0; f0 < f_n; f0 += 4)
-        for (int oy = 0; oy < nr; oy++)
-            for (int x = 0; x < wr; x += FPI_FIRST_COLS)
-                fpi_first_block(pad, l->kernel + (size_t)f0 * ksz, l->bias + f0, l->act, c_in, pw, oy, x,
-                                rows + (size_t)f0 * fstride + (size_t)oy * wr, fstride);
     if (t->pooled) {
+        /* pooled in registers, straight into the pool's output */
         int ph = oh / 2, pwo = ow / 2;
-        for (int f = 0; f < f_n; f++) {
-            const float *r0 = rows + (size_t)f * fstride;
-            fpi_first_pool_row(r0, r0 + wr, ow, t->pooled + ((size_t)f * ph + y / 2) * pwo);
+        for (int f0 = 0; f0 < f_n; f0 += 4) {
+            float *o = t->pooled + ((size_t)f0 * ph + y / 2) * pwo;
+            for (int x = 0; x < wr; x += FPI_FIRST_COLS)
+                fpi_first_block_pool(pad, l->kernel + (size_t)f0 * ksz, l->bias + f0, l->act, c_in, pw, x, o + x / 2,
+                                     (size_t)ph * pwo, pwo - x / 2);
         }
         return;
     }
+    for (int f0 = 0; f0 < f_n; f0 += 4)
+        for (int oy = 0; oy < nr; oy++)
+            for (int x = 0; x < wr; x += FPI_FIRST_COLS)
+                fpi_first_block(pad, l->kernel + (size_t)f0 * ksz, l->bias + f0, l->act, c_in, pw, oy,
+                                rows + (size_t)f0 * fstride + (size_t)oy * wr + x, fstride, x);
     for (int f = 0; f < f_n; f++)
         for (int oy = 0; oy < nr; oy++)
             memcpy(t->out + ((size_t)f * oh + y + oy) * ow, rows + (size_t)f * fstride + (size_t)oy * wr,
