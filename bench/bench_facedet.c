@@ -1,6 +1,6 @@
 /* bench_facedet.c — fogpipe's side of bench/facedet.sh: milliseconds per
  * image of face-api's tiny face detector, end to end on an already decoded
- * image (fp_detect_prepare, fp_net_run, fp_detect_boxes), median of LOOPS
+ * image (fp_detect_prepare_input, fp_net_run, fp_detect_boxes), median of LOOPS
  * after two warm-up runs; also the network alone.
  *
  *   bench_facedet MANIFEST IMAGE [SIZE=416] [LOOPS=20] [THREADS=1]
@@ -25,18 +25,15 @@ static int fp_cmp_double(const void *a, const void *b)
 /* One detection pass; returns the number of faces or -1. */
 static int fp_pass(fp_net *net, const fp_image *im, double *net_ms)
 {
-    fp_image sized = {0};
     fp_detection *d = NULL;
     int n = -1;
-    if (fp_detect_prepare(net, im, &sized) == FP_OK) {
-        memcpy(fp_net_input(net), sized.data, fp_shape_count(fp_net_input_shape(net)) * sizeof(float));
+    if (fp_detect_prepare_input(net, im) == FP_OK) {
         double t0 = fpi_now();
         fp_status st = fp_net_run(net, 0, fp_net_layer_count(net) - 1, NULL, NULL);
         *net_ms = (fpi_now() - t0) * 1e3;
         if (!st && fp_detect_boxes(net, im->w, im->h, .5f, .4f, &d, &n)) n = -1;
     }
     free(d);
-    fp_image_free(&sized);
     return n;
 }
 

@@ -615,6 +615,44 @@ static void test_pad_square(void)
     CHECK_ERR(fp_image_pad_square(&none, 128, &out), FP_EINVAL);
 }
 
+/* fp_detect_prepare_input writes what fp_detect_prepare makes straight into
+ * the input: pad to square (TF.js model) and letterbox (a darknet [yolo]
+ * network), bit for bit; a grey image for a colour network and a network
+ * not set up are refused. */
+static void test_prepare_input(void)
+{
+    static const char yolo_cfg[] = "[net]\nwidth=64\nheight=48\nchannels=3\n"
+                                   "[convolutional]\nfilters=18\nsize=1\nstride=1\npad=0\nactivation=linear\n"
+                                   "[yolo]\nmask=0,1,2\nanchors=10,14,23,27,37,58\nclasses=1\nnum=3\n";
+    write_face("face.json", NULL, NULL, NULL, NULL);
+    for (int which = 0; which < 2; which++) {
+        fp_net *net = NULL;
+        CHECK_OK(which ? fp_net_parse_cfg(yolo_cfg, "yolo.cfg", &net) : fp_net_load_tfjs(at("face.json"), 160, &net));
+        if (!net) continue;
+        if (which) CHECK_OK(fp_net_init_weights_random(net, 3));
+        fp_image im = {0}, grey = {0}, want = {0};
+        CHECK_OK(fp_image_make(211, 157, 3, 0, &im));
+        CHECK_OK(fp_image_make(40, 30, 1, .5f, &grey));
+        uint32_t seed = 5;
+        for (int i = 0; im.data && i < 211 * 157 * 3; i++) im.data[i] = (urand(&seed) + 1.f) * .5f;
+        CHECK_ERR(fp_detect_prepare_input(net, &im), FP_ESTATE);
+        CHECK_OK(fp_net_setup(net));
+        CHECK_OK(fp_detect_prepare(net, &im, &want));
+        float *in = fp_net_input(net);
+        size_t n = fp_shape_count(fp_net_input_shape(net));
+        for (size_t i = 0; in && i < n; i++) in[i] = -1.f;
+        CHECK_OK(fp_detect_prepare_input(net, &im));
+        CHECK_MSG(in && want.data && !memcmp(in, want.data, n * sizeof(float)), "%s: the input differs from fp_detect_prepare's",
+                  which ? "letterbox" : "pad to square");
+        CHECK_ERR(fp_detect_prepare_input(net, &grey), FP_EUNSUPPORTED);
+        CHECK_ERR(fp_detect_prepare_input(NULL, &im), FP_EINVAL);
+        fp_image_free(&want);
+        fp_image_free(&grey);
+        fp_image_free(&im);
+        fp_net_destroy(net);
+    }
+}
+
 TEST_LIST = {
     {"storage", test_storage},
     {"malformed", test_malformed},
@@ -622,5 +660,6 @@ TEST_LIST = {
     {"face_graph", test_face_graph},
     {"face_oom", test_face_oom},
     {"pad_square", test_pad_square},
+    {"prepare_input", test_prepare_input},
     {NULL, NULL},
 };

@@ -58,6 +58,12 @@ int fp_detect_letterbox(const fp_net *net);
  * FP_ENOMEM. */
 fp_status fp_detect_prepare(const fp_net *net, const fp_image *im, fp_image *out);
 
+/* fp_detect_prepare straight into the network's input (fp_net_input; the
+ * network set up): no image in between where the preparation allows it
+ * (TF.js models). FP_EUNSUPPORTED when the image's channels are not the
+ * input's, else as fp_detect_prepare, and FP_ESTATE before fp_net_setup. */
+fp_status fp_detect_prepare_input(fp_net *net, const fp_image *im);
+
 /* The model's default score and NMS IoU thresholds: darknet's (YOLOv1
  * 0.2 / 0.4, YOLOv2/v3 0.5 / 0.45) or the TF.js model's (face-api: 0.5 /
  * 0.4). Either pointer may be NULL. */

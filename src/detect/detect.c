@@ -8,6 +8,7 @@
 #include "engine/net_impl.h"
 #include "engine/ops/heads.h"
 #include "fogpipe/detect.h"
+#include "image/image_impl.h"
 
 typedef struct {
     float x, y, w, h;  /* centre and size, relative to the image */
@@ -47,6 +48,23 @@ fp_status fp_detect_prepare(const fp_net *net, const fp_image *im, fp_image *out
     case FP_DETECT_PREP_NONE: break;
     }
     return fpi_error(FP_EINVAL, "fp_detect_prepare: the network has no detection head");
+}
+
+fp_status fp_detect_prepare_input(fp_net *net, const fp_image *im)
+{
+    if (!net || !fpi_image_valid(im)) return fpi_error(FP_EINVAL, "fp_detect_prepare_input: invalid network or image");
+    float *in = fp_net_input(net);
+    if (!in) return fpi_error(FP_ESTATE, "fp_detect_prepare_input: the network is not set up");
+    if (im->c != net->input.c)
+        return fpi_error(FP_EUNSUPPORTED, "the network takes %d channels; the image has %d", net->input.c, im->c);
+    /* TF.js models: written straight into the input */
+    if (fp_detect_input_prep(net) == FP_DETECT_PREP_PAD_SQUARE && net->input.w == net->input.h)
+        return fpi_image_pad_square_into(im, net->input.w, in);
+    fp_image sized = {0};
+    fp_status st = fp_detect_prepare(net, im, &sized);
+    if (!st) memcpy(in, sized.data, fp_shape_count(net->input) * sizeof(float));
+    fp_image_free(&sized);
+    return st;
 }
 
 void fp_detect_defaults(const fp_net *net, float *thresh, float *nms)

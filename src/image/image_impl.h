@@ -20,4 +20,8 @@ int fpi_image_valid(const fp_image *im);
  * caller writes whole. */
 fp_status fpi_image_alloc(int w, int h, int c, fp_image *out);
 
+/* fp_image_pad_square into dst (size x size x im->c floats, planes one
+ * after the other) instead of a new image; im must be valid. */
+fp_status fpi_image_pad_square_into(const fp_image *im, int size, float *dst);
+
 #endif /* FP_IMAGE_IMPL_H */

@@ -40,21 +40,15 @@ FPI_SIMD_CLONES static void fpi_pad_vrow(float *dst, const double *top, const do
  * row buffers, which consecutive output rows share), then each output row
  * down from two of them: the same operations, in the same order, as
  * interpolating every output pixel from its four neighbours. */
-fp_status fp_image_pad_square(const fp_image *im, int size, fp_image *out)
+fp_status fpi_image_pad_square_into(const fp_image *im, int size, float *dst)
 {
-    fp_image res = {0};
-    int *cols = NULL;
-    double *buf = NULL;
-    if (!out || !fpi_image_valid(im) || out == im)
-        return fpi_error(FP_EINVAL, "fp_image_pad_square: invalid image or output");
-    fp_status st = fpi_image_alloc(size, size, im->c, &res);
-    if (st) return fpi_error_context(st, "fp_image_pad_square");
     const int m = im->w > im->h ? im->w : im->h;
-    cols = fpi_malloc(2 * (size_t)size * sizeof *cols);
-    buf = fpi_malloc(3 * (size_t)size * sizeof *buf); /* fcols, two interpolated rows */
+    int *cols = fpi_malloc(2 * (size_t)size * sizeof *cols);
+    double *buf = fpi_malloc(3 * (size_t)size * sizeof *buf); /* fcols, two interpolated rows */
     if (!cols || !buf) {
-        st = fpi_error(FP_ENOMEM, "fp_image_pad_square: out of memory");
-        goto error;
+        fpi_free(cols);
+        fpi_free(buf);
+        return fpi_error(FP_ENOMEM, "fp_image_pad_square: out of memory");
     }
     int *x0 = cols, *x1 = cols + size;
     double *fcols = buf, *hrow[2] = {buf + size, buf + 2 * size};
@@ -95,16 +89,25 @@ fp_status fp_image_pad_square(const fp_image *im, int size, fp_image *out)
                 }
                 hr[j] = hrow[b];
             }
-            fpi_pad_vrow(res.data + ((size_t)k * (size_t)size + (size_t)r) * (size_t)size, hr[0], hr[1], fy, size);
+            fpi_pad_vrow(dst + ((size_t)k * (size_t)size + (size_t)r) * (size_t)size, hr[0], hr[1], fy, size);
         }
     }
     fpi_free(cols);
     fpi_free(buf);
+    return FP_OK;
+}
+
+fp_status fp_image_pad_square(const fp_image *im, int size, fp_image *out)
+{
+    fp_image res = {0};
+    if (!out || !fpi_image_valid(im) || out == im)
+        return fpi_error(FP_EINVAL, "fp_image_pad_square: invalid image or output");
+    fp_status st = fpi_image_alloc(size, size, im->c, &res);
+    if (st) return fpi_error_context(st, "fp_image_pad_square");
+    if ((st = fpi_image_pad_square_into(im, size, res.data))) {
+        fp_image_free(&res);
+        return st;
+    }
     *out = res;
     return FP_OK;
-error:
-    fpi_free(cols);
-    fpi_free(buf);
-    fp_image_free(&res);
-    return st;
 }

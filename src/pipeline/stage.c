@@ -320,19 +320,14 @@ static fp_status fpi_load_image(fpi_stage *s, fp_frame *f)
 {
     char name[64];
     snprintf(name, sizeof name, "frame %llu", (unsigned long long)f->id);
-    fp_image im = {0}, sized = {0};
+    fp_image im = {0};
     const fp_frame_tensor *t = &f->tensors[0];
     fp_status st = fp_image_decode(t->data, t->len, name, &im);
-    if (!st) st = fp_detect_prepare(s->net, &im, &sized);
-    fp_shape in = fp_net_input_shape(s->net);
-    if (!st && (sized.c != in.c || sized.w != in.w || sized.h != in.h))
-        st = fpi_error(FP_EUNSUPPORTED, "%s: the network takes %d channels; the image has %d", name, in.c, sized.c);
+    if (!st && (st = fp_detect_prepare_input(s->net, &im))) st = fpi_error_context(st, "%s", name);
     if (!st) {
-        memcpy(fp_net_input(s->net), sized.data, fp_shape_count(in) * sizeof(float));
         f->image_w = (uint32_t)im.w;
         f->image_h = (uint32_t)im.h;
     }
-    fp_image_free(&sized);
     fp_image_free(&im);
     return st;
 }
