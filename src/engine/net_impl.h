@@ -100,6 +100,10 @@ typedef struct fpi_layer {
     int kernel_released;      /* kernel's pages given back: oneDNN holds the weights (fpi_dnnl_restore) */
     int conv_first;           /* run by fast/conv_first.c (set at fp_net_setup) */
     int conv_first_pool;      /* ... fused with the max pool after it */
+    int first_hand_to;        /* the oneDNN layer it hands the pooled map to in oneDNN's blocked
+                               * layout (fpi_dnnl_setup; when both run in one fp_net_run without a
+                               * callback), or -1 */
+    int first_hand_blk;       /* ... that layout's block: 8 (nChw8c) or 16 (nChw16c) */
 } fpi_layer;
 
 struct fpi_pool;

@@ -18,10 +18,14 @@
  * accumulators (3 vectors x 4 filters) run over the taps in (c, ky, kx)
  * order: per tap 3 input loads and 4 broadcasts feed 12 FMAs. Bias and
  * activation follow in registers, as the reference computes them, then the rows go to the
- * output, or through the pool's 2x2 max (in the reference's order) to the
- * pool's output: fused and unfused runs give the same bits. Work: bands of
- * row pairs, handed out over the engine's pool, each task in its own slot
- * of the layer's workspace. */
+ * output; with the pool fused, a block computes both rows of its filters
+ * into a buffer in L1 and pools them from there (the 2x2 max in the
+ * reference's order) into the pool's output: fused and unfused runs give
+ * the same bits. When the next layer is oneDNN's and reads its blocked
+ * layout, the pooled map goes to it in that layout (fpi_dnnl_setup decides;
+ * a 4 x 8 transpose per store), which saves that layer its reorder. Work:
+ * bands of row pairs, handed out over the engine's pool, each task in its
+ * own slot of the layer's workspace. */
 #include <string.h>
 
 #include "engine/fast/fast.h"
@@ -105,6 +109,7 @@ void fpi_first_setup(fp_net *net)
     for (int i = net->first; i <= net->last; i++) {
         fpi_layer *l = &net->layers[i];
         l->conv_first = l->conv_first_pool = 0;
+        l->first_hand_to = -1;
         if (!fpi_fast_enabled() || !fpi_conv_first_takes(l)) continue;
         l->conv_first = 1;
         l->conv_first_pool = fpi_fusable_pool(net, i) && l->out.h % 2 == 0 && l->out.w % 2 == 0;
@@ -121,6 +126,7 @@ typedef struct {
     const float *in;
     float *out;    /* the layer's output, or NULL */
     float *pooled; /* the fused pool's output, or NULL */
+    int blk;       /* pooled in oneDNN's blocked layout of this block (handed on), or 0: C x H x W */
     float *ws;
     fpi_first_geom g;
     atomic_int next;
@@ -204,17 +210,53 @@ __attribute__((target("avx2,fma"))) static inline __m256 fpi_first_pool16(__m256
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(m), 0xD8));
 }
 
+/* Stores the pooled columns of four filters (lo: 8 columns, hi: 4 more in
+ * its low half, per filter) into a blocked layout: column j's four values
+ * at o + j * blk (o: the first filter's lane in the first column), the
+ * first nv columns only. A 4 x 8 transpose in registers. */
+__attribute__((target("avx2,fma"))) static void fpi_first_store_blk(const __m256 *lo, const __m256 *hi, float *o,
+                                                                    int blk, int nv)
+{
+    for (int half = 0; half < 2; half++) {
+        const __m256 *r = half ? hi : lo;
+        __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        /* columns (0 | 4), (1 | 5), (2 | 6), (3 | 7) of the eight */
+        __m256 u[4] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xEE),
+                       _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xEE)};
+        int j0 = half * 8;
+        for (int k = 0; k < 4; k++) {
+            if (j0 + k < nv) _mm_storeu_ps(o + (size_t)(j0 + k) * blk, _mm256_castps256_ps128(u[k]));
+            if (!half && j0 + k + 4 < nv) _mm_storeu_ps(o + (size_t)(j0 + k + 4) * blk, _mm256_extractf128_ps(u[k], 1));
+        }
+    }
+}
+
 /* With the 2x2/2 pool fused: filters f0..f0+3, output columns [x, x + 24)
  * of both rows of the pair by fpi_first_block into a buffer that stays in
- * L1, then pooled from it: 12 columns per filter into o + f * plane (only
- * the first nv when fewer are left). The values are the unfused kernel's. */
+ * L1, then pooled from it: 12 columns per filter (only the first nv when
+ * fewer are left) into o + f * plane, or, when blk, into the blocked layout
+ * (fpi_first_store_blk). The values are the unfused kernel's. */
 __attribute__((target("avx2,fma"))) static void fpi_first_block_pool(const float *pad, const float *w,
                                                                      const float *bias, fp_activation act, int c_in,
-                                                                     int pw, int x, float *o, size_t plane, int nv)
+                                                                     int pw, int x, float *o, size_t plane, int nv,
+                                                                     int blk)
 {
     float t[4][2][FPI_FIRST_COLS]; /* filter, row, column */
     fpi_first_block(pad, w, bias, act, c_in, pw, 0, t[0][0], 2 * FPI_FIRST_COLS, x);
     fpi_first_block(pad, w, bias, act, c_in, pw, 1, t[0][1], 2 * FPI_FIRST_COLS, x);
+    if (blk) {
+        __m256 lo[4], hi[4];
+        for (int f = 0; f < 4; f++) {
+            const float *r0 = t[f][0], *r1 = t[f][1];
+            lo[f] = fpi_first_pool16(_mm256_loadu_ps(r0), _mm256_loadu_ps(r0 + 8), _mm256_loadu_ps(r1),
+                                     _mm256_loadu_ps(r1 + 8));
+            __m256 a = _mm256_loadu_ps(r0 + 16), c = _mm256_loadu_ps(r1 + 16);
+            hi[f] = fpi_first_pool16(a, a, c, c);
+        }
+        fpi_first_store_blk(lo, hi, o, blk, nv);
+        return;
+    }
     for (int f = 0; f < 4; f++) {
         const float *r0 = t[f][0], *r1 = t[f][1];
         __m256 lo = fpi_first_pool16(_mm256_loadu_ps(r0), _mm256_loadu_ps(r0 + 8), _mm256_loadu_ps(r1),
@@ -254,13 +296,15 @@ static void fpi_first_pair(const fpi_first_task *t, int y, float *pad, float *ro
         }
     size_t ksz = (size_t)c_in * 9, fstride = 2 * (size_t)wr;
     if (t->pooled) {
-        /* pooled in registers, straight into the pool's output */
-        int ph = oh / 2, pwo = ow / 2;
+        /* pooled block by block, straight into the pool's output: C x H x W,
+         * or blocked (filters f0..f0+3 are lanes f0 % blk.. of block f0 / blk) */
+        int ph = oh / 2, pwo = ow / 2, blk = t->blk;
         for (int f0 = 0; f0 < f_n; f0 += 4) {
-            float *o = t->pooled + ((size_t)f0 * ph + y / 2) * pwo;
+            float *o = blk ? t->pooled + (((size_t)(f0 / blk) * ph + y / 2) * pwo) * blk + f0 % blk
+                           : t->pooled + ((size_t)f0 * ph + y / 2) * pwo;
             for (int x = 0; x < wr; x += FPI_FIRST_COLS)
-                fpi_first_block_pool(pad, l->kernel + (size_t)f0 * ksz, l->bias + f0, l->act, c_in, pw, x, o + x / 2,
-                                     (size_t)ph * pwo, pwo - x / 2);
+                fpi_first_block_pool(pad, l->kernel + (size_t)f0 * ksz, l->bias + f0, l->act, c_in, pw, x,
+                                     o + (size_t)(x / 2) * (blk ? blk : 1), (size_t)ph * pwo, pwo - x / 2, blk);
         }
         return;
     }
@@ -289,7 +333,9 @@ static void fpi_first_task_run(int k, void *vctx)
 static int fpi_first_run(const fpi_layer *l, const float *in, float *out, float *pooled, const fpi_exec *x)
 {
     if (!l->conv_first || !fpi_fast_enabled() || !x->workspace) return 0;
-    fpi_first_task t = {l, in, out, pooled, x->workspace, fpi_first_geometry(l), 0};
+    /* handed on when the layer it goes to runs now, unseen */
+    int blk = pooled && x->handoff && l->first_hand_to >= 0 && l->first_hand_to <= x->last ? l->first_hand_blk : 0;
+    fpi_first_task t = {l, in, out, pooled, blk, x->workspace, fpi_first_geometry(l), 0};
     int tasks = fpi_pool_threads(x->pool);
     fpi_parallel_for(x->pool, tasks < t.g.bands ? tasks : t.g.bands, fpi_first_task_run, &t);
     return 1;

@@ -41,6 +41,7 @@
  *     layer reads, when that one is prepared here too and reads the blocked
  *     layout, hands it on in it (same bytes: C is whole blocks), so the
  *     reorders between them disappear; a piece then copies its rows of it.
+ *     So does the first-layer kernel's fused pool (fast/conv_first.c).
  * Both give bit for bit what the layers give one after the other.
  * The logistic activation is applied after the reorder with fpi_activate,
  * as on every other path (such a layer hands nothing on). */
@@ -843,6 +844,27 @@ static int fpi_dnnl_producer(const fp_net *net, int i)
     return p;
 }
 
+/* Whether the first-layer kernel's fused pool (fast/conv_first.c), two
+ * layers before convolution nx and read by it alone, may hand nx its result
+ * in the blocked layout nx reads: if so, set up so. */
+static int fpi_dnnl_first_hands(fp_net *net, int nx)
+{
+    fpi_layer *l = &net->layers[nx];
+    int p = nx - 2;
+    if (p < net->first || l->n_src != 1 || l->src[0] != nx - 1 || !net->layers[p].conv_first_pool ||
+        l->dnnl->lay_in != FPI_LAY_BLK || l->in.c % fpi_dnnl.blk)
+        return 0;
+    for (int j = nx + 1; j < net->n; j++)
+        for (int k = 0; k < net->layers[j].n_src; k++)
+            if (net->layers[j].src[k] == nx - 1) return 0;
+    net->layers[p].first_hand_to = nx;
+    net->layers[p].first_hand_blk = fpi_dnnl.blk;
+    l->dnnl->hand_in = FPI_LAY_BLK;
+    l->dnnl->hand_from = l->dnnl->hand_root = p;
+    FPI_INFO("layer %d -> %d: handed on in %s", p, nx, fpi_dnnl.blk == 16 ? "nChw16c" : "nChw8c");
+    return 1;
+}
+
 fp_status fpi_dnnl_setup(fp_net *net)
 {
     double t0 = fpi_now();
@@ -901,6 +923,7 @@ fp_status fpi_dnnl_setup(fp_net *net)
      * only when both run in one fp_net_run without a callback). */
     for (int nx = net->first; nx <= net->last; nx++) {
         struct fpi_dnnl_layer *dn = net->layers[nx].dnnl;
+        if (dn && !dn->is_pool && fpi_dnnl_first_hands(net, nx)) continue;
         int i = dn ? fpi_dnnl_producer(net, nx) : -1;
         if (i < 0) continue;
         struct fpi_dnnl_layer *d = net->layers[i].dnnl;
@@ -923,7 +946,11 @@ const char *fpi_dnnl_layer_impl(const fpi_layer *l) { return l->dnnl ? l->dnnl->
 
 int fpi_dnnl_fused_pool(const fpi_layer *l) { return l->dnnl ? l->dnnl->pool_layer : -1; }
 
-int fpi_dnnl_hands_to(const fpi_layer *l) { return l->dnnl && l->dnnl->hand_out ? l->dnnl->hand_to : -1; }
+int fpi_dnnl_hands_to(const fpi_layer *l)
+{
+    if (l->conv_first_pool && l->first_hand_to >= 0) return l->first_hand_to;
+    return l->dnnl && l->dnnl->hand_out ? l->dnnl->hand_to : -1;
+}
 
 void fpi_dnnl_set_sizes(double min_flops, double piece_flops)
 {

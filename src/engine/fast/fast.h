@@ -138,7 +138,8 @@ const char *fpi_dnnl_layer_impl(const fpi_layer *l);
 int fpi_dnnl_fused_pool(const fpi_layer *l);
 
 /* The layer l hands its result to in oneDNN's blocked layout (when both run in
- * one fp_net_run without a callback), or -1. */
+ * one fp_net_run without a callback), or -1; for the first-layer kernel, the
+ * layer after its fused pool. */
 int fpi_dnnl_hands_to(const fpi_layer *l);
 
 /* Convolution layer l and the max pool layer after it (the only reader of
