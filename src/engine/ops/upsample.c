@@ -1,6 +1,7 @@
 /* upsample.c — [upsample]: nearest-neighbour upsampling by an integer
  * stride, times `scale`. */
 #include <stdio.h>
+#include <string.h>
 
 #include "engine/net_impl.h"
 
@@ -20,11 +21,22 @@ fp_status fpi_upsample_parse(fpi_layer *l, const fpi_cfg_section *s, fpi_build *
 
 void fpi_upsample_forward(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x)
 {
+    (void)x;
     const fpi_upsample_params *p = &l->p.upsample;
     int w = l->in.w, h = l->in.h, st = p->stride;
+    size_t ow = (size_t)w * st;
+    /* each input row once into its first output row, which the next st - 1
+     * rows copy (2 ns a value element by element: 0.17 ms of yolov3-tiny) */
     for (int k = 0; k < l->in.c; k++)
-        for (int j = 0; j < h * st; j++)
-            for (int i = 0; i < w * st; i++)
-                out[((size_t)k * h * st + j) * w * st + i] =
-                    p->scale * src[0][((size_t)k * h + j / st) * w + i / st];
+        for (int j = 0; j < h; j++) {
+            const float *in = src[0] + ((size_t)k * h + j) * w;
+            float *o = out + ((size_t)k * h + j) * st * ow;
+            if (st == 2) {
+                for (int i = 0; i < w; i++) o[2 * i] = o[2 * i + 1] = p->scale * in[i];
+            } else {
+                for (int i = 0; i < w; i++)
+                    for (int s = 0; s < st; s++) o[(size_t)i * st + s] = p->scale * in[i];
+            }
+            for (int r = 1; r < st; r++) memcpy(o + r * ow, o, ow * sizeof *o);
+        }
 }
