@@ -224,7 +224,7 @@ struct fpi_dnnl_layer {
     int dw_blocks;                  /* depthwise split by blocks of channels: each piece reads and
                                      * writes only its own, one dense region of the layer's input
                                      * and output (nchw or blocked alike) */
-    int is_pool;                    /* a [maxpool] layer (fpi_maxpool_dnnl), one piece */
+    int is_pool;                    /* a [maxpool] layer (fpi_maxpool_dnnl): no pieces, no workspace */
     int lay_in, lay_out;            /* the pieces' input / output (pooled, when fused) layout: FPI_LAY_* */
     int dst_lay;                    /* with a fused pool: the layout the pieces' convolutions write
                                      * (FPI_LAY_BLK, FPI_LAY_NHWC), which the pool reads */
@@ -809,11 +809,11 @@ fail:
     return r;
 }
 
-/* A [maxpool] layer l that takes a tensor handed on in layout lay (one the
+/* A [maxpool] layer that takes a tensor handed on in layout lay (one the
  * max pool fusion leaves: 2x2/1, or after a layer whose output has other
  * readers): pooled in that layout by fpi_maxpool_vec, which keeps darknet's
  * padding (pad/2 before, the rest after; padding never wins). */
-static fpi_dnnl_res fpi_dnnl_pool_create(const fpi_layer *l, int lay, struct fpi_dnnl_layer **out)
+static fpi_dnnl_res fpi_dnnl_pool_create(int lay, struct fpi_dnnl_layer **out)
 {
     struct fpi_dnnl_layer *d = fpi_calloc(1, sizeof *d);
     if (!d) return FPI_DNNL_NOMEM;
@@ -822,7 +822,6 @@ static fpi_dnnl_res fpi_dnnl_pool_create(const fpi_layer *l, int lay, struct fpi
     d->pool_layer = -1;
     d->lay_in = d->lay_out = lay;
     snprintf(d->impl, sizeof d->impl, "vector kernel in %s", lay == FPI_LAY_NHWC ? "nhwc" : fpi_dnnl.blk == 16 ? "nChw16c" : "nChw8c");
-    (void)l;
     *out = d;
     return FPI_DNNL_DONE;
 }
@@ -877,7 +876,7 @@ fp_status fpi_dnnl_setup(fp_net *net)
             int lay = from >= 0 ? net->layers[from].dnnl->lay_out : FPI_LAY_OTHER;
             if (l->dnnl || (lay != FPI_LAY_BLK && lay != FPI_LAY_NHWC)) continue;
             struct fpi_dnnl_layer *d = NULL;
-            fpi_dnnl_res r = fpi_dnnl_pool_create(l, lay, &d);
+            fpi_dnnl_res r = fpi_dnnl_pool_create(lay, &d);
             if (r == FPI_DNNL_NOMEM) return fpi_error(FP_ENOMEM, "out of memory preparing layer %d for oneDNN", i);
             if (r) continue;
             l->dnnl = d;
