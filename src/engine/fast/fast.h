@@ -13,14 +13,19 @@
  *           (nChw16c on AVX-512, nChw8c on AVX2) between layers.
  *   conv_first.c  first layers (3x3/1, 1-3 input channels) on x86-64 CPUs
  *           with AVX2 and FMA but no AVX-512, where it beats oneDNN's
- *           kernel: its own FMA loop, the 2x2/2 max pool after it fused.
+ *           kernel: its own FMA loop, the 2x2/2 max pool after it fused
+ *           (handed on in oneDNN's blocked layout where the next layer
+ *           reads it).
  *   blas.c  OpenBLAS loaded with dlopen on first use, after steering its
  *           kernel choice (OPENBLAS_CORETYPE) from those features and pinning
  *           it to one thread (the engine's pool parallelises). Absent library:
  *           the GEMM-based kernels decline and the reference kernels run.
  *   *_fast.c the kernels: convolution as (tiled im2col +) sgemm with bias and
  *           activation fused into one pass, a direct depthwise loop,
- *           connected as sgemv, maxpool without per-element bounds checks.
+ *           connected as sgemv, maxpool without per-element bounds checks,
+ *           and over oneDNN's layouts a vector of channels at a time (the
+ *           fused and handed-on pools of dnnl.c); the logistic and the
+ *           region softmax in float (act_fast.c).
  *
  * Each fpi_*_fast() hook returns 1 when it computed the layer's output and 0
  * when it declined (fast kernels off, no library, unsupported shape); the
