@@ -39,10 +39,7 @@ const fpi_layer *fpi_fusable_pool(const fp_net *net, int i)
     if (pl->op != FP_OP_MAXPOOL || pl->n_src != 1 || pl->src[0] != i || pp->size != 2 || pp->stride != 2 ||
         pp->pad != 1)
         return NULL;
-    for (int j = i + 2; j < net->n; j++)
-        for (int k = 0; k < net->layers[j].n_src; k++)
-            if (net->layers[j].src[k] == i) return NULL;
-    return pl;
+    return fpi_read_from(net, i, i + 2) ? NULL : pl;
 }
 
 int fpi_fused_pool(const fpi_layer *l)

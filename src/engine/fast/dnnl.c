@@ -399,6 +399,12 @@ static fpi_vmap fpi_dnnl_vmap(float *t, int lay, int c0, int r0, int C, int h, i
     return (fpi_vmap){t + (size_t)c0 * hw + (size_t)r0 * w, b * hw, (size_t)w, 1, hw};
 }
 
+/* A hand-off layout's name, for the log. */
+static const char *fpi_dnnl_lay_name(int lay)
+{
+    return lay == FPI_LAY_NHWC ? "nhwc" : fpi_dnnl.blk == 16 ? "nChw16c" : "nChw8c";
+}
+
 /* A memory's descriptor. */
 static const dnnl_memory_desc_t *fpi_dnnl_md(const_dnnl_memory_t m)
 {
@@ -821,7 +827,7 @@ static fpi_dnnl_res fpi_dnnl_pool_create(int lay, struct fpi_dnnl_layer **out)
     d->is_pool = 1;
     d->pool_layer = -1;
     d->lay_in = d->lay_out = lay;
-    snprintf(d->impl, sizeof d->impl, "vector kernel in %s", lay == FPI_LAY_NHWC ? "nhwc" : fpi_dnnl.blk == 16 ? "nChw16c" : "nChw8c");
+    snprintf(d->impl, sizeof d->impl, "vector kernel in %s", fpi_dnnl_lay_name(lay));
     *out = d;
     return FPI_DNNL_DONE;
 }
@@ -837,10 +843,7 @@ static int fpi_dnnl_producer(const fp_net *net, int i)
     if (p < net->first || !net->layers[p].dnnl ||
         (p != r && net->layers[p].dnnl->pool_layer != r) || (p == r && net->layers[p].dnnl->pool_layer >= 0))
         return -1;
-    for (int j = i + 1; j < net->n; j++)
-        for (int k = 0; k < net->layers[j].n_src; k++)
-            if (net->layers[j].src[k] == r) return -1;
-    return p;
+    return fpi_read_from(net, r, i + 1) ? -1 : p;
 }
 
 /* Whether the first-layer kernel's fused pool (fast/conv_first.c), two
@@ -853,14 +856,12 @@ static int fpi_dnnl_first_hands(fp_net *net, int nx)
     if (p < net->first || l->n_src != 1 || l->src[0] != nx - 1 || !net->layers[p].conv_first_pool ||
         l->dnnl->lay_in != FPI_LAY_BLK || l->in.c % fpi_dnnl.blk)
         return 0;
-    for (int j = nx + 1; j < net->n; j++)
-        for (int k = 0; k < net->layers[j].n_src; k++)
-            if (net->layers[j].src[k] == nx - 1) return 0;
+    if (fpi_read_from(net, nx - 1, nx + 1)) return 0;
     net->layers[p].first_hand_to = nx;
     net->layers[p].first_hand_blk = fpi_dnnl.blk;
     l->dnnl->hand_in = FPI_LAY_BLK;
     l->dnnl->hand_from = l->dnnl->hand_root = p;
-    FPI_INFO("layer %d -> %d: handed on in %s", p, nx, fpi_dnnl.blk == 16 ? "nChw16c" : "nChw8c");
+    FPI_INFO("layer %d -> %d: handed on in %s", p, nx, fpi_dnnl_lay_name(FPI_LAY_BLK));
     return 1;
 }
 
@@ -936,7 +937,7 @@ fp_status fpi_dnnl_setup(fp_net *net)
         /* a max pool pools in oneDNN's layout only when its own input came so */
         dn->hand_root = d->is_pool ? d->hand_root : i;
         FPI_INFO("layer %d -> %d: handed on in %s", i, nx,
-                 d->lay_out == FPI_LAY_NHWC ? "nhwc" : fpi_dnnl.blk == 16 ? "nChw16c" : "nChw8c");
+                 fpi_dnnl_lay_name(d->lay_out));
     }
     return FP_OK;
 }

@@ -197,6 +197,15 @@ void fpi_conv_first_force(int on);
  * workspace; before fpi_dnnl_setup, which leaves those layers alone. */
 void fpi_first_setup(fp_net *net);
 
+/* Whether a layer from `from` on reads tensor t (the output of layer t). */
+static inline int fpi_read_from(const fp_net *net, int t, int from)
+{
+    for (int j = from; j < net->n; j++)
+        for (int k = 0; k < net->layers[j].n_src; k++)
+            if (net->layers[j].src[k] == t) return 1;
+    return 0;
+}
+
 /* The max pool layer after conv layer i that may run fused with it: the
  * only reader of its output, in the range held, 2x2/2 with darknet's default
  * padding (windows from the top-left corner, a partial one on the bottom /
