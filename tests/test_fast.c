@@ -428,6 +428,92 @@ static void test_conv_first(void)
     fpi_conv_first_force(0);
 }
 
+/* ---- 1x1 convolutions over 8-channel vectors (conv1x1.c) ----------------- */
+
+/* The kernel alone, wherever AVX2 and FMA exist (dnnl.c gives it layers only
+ * where oneDNN works in nChw8c): against sums in double, over whole and
+ * partial column tiles, an odd number of filter blocks and every activation
+ * it takes; the input in nChw8c and in C x H x W give the same bits, as do
+ * an output in C x H x W, and a pooled run equals the unpooled output pooled
+ * in the reference's order. */
+static void test_conv1x1(void)
+{
+#if defined(__x86_64__)
+    static const struct { int h, w, c, oc; } cases[] = {{6, 10, 16, 32}, {4, 7, 8, 40}, {2, 2, 24, 8}, {8, 12, 64, 24}};
+    if (!fpi_cpu_get()->avx2 || !fpi_cpu_get()->fma) {
+        printf("     no AVX2 + FMA here: the 1x1 kernel does not run\n");
+        return;
+    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int a = 0; a < 3; a++) {
+            fp_activation act = a == 0 ? FP_ACT_LINEAR : a == 1 ? FP_ACT_LEAKY : FP_ACT_RELU;
+            int h = cases[i].h, w = cases[i].w, c = cases[i].c, oc = cases[i].oc, nbi = c / 8, nbo = oc / 8;
+            size_t hw = (size_t)h * w, nin = (size_t)c * hw, nout = (size_t)oc * hw;
+            float *blk = malloc(nin * sizeof(float)), *chw = malloc(nin * sizeof(float)),
+                  *wt = aligned_alloc(32, (size_t)c * oc * sizeof(float)), *bias = malloc(oc * sizeof(float)),
+                  *o1 = malloc(nout * sizeof(float)), *o2 = malloc(nout * sizeof(float)),
+                  *o3 = malloc(nout * sizeof(float)), *po = malloc(nout * sizeof(float));
+            CHECK(blk && chw && wt && bias && o1 && o2 && o3 && po);
+            if (blk && chw && wt && bias && o1 && o2 && o3 && po) {
+                fill_input(chw, nin, 3 + (uint32_t)i);
+                fill_input(wt, (size_t)c * oc, 7 + (uint32_t)i);
+                fill_input(bias, oc, 9);
+                for (int ch = 0; ch < c; ch++)
+                    for (size_t q = 0; q < hw; q++) blk[(ch / 8 * hw + q) * 8 + ch % 8] = chw[ch * hw + q];
+                fpi_vmap in_b = {blk, hw * 8, (size_t)w * 8, 8, 1}, in_p = {chw, hw * 8, (size_t)w, 1, hw};
+                fpi_vmap out_b = {o1, hw * 8, (size_t)w * 8, 8, 1}, out_b2 = {o2, hw * 8, (size_t)w * 8, 8, 1};
+                fpi_vmap out_p = {o3, hw * 8, (size_t)w, 1, hw};
+                fpi_conv1x1_avx2(&in_b, nbi, wt, bias, nbo, act, 0, h, w, &out_b, 0);
+                fpi_conv1x1_avx2(&in_p, nbi, wt, bias, nbo, act, 0, h, w, &out_b2, 0);
+                /* the bottom rows alone, written from their own row 0 */
+                fpi_vmap out_rows = {o3 + (size_t)(h / 2) * w, hw * 8, (size_t)w, 1, hw};
+                fpi_conv1x1_avx2(&in_b, nbi, wt, bias, nbo, act, 0, h / 2, w, &out_p, 0);
+                fpi_conv1x1_avx2(&in_b, nbi, wt, bias, nbo, act, h / 2, h, w, &out_rows, 0);
+                CHECK_MSG(memcmp(o1, o2, nout * sizeof(float)) == 0, "1x1 %zu: C x H x W input gives other bits", i);
+                size_t bad = 0;
+                double mag = 1e-30;
+                for (int o = 0; o < oc; o++)
+                    for (size_t q = 0; q < hw; q++) {
+                        double sum = 0;
+                        for (int ch = 0; ch < c; ch++)
+                            sum += (double)wt[((size_t)(o / 8) * c + ch) * 8 + o % 8] * chw[ch * hw + q];
+                        sum += bias[o];
+                        if (act == FP_ACT_LEAKY && sum < 0) sum *= .1;
+                        if (act == FP_ACT_RELU && sum < 0) sum = 0;
+                        float got = o1[(o / 8 * hw + q) * 8 + o % 8];
+                        bad += !(fabs(got - sum) <= 1e-5 * (1 + fabs(sum)));
+                        bad += memcmp(&got, &o3[o * hw + q], sizeof got) != 0;
+                        if (fabs(sum) > mag) mag = fabs(sum);
+                    }
+                CHECK_MSG(bad == 0, "1x1 %zu (%s): %zu values off", i, act_names[a], bad);
+                if (h % 2 == 0 && w % 2 == 0) {
+                    size_t pw = (size_t)w / 2, ph = (size_t)h / 2, phw = ph * pw;
+                    fpi_vmap pooled = {po, phw * 8, pw * 8, 8, 1};
+                    fpi_conv1x1_avx2(&in_b, nbi, wt, bias, nbo, act, 0, h, w, &pooled, 1);
+                    size_t diff = 0;
+                    for (int b = 0; b < nbo; b++)
+                        for (size_t y = 0; y < ph; y++)
+                            for (size_t x = 0; x < pw; x++)
+                                for (int j = 0; j < 8; j++) {
+                                    float m = -FLT_MAX;
+                                    for (int dy = 0; dy < 2; dy++)
+                                        for (int dx = 0; dx < 2; dx++) {
+                                            float v = o1[(b * hw + (2 * y + dy) * w + 2 * x + dx) * 8 + j];
+                                            m = v > m ? v : m;
+                                        }
+                                    diff += memcmp(&m, &po[((b * ph + y) * pw + x) * 8 + j], sizeof m) != 0;
+                                }
+                    CHECK_MSG(diff == 0, "1x1 %zu (%s): pooled run differs from the pooled output in %zu", i,
+                              act_names[a], diff);
+                }
+            }
+            free(blk), free(chw), free(wt), free(bias), free(o1), free(o2), free(o3), free(po);
+        }
+#else
+    printf("     not x86-64: no 1x1 vector kernel\n");
+#endif
+}
+
 /* ---- oneDNN layer chains (hand-offs in the blocked layout) --------------- */
 
 static const char chain_yolo[] = /* YOLO-like: bands, fused pools, channel blocks */
@@ -451,6 +537,17 @@ static const char chain_face[] = /* face-detector-like: depthwise + pointwise, o
     "[convolutional]\nfilters=64\nsize=1\nstride=1\npad=0\nactivation=leaky\n"
     "[maxpool]\nsize=2\nstride=1\n"
     "[convolutional]\nfilters=30\nsize=1\nstride=1\npad=0\nactivation=linear\n";
+static const char chain_face_even[] = /* even sides (pooled in registers), 5 blocks of filters, relu, linear */
+    "[net]\nwidth=52\nheight=44\nchannels=3\n"
+    "[convolutional]\nfilters=16\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
+    "[maxpool]\nsize=2\nstride=2\n"
+    "[convolutional]\nfilters=16\ngroups=16\nsize=3\nstride=1\npad=1\nactivation=linear\n"
+    "[convolutional]\nfilters=32\nsize=1\nstride=1\npad=0\nactivation=leaky\n"
+    "[maxpool]\nsize=2\nstride=2\n"
+    "[convolutional]\nfilters=32\ngroups=32\nsize=3\nstride=1\npad=1\nactivation=linear\n"
+    "[convolutional]\nfilters=40\nsize=1\nstride=1\npad=0\nactivation=relu\n"
+    "[maxpool]\nsize=2\nstride=2\n"
+    "[convolutional]\nfilters=24\nsize=1\nstride=1\npad=0\nactivation=linear\n";
 static const char chain_odd[] = /* strides that leave input columns out, a 3x3/1 pool, a logistic */
     "[net]\nwidth=32\nheight=29\nchannels=16\n"
     "[convolutional]\nfilters=32\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
@@ -500,7 +597,8 @@ static void test_dnnl_chains(void)
 {
     /* at least these hand-offs (where the layouts oneDNN chose on both sides agree) */
     static const struct { const char *cfg, *name; int handoffs; } cases[] = {
-        {chain_yolo, "yolo-like", 3}, {chain_face, "face-like", 3}, {chain_odd, "odd strides", 2},
+        {chain_yolo, "yolo-like", 3}, {chain_face, "face-like", 3}, {chain_face_even, "face-like, even", 4},
+        {chain_odd, "odd strides", 2},
     };
     if (!fpi_dnnl_available()) {
         printf("     oneDNN not available: %s\n", fpi_dnnl_describe());
@@ -526,6 +624,14 @@ static void test_dnnl_chains(void)
                 if (t && i == 0 && net->layers[0].conv_first)
                     CHECK_MSG(fpi_dnnl_hands_to(&net->layers[0]) == 2, "%s: the first layer hands on to %d, not 2",
                               cases[i].name, fpi_dnnl_hands_to(&net->layers[0]));
+                /* the wide 1x1 layers go to the 1x1 vector kernel where oneDNN works in nChw8c */
+                if (t && cases[i].cfg == chain_face_even && fpi_cpu_get()->avx2 && fpi_cpu_get()->fma &&
+                    !fpi_cpu_get()->avx512)
+                    for (int j = 3; j <= 6; j += 3) {
+                        const char *impl = fpi_dnnl_layer_impl(&net->layers[j]);
+                        CHECK_MSG(impl && strstr(impl, "1x1 vector kernel"), "%s: layer %d runs %s", cases[i].name, j,
+                                  impl ? impl : "no oneDNN");
+                    }
                 /* A convolution fused with its pool has arena memory no other tensor shares: a
                  * fused run never writes it, so its pages stay out of memory. */
                 for (int j = 0; t && j < last; j++) {
@@ -816,6 +922,7 @@ TEST_LIST = {
     {"dnnl_load", test_dnnl_load},
     {"conv_pool", test_conv_pool},
     {"conv_first", test_conv_first},
+    {"conv1x1", test_conv1x1},
     {"dnnl_chains", test_dnnl_chains},
     {"conv", test_conv},
     {"connected", test_connected},

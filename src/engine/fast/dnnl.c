@@ -43,6 +43,10 @@
  *     reorders between them disappear; a piece then copies its rows of it.
  *     So does the first-layer kernel's fused pool (fast/conv_first.c).
  * Both give bit for bit what the layers give one after the other.
+ * The wide 1x1 layers cut by rows (depthwise-separable networks) run a
+ * kernel of fogpipe's own in their pieces on AVX2 (fast/conv1x1.c): it reads
+ * a handed-on input in place, which oneDNN cannot (rows of nChw8c are not
+ * one dense region), and pools in registers.
  * The logistic activation is applied after the reorder with fpi_activate,
  * as on every other path (such a layer hands nothing on). */
 #include <string.h>
@@ -241,6 +245,8 @@ struct fpi_dnnl_layer {
                                      * handed on: hand_from, or before a max pool's, its own */
     char impl[48];                  /* piece 0's implementation, e.g. "brgconv:avx512_core" */
     int pool_layer;                 /* the max pool fused after it, or -1 (see fpi_conv_pool_dnnl) */
+    int own1x1;                     /* a 1x1 layer by rows whose pieces run fpi_conv1x1_avx2 on
+                                     * piece 0's weights instead of oneDNN's convolution */
     fpi_dnnl_piece piece[FPI_DNNL_PIECES];
 };
 
@@ -664,6 +670,28 @@ static fpi_dnnl_res fpi_dnnl_piece_finish(const fpi_layer *l, struct fpi_dnnl_la
     return FPI_DNNL_DONE;
 }
 
+/* Whether a prepared layer's pieces run fpi_conv1x1_avx2 (conv1x1.c)
+ * rather than oneDNN's convolution: a 1x1 stride-1 layer of whole 8-channel
+ * blocks in and out, cut by rows, with linear / leaky / relu, on a CPU with
+ * AVX2 and FMA whose oneDNN kernel takes nChw8c and weights in OIhw8i8o
+ * (held once, by piece 0: the kernel reads them there). Decided by the
+ * layer's shape alone, as every kernel choice is (the same bits whichever
+ * stage holds the layer): the kernel reads any layout of the input in
+ * place and writes any layout of the output, pooled or not. */
+static int fpi_dnnl_own1x1(const fpi_layer *l, const struct fpi_dnnl_layer *d)
+{
+    const fpi_conv_params *cp = &l->p.conv;
+    const fpi_cpu *cpu = fpi_cpu_get();
+    if (!cpu->avx2 || !cpu->fma || fpi_dnnl.blk != 8 || d->dw || !d->by_rows || cp->size != 1 || cp->stride != 1 ||
+        cp->pad != 0 || l->in.c % 8 || cp->filters % 8 || !d->piece[0].weights ||
+        !(l->act == FP_ACT_LINEAR || l->act == FP_ACT_LEAKY || l->act == FP_ACT_RELU))
+        return 0;
+    dnnl_memory_desc_t md;
+    dnnl_dims_t dims = {cp->filters, l->in.c, 1, 1};
+    return !D(dnnl_memory_desc_init_by_tag)(&md, 4, dims, dnnl_f32, dnnl_OIhw8i8o) &&
+           D(dnnl_memory_desc_equal)(&md, &d->piece[0].wei_md);
+}
+
 /* Plans and creates a layer's pieces; on failure nothing is left. */
 static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *pool, int blocked,
                                           struct fpi_dnnl_layer **out)
@@ -799,6 +827,8 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
     if (d->by_rows || d->dw_blocks ? !d->piece[0].src : !d->src) d->lay_in = FPI_LAY_OTHER;
     for (int i = 0; i < n; i++)
         if (!d->piece[i].dst) d->lay_out = FPI_LAY_OTHER;
+    d->own1x1 = fpi_dnnl_own1x1(l, d);
+    if (d->own1x1) snprintf(d->impl, sizeof d->impl, "%s", "1x1 vector kernel (AVX2)");
     for (int i = 0; i < n; i++)
         if (pds[i]) D(dnnl_primitive_desc_destroy)(pds[i]);
     for (int i = 0; i < n; i++)
@@ -911,8 +941,8 @@ fp_status fpi_dnnl_setup(fp_net *net)
         }
         l->dnnl = d;
         fpi_dnnl_release_plain(l);
-        FPI_INFO("layer %d (%s): oneDNN %s, %d piece%s by %s%s, %zu KiB of workspace (%.1f ms)", i, l->desc, d->impl,
-                 d->n, d->n > 1 ? "s" : "", d->by_rows ? "rows" : "channels",
+        FPI_INFO("layer %d (%s): %s%s, %d piece%s by %s%s, %zu KiB of workspace (%.1f ms)", i, l->desc,
+                 d->own1x1 ? "" : "oneDNN ", d->impl, d->n, d->n > 1 ? "s" : "", d->by_rows ? "rows" : "channels",
                  d->pool_layer >= 0 ? ", max pool fused" : "", d->ws_bytes >> 10, (fpi_now() - t0) * 1e3);
         size_t floats = (d->ws_bytes + sizeof(float) - 1) / sizeof(float);
         if (floats > l->workspace) l->workspace = floats;
@@ -1013,6 +1043,35 @@ static void fpi_dnnl_set(dnnl_memory_t m, const void *at)
     if (m) D(dnnl_memory_set_data_handle)(m, (void *)at);
 }
 
+/* Piece p of a layer fpi_conv1x1_avx2 runs: its rows from the input where
+ * it lies (handed on or C x H x W) straight into the output, or the fused
+ * pool's; a pool of odd sides (partial windows) goes through the slot and
+ * fpi_maxpool_vec. */
+static void fpi_dnnl_own1x1_run(const fpi_dnnl_task *t, const fpi_dnnl_piece *p, char *slot)
+{
+    const fpi_layer *l = t->l;
+    const struct fpi_dnnl_layer *d = l->dnnl;
+    int c = l->in.c, oc = l->out.c, oh = l->out.h, ow = l->out.w, rows = p->y1 - p->y0;
+    fpi_vmap in = fpi_dnnl_vmap((float *)t->in, t->in_lay, 0, 0, c, l->in.h, l->in.w);
+    const float *w = d->piece[0].weights;
+    if (!t->pooled) {
+        fpi_vmap out = fpi_dnnl_vmap(t->out, t->out_lay, 0, p->y0, oc, oh, ow);
+        fpi_conv1x1_avx2(&in, c / 8, w, l->bias, oc / 8, l->act, p->y0, p->y1, ow, &out, 0);
+        return;
+    }
+    const fpi_layer *pl = l + 1; /* the fused pool layer follows */
+    int k = pl->p.pool.size, s = pl->p.pool.stride, ph = pl->out.h, pw = pl->out.w;
+    int py0 = p->y0 / s, py1 = (p->y1 + s - 1) / s < ph ? (p->y1 + s - 1) / s : ph;
+    fpi_vmap out = fpi_dnnl_vmap(t->out, t->out_lay, 0, py0, pl->out.c, ph, pw);
+    if (oh % 2 == 0 && ow % 2 == 0) {
+        fpi_conv1x1_avx2(&in, c / 8, w, l->bias, oc / 8, l->act, p->y0, p->y1, ow, &out, 1);
+        return;
+    }
+    fpi_vmap dst = fpi_dnnl_vmap((float *)(slot + p->dst_at), d->dst_lay, 0, 0, oc, rows, ow);
+    fpi_conv1x1_avx2(&in, c / 8, w, l->bias, oc / 8, l->act, p->y0, p->y1, ow, &dst, 0);
+    fpi_maxpool_vec(&dst, &out, oc / 8, 8, 8, p->y0, p->y1, ow, py0, py1, pw, k, s, 0);
+}
+
 /* Piece i in the workspace slot at `slot`: its input (in place, copied, or
  * reordered), the convolution, then the output (or the max pool and its
  * output) in place, copied or reordered into the layer's, and the logistic
@@ -1025,6 +1084,10 @@ static void fpi_dnnl_piece_run(const fpi_dnnl_task *t, int i, char *slot)
     int c = l->in.c, oh = l->out.h, ow = l->out.w, po = p->o1 - p->o0, rows = p->y1 - p->y0;
     fpi_dnnl_set(p->src, slot + p->src_at);
     fpi_dnnl_set(p->pad, slot + p->pad_at);
+    if (d->own1x1) {
+        fpi_dnnl_own1x1_run(t, p, slot);
+        return;
+    }
     int own = d->by_rows || d->dw_blocks; /* the piece reads its own part of the input */
     dnnl_memory_t src = own ? (p->src ? p->src : p->in_b.mem) : (d->src ? d->src : d->in_b.mem);
     if (own && t->in_lay) {

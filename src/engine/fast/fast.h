@@ -16,6 +16,11 @@
  *           kernel: its own FMA loop, the 2x2/2 max pool after it fused
  *           (handed on in oneDNN's blocked layout where the next layer
  *           reads it).
+ *   conv1x1.c  1x1 stride-1 convolutions over 8-channel vectors (AVX2 +
+ *           FMA), the 2x2/2 max pool after them fused in registers; the
+ *           pieces of such layers cut by rows run it in place of oneDNN's
+ *           kernel when oneDNN works in nChw8c (dnnl.c), reading a
+ *           handed-on input where it lies instead of copying its rows out.
  *   blas.c  OpenBLAS loaded with dlopen on first use, after steering its
  *           kernel choice (OPENBLAS_CORETYPE) from those features and pinning
  *           it to one thread (the engine's pool parallelises). Absent library:
@@ -179,6 +184,17 @@ typedef struct {
  * result is the same bit for bit (maxpool_fast.c). */
 void fpi_maxpool_vec(const fpi_vmap *in, const fpi_vmap *out, int nb, int lanes, int last, int r0, int r1, int w,
                      int py0, int py1, int pw, int k, int s, int before);
+
+/* A 1x1 stride-1 convolution over maps of 8-channel vectors (conv1x1.c;
+ * x86-64 with AVX2 and FMA, which the caller checks): output rows [y0, y1)
+ * (wd columns) of nbo blocks of 8 filters from in (nbi blocks of 8 input
+ * channels; its row 0 is the map's), weights w in oneDNN's OIhw8i8o
+ * ([block of filters][input channel][8 filters]), bias and act (linear,
+ * leaky, relu) into out, whose row 0 is row y0; with pool (y0, y1 and wd
+ * even), the 2x2/2 max pool of those rows instead, whose row 0 is y0 / 2.
+ * A pooled run gives the same bits as an unpooled one pooled after. */
+void fpi_conv1x1_avx2(const fpi_vmap *in, int nbi, const float *w, const float *bias, int nbo, fp_activation act,
+                      int y0, int y1, int wd, const fpi_vmap *out, int pool);
 
 /* First layers on AVX2 CPUs without AVX-512 (conv_first.c): whether the
  * CPU gets that kernel (AVX2 + FMA, no AVX-512, or forced), and whether a
