@@ -729,9 +729,27 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
     if (n < 1) n = 1;
     int unit = d->dw_blocks ? blk : 16, units = d->by_rows ? oh : (oc + unit - 1) / unit;
     if (n > units) n = units;
-    /* blocks of at least 256 filters of 1024 or more (measured: 8% faster
-     * on 1024 -> 1024 at 7x7 than blocks of 128, the same on smaller ones) */
-    if (!d->by_rows && !d->dw && oc >= 1024 && n > units / 16) n = units / 16;
+    /* blocks of at least 256 filters of 1024 or more (measured on AVX-512:
+     * 8% faster on 1024 -> 1024 at 7x7 than blocks of 128, the same on
+     * smaller ones) */
+    if (!d->by_rows && !d->dw && oc >= 1024 && n > units / 16 && fpi_dnnl.blk == 16) n = units / 16;
+    /* On AVX2, a channel split of much work goes up to 16 pieces of 64
+     * MFLOP and 32 filters at least: the two vCPUs of a shared VM can run
+     * at speeds 30-50% apart (pieces of the same work measured at 5.0 and
+     * 6.7-7.5 ms side by side), and in 4 or 8 pieces the faster thread
+     * waits up to a piece for the slower one at the end of the layer.
+     * Measured on 13x13x512 -> 1024 at two threads, median of 20 passes,
+     * three runs each: that wait 0.5-1.7 ms in 4 pieces, 0.7-1.1 in 16 (the
+     * layer 14.0-14.6 ms either way then: this VM's noise is larger); one
+     * thread the same (19.7-20.2). Smaller pieces are slower at one thread
+     * (26x26x384 -> 256 in 16 pieces of 16 filters: 17.9-18.1 ms against
+     * 14.1-16.5 in 8; 13x13x256 -> 512 in 16 pieces of 25 MFLOP: 5.5
+     * against 5.0). */
+    if (!d->by_rows && !d->dw && fpi_dnnl.blk == 8 && fpi_dnnl_piece_flops > 0 && fpi_dnnl_piece_flops < 1e29) {
+        double m = (double)l->flops / (fpi_dnnl_piece_flops * 64 / 25);
+        if (m > oc / 32) m = oc / 32;
+        if (m > n) n = m < 16 ? (int)m : 16;
+    }
     int per = (units + n - 1) / n;
     if (pool && d->by_rows) per = (per + pool->p.pool.stride - 1) / pool->p.pool.stride * pool->p.pool.stride;
     n = (units + per - 1) / per;
