@@ -435,11 +435,12 @@ static void test_conv_first(void)
  * partial column tiles, an odd number of filter blocks and every activation
  * it takes; the input in nChw8c and in C x H x W give the same bits, as do
  * an output in C x H x W, and a pooled run equals the unpooled output pooled
- * in the reference's order. */
+ * in the reference's order, windows cut by odd sides included. */
 static void test_conv1x1(void)
 {
 #if defined(__x86_64__)
-    static const struct { int h, w, c, oc; } cases[] = {{6, 10, 16, 32}, {4, 7, 8, 40}, {2, 2, 24, 8}, {8, 12, 64, 24}};
+    static const struct { int h, w, c, oc; } cases[] = {{6, 10, 16, 32}, {4, 7, 8, 40}, {2, 2, 24, 8},
+                                                        {8, 12, 64, 24}, {5, 9, 16, 16}, {1, 1, 8, 8}};
     if (!fpi_cpu_get()->avx2 || !fpi_cpu_get()->fma) {
         printf("     no AVX2 + FMA here: the 1x1 kernel does not run\n");
         return;
@@ -486,8 +487,8 @@ static void test_conv1x1(void)
                         if (fabs(sum) > mag) mag = fabs(sum);
                     }
                 CHECK_MSG(bad == 0, "1x1 %zu (%s): %zu values off", i, act_names[a], bad);
-                if (h % 2 == 0 && w % 2 == 0) {
-                    size_t pw = (size_t)w / 2, ph = (size_t)h / 2, phw = ph * pw;
+                {
+                    size_t pw = ((size_t)w + 1) / 2, ph = ((size_t)h + 1) / 2, phw = ph * pw;
                     fpi_vmap pooled = {po, phw * 8, pw * 8, 8, 1};
                     fpi_conv1x1_avx2(&in_b, nbi, wt, bias, nbo, act, 0, h, w, &pooled, 1);
                     size_t diff = 0;
@@ -496,8 +497,9 @@ static void test_conv1x1(void)
                             for (size_t x = 0; x < pw; x++)
                                 for (int j = 0; j < 8; j++) {
                                     float m = -FLT_MAX;
-                                    for (int dy = 0; dy < 2; dy++)
-                                        for (int dx = 0; dx < 2; dx++) {
+                                    for (size_t dy = 0; dy < 2; dy++)
+                                        for (size_t dx = 0; dx < 2; dx++) {
+                                            if (2 * y + dy >= (size_t)h || 2 * x + dx >= (size_t)w) continue;
                                             float v = o1[(b * hw + (2 * y + dy) * w + 2 * x + dx) * 8 + j];
                                             m = v > m ? v : m;
                                         }

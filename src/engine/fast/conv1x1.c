@@ -18,7 +18,9 @@
  * channels in order; the bias and the activation come last, after the pool:
  * x -> act(x + b) never decreases, so pooling first gives the same bits as
  * pooling the activated outputs, and a pooled and an unpooled run of a layer
- * agree bit for bit (the max in the reference pool's order). */
+ * agree bit for bit (the max in the reference pool's order). A window cut
+ * by an odd side (darknet's 2x2/2 pool keeps it, over the cells inside)
+ * takes its one column or row twice, which leaves its max as it is. */
 #include <float.h>
 
 #include "engine/fast/fast.h"
@@ -106,7 +108,8 @@ fpi_c1_row(const fpi_vmap *in, int nbi, const float *w0, const float *w1, __m256
     __m256 acc[4][2];
     if (pool) {
         for (int x = 0; x < wd; x += 2, o += out->sx) {
-            fpi_c1_tile4(r0 + x * sx, r0 + (x + 1) * sx, r1 + x * sx, r1 + (x + 1) * sx, w0, w1, nbi, sb, sl, acc);
+            int x1 = x + 1 < wd ? x + 1 : x; /* a last window of odd sides: its column twice */
+            fpi_c1_tile4(r0 + x * sx, r0 + x1 * sx, r1 + x * sx, r1 + x1 * sx, w0, w1, nbi, sb, sl, acc);
             /* the reference pool's order: m = -FLT_MAX, then v > m ? v : m */
             for (int j = 0; j < 1 + two; j++) {
                 __m256 m = _mm256_set1_ps(-FLT_MAX);
@@ -138,7 +141,7 @@ FPI_AVX2 void fpi_conv1x1_avx2(const fpi_vmap *in, int nbi, const float *w, cons
     /* row by row (a pooled pair of rows: 2 x wd x 8 nbi floats, in L1 for
      * the face detector's layers), every block of filters over it */
     for (int y = y0; y < y1; y += 1 + pool) {
-        const float *r0 = in->p + (size_t)y * in->sy, *r1 = r0 + in->sy;
+        const float *r0 = in->p + (size_t)y * in->sy, *r1 = y + 1 < y1 ? r0 + in->sy : r0;
         float *o = out->p + (size_t)(y - y0) / (1 + pool) * out->sy;
         for (int ob = 0; ob < nbo; ob += 2) {
             int two = ob + 1 < nbo;

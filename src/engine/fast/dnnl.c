@@ -1063,31 +1063,16 @@ static void fpi_dnnl_set(dnnl_memory_t m, const void *at)
 
 /* Piece p of a layer fpi_conv1x1_avx2 runs: its rows from the input where
  * it lies (handed on or C x H x W) straight into the output, or the fused
- * pool's; a pool of odd sides (partial windows) goes through the slot and
- * fpi_maxpool_vec. */
-static void fpi_dnnl_own1x1_run(const fpi_dnnl_task *t, const fpi_dnnl_piece *p, char *slot)
+ * pool's (a row piece's band starts on a window: fpi_dnnl_layer_create). */
+static void fpi_dnnl_own1x1_run(const fpi_dnnl_task *t, const fpi_dnnl_piece *p)
 {
     const fpi_layer *l = t->l;
-    const struct fpi_dnnl_layer *d = l->dnnl;
-    int c = l->in.c, oc = l->out.c, oh = l->out.h, ow = l->out.w, rows = p->y1 - p->y0;
+    int c = l->in.c, oc = l->out.c, pooled = t->pooled;
     fpi_vmap in = fpi_dnnl_vmap((float *)t->in, t->in_lay, 0, 0, c, l->in.h, l->in.w);
-    const float *w = d->piece[0].weights;
-    if (!t->pooled) {
-        fpi_vmap out = fpi_dnnl_vmap(t->out, t->out_lay, 0, p->y0, oc, oh, ow);
-        fpi_conv1x1_avx2(&in, c / 8, w, l->bias, oc / 8, l->act, p->y0, p->y1, ow, &out, 0);
-        return;
-    }
-    const fpi_layer *pl = l + 1; /* the fused pool layer follows */
-    int k = pl->p.pool.size, s = pl->p.pool.stride, ph = pl->out.h, pw = pl->out.w;
-    int py0 = p->y0 / s, py1 = (p->y1 + s - 1) / s < ph ? (p->y1 + s - 1) / s : ph;
-    fpi_vmap out = fpi_dnnl_vmap(t->out, t->out_lay, 0, py0, pl->out.c, ph, pw);
-    if (oh % 2 == 0 && ow % 2 == 0) {
-        fpi_conv1x1_avx2(&in, c / 8, w, l->bias, oc / 8, l->act, p->y0, p->y1, ow, &out, 1);
-        return;
-    }
-    fpi_vmap dst = fpi_dnnl_vmap((float *)(slot + p->dst_at), d->dst_lay, 0, 0, oc, rows, ow);
-    fpi_conv1x1_avx2(&in, c / 8, w, l->bias, oc / 8, l->act, p->y0, p->y1, ow, &dst, 0);
-    fpi_maxpool_vec(&dst, &out, oc / 8, 8, 8, p->y0, p->y1, ow, py0, py1, pw, k, s, 0);
+    const fpi_layer *ol = pooled ? l + 1 : l; /* a fused pool layer follows */
+    fpi_vmap out = fpi_dnnl_vmap(t->out, t->out_lay, 0, pooled ? p->y0 / 2 : p->y0, oc, ol->out.h, ol->out.w);
+    fpi_conv1x1_avx2(&in, c / 8, l->dnnl->piece[0].weights, l->bias, oc / 8, l->act, p->y0, p->y1, l->out.w, &out,
+                     pooled);
 }
 
 /* Piece i in the workspace slot at `slot`: its input (in place, copied, or
@@ -1103,7 +1088,7 @@ static void fpi_dnnl_piece_run(const fpi_dnnl_task *t, int i, char *slot)
     fpi_dnnl_set(p->src, slot + p->src_at);
     fpi_dnnl_set(p->pad, slot + p->pad_at);
     if (d->own1x1) {
-        fpi_dnnl_own1x1_run(t, p, slot);
+        fpi_dnnl_own1x1_run(t, p);
         return;
     }
     int own = d->by_rows || d->dw_blocks; /* the piece reads its own part of the input */

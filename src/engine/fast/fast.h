@@ -190,8 +190,9 @@ void fpi_maxpool_vec(const fpi_vmap *in, const fpi_vmap *out, int nb, int lanes,
  * (wd columns) of nbo blocks of 8 filters from in (nbi blocks of 8 input
  * channels; its row 0 is the map's), weights w in oneDNN's OIhw8i8o
  * ([block of filters][input channel][8 filters]), bias and act (linear,
- * leaky, relu) into out, whose row 0 is row y0; with pool (y0, y1 and wd
- * even), the 2x2/2 max pool of those rows instead, whose row 0 is y0 / 2.
+ * leaky, relu) into out, whose row 0 is row y0; with pool (y0 even), the
+ * 2x2/2 max pool of those rows instead, whose row 0 is y0 / 2, with
+ * darknet's windows (an odd y1 or wd: a last window of the cells inside).
  * A pooled run gives the same bits as an unpooled one pooled after. */
 void fpi_conv1x1_avx2(const fpi_vmap *in, int nbi, const float *w, const float *bias, int nbo, fp_activation act,
                       int y0, int y1, int wd, const fpi_vmap *out, int pool);
