@@ -17,11 +17,12 @@
  * bounds), then for each group of 4 filters and each 24 output columns, 12
  * accumulators (3 vectors x 4 filters) run over the taps in (c, ky, kx)
  * order: per tap 3 input loads and 4 broadcasts feed 12 FMAs. Bias and
- * activation follow in registers, as the reference computes them, then the rows go to the
- * output; with the pool fused, a block computes both rows of its filters
- * into a buffer in L1 and pools them from there (the 2x2 max in the
- * reference's order) into the pool's output: fused and unfused runs give
- * the same bits. When the next layer is oneDNN's and reads its blocked
+ * activation follow in registers, as the reference computes them, then the
+ * rows go to the output; with the pool fused, a block computes both rows'
+ * sums of its filters into a buffer in L1 and pools them from there (the
+ * 2x2 max in the reference's order) before the bias and the activation
+ * (x -> act(x + b) never decreases) into the pool's output: fused and
+ * unfused runs give the same bits. When the next layer is oneDNN's and reads its blocked
  * layout, the pooled map goes to it in that layout (fpi_dnnl_setup decides;
  * a 4 x 8 transpose per store), which saves that layer its reorder. Work:
  * bands of row pairs, handed out over the engine's pool, each task in its
@@ -141,8 +142,8 @@ __attribute__((target("avx2,fma"))) static inline __m256 fpi_first_act(__m256 v,
 }
 
 /* 12 accumulators: output columns [x, x + 24) of filters f0..f0+3, output
- * row oy of the pair, then bias and activation, into o (filters fstride
- * apart). */
+ * row oy of the pair, then bias and activation (bias NULL: neither, the
+ * sums as they are), into o (filters fstride apart). */
 __attribute__((target("avx2,fma"))) static void fpi_first_block(const float *pad, const float *w, const float *bias,
                                                                 fp_activation act, int c_in, int pw, int oy, float *o,
                                                                 size_t fstride, int x)
@@ -177,6 +178,11 @@ __attribute__((target("avx2,fma"))) static void fpi_first_block(const float *pad
                 a32 = _mm256_fmadd_ps(i2, b, a32);
             }
         }
+    if (!bias) {
+        __m256 v[12] = {a00, a01, a02, a10, a11, a12, a20, a21, a22, a30, a31, a32};
+        for (int k = 0; k < 12; k++) _mm256_storeu_ps(o + (size_t)(k / 3) * fstride + (k % 3) * 8, v[k]);
+        return;
+    }
     _mm256_storeu_ps(o, fpi_first_act(a00, bias[0], act));
     _mm256_storeu_ps(o + 8, fpi_first_act(a01, bias[0], act));
     _mm256_storeu_ps(o + 16, fpi_first_act(a02, bias[0], act));
@@ -233,33 +239,37 @@ __attribute__((target("avx2,fma"))) static void fpi_first_store_blk(const __m256
  * of both rows of the pair by fpi_first_block into a buffer that stays in
  * L1, then pooled from it: 12 columns per filter (only the first nv when
  * fewer are left) into o + f * plane, or, when blk, into the blocked layout
- * (fpi_first_store_blk). The values are the unfused kernel's. */
+ * (fpi_first_store_blk). The sums are pooled before the bias and the
+ * activation, a quarter of the work: x -> act(x + b) never decreases, so
+ * the values are the unfused kernel's, bit for bit. */
 __attribute__((target("avx2,fma"))) static void fpi_first_block_pool(const float *pad, const float *w,
                                                                      const float *bias, fp_activation act, int c_in,
                                                                      int pw, int x, float *o, size_t plane, int nv,
                                                                      int blk)
 {
     float t[4][2][FPI_FIRST_COLS]; /* filter, row, column */
-    fpi_first_block(pad, w, bias, act, c_in, pw, 0, t[0][0], 2 * FPI_FIRST_COLS, x);
-    fpi_first_block(pad, w, bias, act, c_in, pw, 1, t[0][1], 2 * FPI_FIRST_COLS, x);
+    fpi_first_block(pad, w, NULL, act, c_in, pw, 0, t[0][0], 2 * FPI_FIRST_COLS, x);
+    fpi_first_block(pad, w, NULL, act, c_in, pw, 1, t[0][1], 2 * FPI_FIRST_COLS, x);
     if (blk) {
         __m256 lo[4], hi[4];
         for (int f = 0; f < 4; f++) {
             const float *r0 = t[f][0], *r1 = t[f][1];
-            lo[f] = fpi_first_pool16(_mm256_loadu_ps(r0), _mm256_loadu_ps(r0 + 8), _mm256_loadu_ps(r1),
-                                     _mm256_loadu_ps(r1 + 8));
+            lo[f] = fpi_first_act(fpi_first_pool16(_mm256_loadu_ps(r0), _mm256_loadu_ps(r0 + 8), _mm256_loadu_ps(r1),
+                                                   _mm256_loadu_ps(r1 + 8)),
+                                  bias[f], act);
             __m256 a = _mm256_loadu_ps(r0 + 16), c = _mm256_loadu_ps(r1 + 16);
-            hi[f] = fpi_first_pool16(a, a, c, c);
+            hi[f] = fpi_first_act(fpi_first_pool16(a, a, c, c), bias[f], act);
         }
         fpi_first_store_blk(lo, hi, o, blk, nv);
         return;
     }
     for (int f = 0; f < 4; f++) {
         const float *r0 = t[f][0], *r1 = t[f][1];
-        __m256 lo = fpi_first_pool16(_mm256_loadu_ps(r0), _mm256_loadu_ps(r0 + 8), _mm256_loadu_ps(r1),
-                                     _mm256_loadu_ps(r1 + 8));
+        __m256 lo = fpi_first_act(fpi_first_pool16(_mm256_loadu_ps(r0), _mm256_loadu_ps(r0 + 8), _mm256_loadu_ps(r1),
+                                                   _mm256_loadu_ps(r1 + 8)),
+                                  bias[f], act);
         __m256 a = _mm256_loadu_ps(r0 + 16), c = _mm256_loadu_ps(r1 + 16);
-        __m256 hi = fpi_first_pool16(a, a, c, c);
+        __m256 hi = fpi_first_act(fpi_first_pool16(a, a, c, c), bias[f], act);
         float *of = o + (size_t)f * plane;
         if (nv >= 12) {
             _mm256_storeu_ps(of, lo);
