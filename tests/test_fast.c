@@ -384,7 +384,8 @@ static void test_conv_pool(void)
 
 /* The first-layer kernel, forced on where the CPU has AVX2 and FMA (on
  * AVX-512 CPUs it is otherwise left to oneDNN): 3x3/1, padding 1 and 0,
- * 1-3 channels, widths that are and are not multiples of 16, odd heights
+ * 1-3 channels, widths that are and are not multiples of 16 (a last block of 8 columns
+ * or fewer among them), odd heights
  * (a last lone row), every activation it takes; alone against the
  * reference, and fused with a 2x2/2 max pool against itself unfused. */
 static void test_conv_first(void)
@@ -392,6 +393,7 @@ static void test_conv_first(void)
     static const struct { int w, h, c, f, pad; } cases[] = {
         {16, 16, 3, 4, 1},  {40, 33, 3, 16, 1}, {37, 20, 1, 8, 1}, {64, 48, 2, 32, 1},
         {18, 19, 3, 12, 0}, {50, 42, 3, 16, 0}, {19, 9, 2, 4, 0}, {38, 22, 3, 8, 1},
+        {32, 10, 3, 8, 1},  {28, 12, 2, 4, 0}, /* a last block of 8 columns or fewer */
     };
     static const char *const acts[] = {"linear", "leaky", "relu"};
     if (!fpi_conv_first_cpu()) fpi_conv_first_force(1);

@@ -197,6 +197,31 @@ __attribute__((target("avx2,fma"))) static void fpi_first_block(const float *pad
     _mm256_storeu_ps(o + 3 * fstride + 16, fpi_first_act(a32, bias[3], act));
 }
 
+/* The same for columns [x, x + 8) only: 4 accumulators, for a row's last
+ * 8 columns or fewer (a 24-column block there would compute up to 16
+ * columns past the row's end). The same operations per value. */
+__attribute__((target("avx2,fma"))) static void fpi_first_block8(const float *pad, const float *w, const float *bias,
+                                                                 fp_activation act, int c_in, int pw, int oy, float *o,
+                                                                 size_t fstride, int x)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    size_t ksz = (size_t)c_in * 9;
+    for (int c = 0; c < c_in; c++)
+        for (int ky = 0; ky < 3; ky++) {
+            const float *row = pad + ((size_t)c * 4 + oy + ky) * pw + x;
+            const float *wt = w + c * 9 + ky * 3;
+            for (int kx = 0; kx < 3; kx++) {
+                __m256 i0 = _mm256_loadu_ps(row + kx);
+                a0 = _mm256_fmadd_ps(i0, _mm256_broadcast_ss(wt + kx), a0);
+                a1 = _mm256_fmadd_ps(i0, _mm256_broadcast_ss(wt + ksz + kx), a1);
+                a2 = _mm256_fmadd_ps(i0, _mm256_broadcast_ss(wt + 2 * ksz + kx), a2);
+                a3 = _mm256_fmadd_ps(i0, _mm256_broadcast_ss(wt + 3 * ksz + kx), a3);
+            }
+        }
+    __m256 v[4] = {a0, a1, a2, a3};
+    for (int f = 0; f < 4; f++) _mm256_storeu_ps(o + (size_t)f * fstride, bias ? fpi_first_act(v[f], bias[f], act) : v[f]);
+}
+
 /* The 2x2/2 pool of two rows' 16 columns (a, b: row 0; c, d: row 1) in
  * order: each window as the reference takes it, (0,0), (0,1), (1,0), (1,1),
  * a value replacing the maximum only when greater (MAXPS(v, m) is v > m ?
@@ -248,6 +273,26 @@ __attribute__((target("avx2,fma"))) static void fpi_first_block_pool(const float
                                                                      int blk)
 {
     float t[4][2][FPI_FIRST_COLS]; /* filter, row, column */
+    if (nv <= 4) {
+        /* the row's last 8 columns or fewer: the pool's low half alone */
+        fpi_first_block8(pad, w, NULL, act, c_in, pw, 0, t[0][0], 2 * FPI_FIRST_COLS, x);
+        fpi_first_block8(pad, w, NULL, act, c_in, pw, 1, t[0][1], 2 * FPI_FIRST_COLS, x);
+        __m256 lo[4];
+        for (int f = 0; f < 4; f++) {
+            __m256 a = _mm256_loadu_ps(t[f][0]), c = _mm256_loadu_ps(t[f][1]);
+            lo[f] = fpi_first_act(fpi_first_pool16(a, a, c, c), bias[f], act);
+        }
+        if (blk) {
+            fpi_first_store_blk(lo, lo, o, blk, nv);
+            return;
+        }
+        for (int f = 0; f < 4; f++) {
+            float v[8];
+            _mm256_storeu_ps(v, lo[f]);
+            memcpy(o + (size_t)f * plane, v, (size_t)nv * sizeof(float));
+        }
+        return;
+    }
     fpi_first_block(pad, w, NULL, act, c_in, pw, 0, t[0][0], 2 * FPI_FIRST_COLS, x);
     fpi_first_block(pad, w, NULL, act, c_in, pw, 1, t[0][1], 2 * FPI_FIRST_COLS, x);
     if (blk) {
@@ -318,8 +363,10 @@ static void fpi_first_pair(const fpi_first_task *t, int y, float *pad, float *ro
     for (int f0 = 0; f0 < f_n; f0 += 4)
         for (int oy = 0; oy < nr; oy++)
             for (int x = 0; x < wr; x += FPI_FIRST_COLS)
-                fpi_first_block(pad, l->kernel + (size_t)f0 * ksz, l->bias + f0, l->act, c_in, pw, oy,
-                                rows + (size_t)f0 * fstride + (size_t)oy * wr + x, fstride, x);
+                (ow - x <= 8 ? fpi_first_block8 : fpi_first_block)(pad, l->kernel + (size_t)f0 * ksz, l->bias + f0,
+                                                                   l->act, c_in, pw, oy,
+                                                                   rows + (size_t)f0 * fstride + (size_t)oy * wr + x,
+                                                                   fstride, x);
     for (int f = 0; f < f_n; f++)
         for (int oy = 0; oy < nr; oy++)
             memcpy(t->out + ((size_t)f * oh + y + oy) * ow, rows + (size_t)f * fstride + (size_t)oy * wr,
