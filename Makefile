@@ -8,6 +8,7 @@
 #   make cross-test ARCH=arm64  ...and run its unit tests and tests/cross/ under qemu-aarch64-static
 #   make bench      build and run the engine benchmark against darknet
 #   make bench-facedet  the face detector against face-api on TF.js WASM (1 thread)
+#   make bench-ort  fogpipe against ONNX Runtime alternating run by run (noisy machines)
 #   make bench-pipeline fogpipe run with 1-4 stages against detect, and the raw transport rate
 #   make soak       50,000 images through a loopback pipeline; memory and descriptors sampled
 #   make image      the container image $(IMAGE), offline, FROM scratch (deploy/Containerfile;
@@ -31,7 +32,7 @@ CROSS_TRIPLET = $(CROSS_TRIPLET_$(ARCH))
 CROSS_BUILD ?= build-$(ARCH)
 MANIFEST ?= $(IMAGE)-multiarch
 
-.PHONY: all build test asan check bench bench-facedet bench-pipeline clean
+.PHONY: all build test asan check bench bench-facedet bench-ort bench-pipeline clean
 
 all: build
 
@@ -54,6 +55,9 @@ bench: build
 
 bench-facedet: build
 	bench/facedet.sh
+
+bench-ort: build
+	bench/ort_alternate.sh
 
 bench-pipeline: build
 	FP_BUILD=$(BUILD) bash bench/pipeline.sh
