@@ -27,19 +27,9 @@
 
 #if defined(__x86_64__)
 
-#include <immintrin.h>
+#include "engine/fast/avx2.h"
 
 #define FPI_AVX2 __attribute__((target("avx2,fma")))
-
-/* act(v + b), value for value as the reference computes it. */
-FPI_AVX2 static inline __m256 fpi_c1_act(__m256 v, __m256 b, fp_activation act)
-{
-    v = _mm256_add_ps(v, b);
-    if (act == FP_ACT_LINEAR) return v;
-    __m256 pos = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ);
-    __m256 neg = act == FP_ACT_LEAKY ? _mm256_mul_ps(v, _mm256_set1_ps(.1f)) : _mm256_setzero_ps();
-    return _mm256_blendv_ps(neg, v, pos);
-}
 
 /* Stores vector v as lanes [0, 8) of a vmap at p (lanes 1 apart: one store). */
 FPI_AVX2 static inline void fpi_c1_store(float *p, size_t sl, __m256 v)
@@ -114,7 +104,7 @@ fpi_c1_row(const fpi_vmap *in, int nbi, const float *w0, const float *w1, __m256
             for (int j = 0; j < 1 + two; j++) {
                 __m256 m = _mm256_set1_ps(-FLT_MAX);
                 for (int k = 0; k < 4; k++) m = _mm256_max_ps(acc[k][j], m);
-                fpi_c1_store(o + (size_t)j * out->sb, out->sl, fpi_c1_act(m, j ? b1 : b0, act));
+                fpi_c1_store(o + (size_t)j * out->sb, out->sl, fpi_avx2_bias_act(m, j ? b1 : b0, act));
             }
         }
         return;
@@ -125,13 +115,13 @@ fpi_c1_row(const fpi_vmap *in, int nbi, const float *w0, const float *w1, __m256
         for (int k = 0; k < 4; k++)
             for (int j = 0; j < 1 + two; j++)
                 fpi_c1_store(o + (size_t)(x + k) * out->sx + (size_t)j * out->sb, out->sl,
-                             fpi_c1_act(acc[k][j], j ? b1 : b0, act));
+                             fpi_avx2_bias_act(acc[k][j], j ? b1 : b0, act));
     }
     for (; x < wd; x++) {
         fpi_c1_tile1(r0 + x * sx, w0, w1, nbi, sb, sl, acc[0]);
         for (int j = 0; j < 1 + two; j++)
             fpi_c1_store(o + (size_t)x * out->sx + (size_t)j * out->sb, out->sl,
-                         fpi_c1_act(acc[0][j], j ? b1 : b0, act));
+                         fpi_avx2_bias_act(acc[0][j], j ? b1 : b0, act));
     }
 }
 

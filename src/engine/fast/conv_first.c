@@ -50,8 +50,9 @@ int fpi_fused_pool(const fpi_layer *l)
 
 #if defined(__x86_64__)
 
-#include <immintrin.h>
 #include <stdatomic.h>
+
+#include "engine/fast/avx2.h"
 
 /* Bands of row pairs a layer is cut into (for up to that many threads, and
  * the scratch slots the workspace holds for them). */
@@ -130,15 +131,10 @@ typedef struct {
     atomic_int next;
 } fpi_first_task;
 
-/* v + b, then the activation as the reference computes it (v > 0 ? v :
- * .1f * v, or 0), value for value. */
+/* act(v + b) with a scalar bias (avx2.h). */
 __attribute__((target("avx2,fma"))) static inline __m256 fpi_first_act(__m256 v, float b, fp_activation act)
 {
-    v = _mm256_add_ps(v, _mm256_set1_ps(b));
-    if (act == FP_ACT_LINEAR) return v;
-    __m256 pos = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ);
-    __m256 neg = act == FP_ACT_LEAKY ? _mm256_mul_ps(v, _mm256_set1_ps(.1f)) : _mm256_setzero_ps();
-    return _mm256_blendv_ps(neg, v, pos);
+    return fpi_avx2_bias_act(v, _mm256_set1_ps(b), act);
 }
 
 /* 12 accumulators: output columns [x, x + 24) of filters f0..f0+3, output

@@ -1089,12 +1089,12 @@ static void fpi_dnnl_piece_run(const fpi_dnnl_task *t, int i, char *slot)
     struct fpi_dnnl_layer *d = l->dnnl;
     fpi_dnnl_piece *p = &d->piece[i];
     int c = l->in.c, oh = l->out.h, ow = l->out.w, po = p->o1 - p->o0, rows = p->y1 - p->y0;
-    fpi_dnnl_set(p->src, slot + p->src_at);
-    fpi_dnnl_set(p->pad, slot + p->pad_at);
     if (d->own1x1) {
         fpi_dnnl_own1x1_run(t, p);
         return;
     }
+    fpi_dnnl_set(p->src, slot + p->src_at);
+    fpi_dnnl_set(p->pad, slot + p->pad_at);
     int own = d->by_rows || d->dw_blocks; /* the piece reads its own part of the input */
     dnnl_memory_t src = own ? (p->src ? p->src : p->in_b.mem) : (d->src ? d->src : d->in_b.mem);
     if (own && t->in_lay) {

@@ -21,6 +21,7 @@
  *           pieces of such layers cut by rows run it in place of oneDNN's
  *           kernel when oneDNN works in nChw8c (dnnl.c), reading a
  *           handed-on input where it lies instead of copying its rows out.
+ *   avx2.h  helpers those two share (bias and activation on a vector).
  *   blas.c  OpenBLAS loaded with dlopen on first use, after steering its
  *           kernel choice (OPENBLAS_CORETYPE) from those features and pinning
  *           it to one thread (the engine's pool parallelises). Absent library:
