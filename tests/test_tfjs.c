@@ -11,7 +11,7 @@
  *     forward pass written here (mean subtraction, valid 3x3 conv, TF 'same'
  *     max pools, separable convs, 1x1 head), output by output;
  *   - the graph's shapes for input sizes 128..608, bad sizes, wrong tensors;
- *   - fp_image_pad_square against TF's resize written plainly;
+ *   - fp_image_pad_square against TF's resize written plainly (in float);
  *   - an allocation-failure sweep over fp_net_load_tfjs.
  */
 #include <stdint.h>
@@ -595,15 +595,16 @@ static void test_pad_square(void)
         for (int k = 0; k < 3 && out.data; k++)
             for (int r = 0; r < s; r++)
                 for (int c = 0; c < s; c++) {
-                    /* TF: src = dst * in/out, floor/ceil neighbours, clamped */
-                    double fy = (double)m / s * r, fx = (double)m / s * c;
-                    int y0 = (int)floor(fy), x0 = (int)floor(fx);
-                    int y1 = (int)ceil(fy) < m ? (int)ceil(fy) : m - 1, x1 = (int)ceil(fx) < m ? (int)ceil(fx) : m - 1;
-#define PX(x, y) ((x) < w && (y) < h ? (double)im.data[((size_t)k * h + (y)) * w + (x)] : 0.0)
-                    double top = PX(x0, y0) + (PX(x1, y0) - PX(x0, y0)) * (fx - x0);
-                    double bot = PX(x0, y1) + (PX(x1, y1) - PX(x0, y1)) * (fx - x0);
+                    /* TF: src = dst * in/out, floor/ceil neighbours,
+                     * clamped; in float (TF.js's WASM backend) */
+                    float ratio = (float)m / (float)s, fy = (float)r * ratio, fx = (float)c * ratio;
+                    int y0 = (int)floorf(fy), x0 = (int)floorf(fx);
+                    int y1 = (int)ceilf(fy) < m ? (int)ceilf(fy) : m - 1, x1 = (int)ceilf(fx) < m ? (int)ceilf(fx) : m - 1;
+#define PX(x, y) ((x) < w && (y) < h ? im.data[((size_t)k * h + (y)) * w + (x)] : 0.0f)
+                    float top = PX(x0, y0) + (PX(x1, y0) - PX(x0, y0)) * (fx - (float)x0);
+                    float bot = PX(x0, y1) + (PX(x1, y1) - PX(x0, y1)) * (fx - (float)x0);
 #undef PX
-                    float want = (float)(top + (bot - top) * (fy - y0));
+                    float want = top + (bot - top) * (fy - (float)y0);
                     if (out.data[((size_t)k * s + r) * s + c] != want) bad++;
                 }
         CHECK_MSG(bad == 0, "%dx%d -> %d: %d pixels differ", w, h, s, bad);

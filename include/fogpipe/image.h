@@ -102,7 +102,7 @@ fp_status fp_image_letterbox(const fp_image *im, int w, int h, fp_image *out);
  * a wide one to a square of side max(w, h), then resize to size×size with
  * TensorFlow's bilinear resize (align_corners=false, half_pixel_centers=
  * false: source = destination × side/size, interpolating between the floor
- * and the next pixel, clamped), in double as TF.js's CPU kernel. The square
+ * and the next pixel, clamped), in float as TF.js's WASM kernel. The square
  * is never materialised. *out is new (size×size, im->c channels). Errors as
  * fp_image_resize. */
 fp_status fp_image_pad_square(const fp_image *im, int size, fp_image *out);

@@ -1,7 +1,7 @@
 /* padsquare.c — the input preparation of TF.js models such as face-api's
  * detectors: zero padding on the right or bottom to a square, then
  * TensorFlow's bilinear resize (align_corners=false, half_pixel_centers=false),
- * computed in double and rounded to float as TF.js's CPU kernel does. */
+ * computed in float as TF.js's WASM kernel does. */
 #include <math.h>
 #include <stdint.h>
 
@@ -9,24 +9,25 @@
 #include "image/image_impl.h"
 
 /* Source row/column of output index i for TF's legacy bilinear resize of a
- * side `from` to `to`: the two neighbours and the weight of the second. */
-static void fpi_tf_source(int i, double ratio, int from, int *lo, int *hi, double *frac)
+ * side `from` to `to` (ratio = from / to): the two neighbours and the
+ * weight of the second, in float as TF.js's WASM kernel computes them. */
+static void fpi_tf_source(int i, float ratio, int from, int *lo, int *hi, float *frac)
 {
-    double f = ratio * i;
-    double fl = floor(f);
+    float f = (float)i * ratio;
+    float fl = floorf(f);
     *lo = fl < 0 ? 0 : (int)fl;
-    *frac = f - *lo;
-    int c = (int)ceil(f);
+    *frac = f - (float)*lo;
+    int c = (int)ceilf(f);
     *hi = c > from - 1 ? from - 1 : c;
 }
 
 /* Columns [0, n) of a source row interpolated across (both neighbours in
- * the image), in double as TF's kernel computes them. */
-FPI_SIMD_CLONES static void fpi_pad_hrow(double *dst, const float *src, const int *x0, const int *x1,
-                                         const double *fx, int n)
+ * the image). */
+FPI_SIMD_CLONES static void fpi_pad_hrow(float *dst, const float *src, const int *x0, const int *x1,
+                                         const float *fx, int n)
 {
     for (int c = 0; c < n; c++) {
-        double l = src[x0[c]], r = src[x1[c]];
+        float l = src[x0[c]], r = src[x1[c]];
         dst[c] = l + (r - l) * fx[c];
     }
 }
@@ -44,51 +45,58 @@ typedef struct {
     int32_t (*idx)[8];
 } fpi_pad_groups;
 
-/* fpi_pad_hrow for the groups' columns with AVX2, the rest as before: the
- * same operations in double (no FMA: a fused multiply-add rounds once where
- * TF rounds twice). The compiler's vectorisation of the plain loop
- * assembles the neighbours one by one, and AVX2's gathers are slower still
- * on an AMD EPYC; a load and a permute per four columns are not. */
-__attribute__((target("avx2"))) static void fpi_pad_hrow_avx2(double *dst, const float *src, const int *x0,
-                                                              const int *x1, const double *fx, int n,
+/* fpi_pad_hrow for the groups' columns with AVX2, two groups (8 columns)
+ * per vector, the rest as before: the same operations (no FMA: a fused
+ * multiply-add rounds once where TF rounds twice). The compiler's
+ * vectorisation of the plain loop assembles the neighbours one by one, and
+ * AVX2's gathers are slower still on an AMD EPYC; a load and a permute per
+ * four columns are not. */
+__attribute__((target("avx2"))) static void fpi_pad_hrow_avx2(float *dst, const float *src, const int *x0,
+                                                              const int *x1, const float *fx, int n,
                                                               const fpi_pad_groups *g)
 {
-    for (int k = 0; k < g->ng; k++) {
-        __m256 v = _mm256_permutevar8x32_ps(_mm256_loadu_ps(src + g->base[k]),
+    int k = 0;
+    for (; k + 2 <= g->ng; k += 2) {
+        __m256 a = _mm256_permutevar8x32_ps(_mm256_loadu_ps(src + g->base[k]),
                                             _mm256_loadu_si256((const __m256i *)g->idx[k]));
-        __m256d l = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), r = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
-        _mm256_storeu_pd(dst + 4 * k, _mm256_add_pd(l, _mm256_mul_pd(_mm256_sub_pd(r, l), _mm256_loadu_pd(fx + 4 * k))));
+        __m256 b = _mm256_permutevar8x32_ps(_mm256_loadu_ps(src + g->base[k + 1]),
+                                            _mm256_loadu_si256((const __m256i *)g->idx[k + 1]));
+        __m256 l = _mm256_permute2f128_ps(a, b, 0x20), r = _mm256_permute2f128_ps(a, b, 0x31);
+        _mm256_storeu_ps(dst + 4 * k, _mm256_add_ps(l, _mm256_mul_ps(_mm256_sub_ps(r, l), _mm256_loadu_ps(fx + 4 * k))));
     }
-    for (int c = 4 * g->ng; c < n; c++) {
-        double l = src[x0[c]], r = src[x1[c]];
+    for (int c = 4 * k; c < n; c++) {
+        float l = src[x0[c]], r = src[x1[c]];
         dst[c] = l + (r - l) * fx[c];
     }
 }
 #endif
 
 /* An output row from the interpolated source rows above and below it. */
-FPI_SIMD_CLONES static void fpi_pad_vrow(float *dst, const double *top, const double *bottom, double fy, int n)
+FPI_SIMD_CLONES static void fpi_pad_vrow(float *dst, const float *top, const float *bottom, float fy, int n)
 {
-    for (int c = 0; c < n; c++) dst[c] = (float)(top[c] + (bottom[c] - top[c]) * fy);
+    for (int c = 0; c < n; c++) dst[c] = top[c] + (bottom[c] - top[c]) * fy;
 }
 
 /* Separable: each source row is interpolated across once (into one of two
  * row buffers, which consecutive output rows share), then each output row
  * down from two of them: the same operations, in the same order, as
- * interpolating every output pixel from its four neighbours. */
+ * interpolating every output pixel from its four neighbours. In float, as
+ * TF.js's WASM backend (face-api's fastest in Node) computes them; TF.js's
+ * CPU backend computes in double and rounds the result, which differs in
+ * the last bit at times. */
 fp_status fpi_image_pad_square_into(const fp_image *im, int size, float *dst)
 {
     const int m = im->w > im->h ? im->w : im->h;
     int *cols = fpi_malloc(2 * (size_t)size * sizeof *cols);
-    double *buf = fpi_malloc(3 * (size_t)size * sizeof *buf); /* fcols, two interpolated rows */
+    float *buf = fpi_malloc(3 * (size_t)size * sizeof *buf); /* fcols, two interpolated rows */
     if (!cols || !buf) {
         fpi_free(cols);
         fpi_free(buf);
         return fpi_error(FP_ENOMEM, "fp_image_pad_square: out of memory");
     }
     int *x0 = cols, *x1 = cols + size;
-    double *fcols = buf, *hrow[2] = {buf + size, buf + 2 * size};
-    const double ratio = (double)m / size;
+    float *fcols = buf, *hrow[2] = {buf + size, buf + 2 * size};
+    const float ratio = (float)m / (float)size;
     /* the neighbours only grow with the column: columns [0, inside) have
      * both in the image, the rest one or both in the padding */
     int inside = 0;
@@ -120,15 +128,15 @@ fp_status fpi_image_pad_square_into(const fp_image *im, int size, float *dst)
         int held[2] = {-1, -1}; /* the source row in each of hrow[] */
         for (int r = 0; r < size; r++) {
             int y[2];
-            double fy;
+            float fy;
             fpi_tf_source(r, ratio, m, &y[0], &y[1], &fy);
-            const double *hr[2];
+            const float *hr[2];
             for (int j = 0; j < 2; j++) {
                 int b = held[0] == y[j] ? 0 : held[1] == y[j] ? 1 : -1;
                 if (b < 0) {
                     /* not the buffer holding the pair's other row */
                     b = held[0] == y[1 - j] ? 1 : 0;
-                    double *h = hrow[b];
+                    float *h = hrow[b];
                     int c = 0;
                     if (y[j] < im->h) {
                         /* a row of the image; rows past it are the zero padding */
@@ -140,11 +148,11 @@ fp_status fpi_image_pad_square_into(const fp_image *im, int size, float *dst)
 #endif
                             fpi_pad_hrow(h, src, x0, x1, fcols, inside);
                         for (c = inside; c < size && x0[c] < im->w; c++) {
-                            double l = src[x0[c]];
-                            h[c] = l + (0.0 - l) * fcols[c];
+                            float l = src[x0[c]];
+                            h[c] = l + (0.0f - l) * fcols[c];
                         }
                     }
-                    for (; c < size; c++) h[c] = 0.0;
+                    for (; c < size; c++) h[c] = 0.0f;
                     held[b] = y[j];
                 }
                 hr[j] = hrow[b];
