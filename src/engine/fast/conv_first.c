@@ -18,10 +18,14 @@
  * accumulators (3 vectors x 4 filters) run over the taps in (c, ky, kx)
  * order: per tap 3 input loads and 4 broadcasts feed 12 FMAs. Bias and
  * activation follow in registers, as the reference computes them, then the
- * rows go to the output; with the pool fused, a block computes both rows'
- * sums of its filters into a buffer in L1 and pools them from there (the
- * 2x2 max in the reference's order) before the bias and the activation
- * (x -> act(x + b) never decreases) into the pool's output: fused and
+ * rows go to the output. With the pool fused, the copies split each row
+ * into its even and its odd columns, and a block of 8 pooled columns and 4
+ * filters computes both rows' even and odd output columns in separate
+ * registers (8 accumulators; the same taps in the same order, so the same
+ * sums): a pooling window's four sums are then in the same lane of four
+ * registers, pooled with three maxima (the 2x2 max in the reference's
+ * order, no shuffles) before the bias and the activation (x -> act(x + b)
+ * never decreases) into the pool's output: fused and
  * unfused runs give the same bits. When the next layer is oneDNN's and reads its blocked
  * layout, the pooled map goes to it in that layout (fpi_dnnl_setup decides;
  * a 4 x 8 transpose per store), which saves that layer its reorder. Work:
@@ -85,7 +89,7 @@ int fpi_conv_first_takes(const fpi_layer *l)
  * (pw: the padding's zero if any, the row, zeros to past wr + 2), floats of
  * a slot. */
 typedef struct {
-    int wr, pw, pairs, bands, per;
+    int wr, pw, pe, pairs, bands, per;
     size_t slot;
 } fpi_first_geom;
 
@@ -98,7 +102,11 @@ static fpi_first_geom fpi_first_geometry(const fpi_layer *l)
     g.bands = g.pairs < FPI_FIRST_BANDS ? g.pairs : FPI_FIRST_BANDS;
     g.per = (g.pairs + g.bands - 1) / g.bands;
     g.bands = (g.pairs + g.per - 1) / g.per;
+    /* pooled: each padded input row split into even and odd columns, pe
+     * floats each (blocks of 8 pooled columns read 9) */
+    g.pe = ((l->out.w / 2 + 7) / 8) * 8 + 8;
     size_t pad = (size_t)l->in.c * 4 * g.pw, rows = (size_t)l->p.conv.filters * 2 * g.wr;
+    if (pad < (size_t)l->in.c * 4 * 2 * g.pe) pad = (size_t)l->in.c * 4 * 2 * g.pe;
     g.slot = (pad + rows + 15) & ~(size_t)15;
     return g;
 }
@@ -218,107 +226,117 @@ __attribute__((target("avx2,fma"))) static void fpi_first_block8(const float *pa
     for (int f = 0; f < 4; f++) _mm256_storeu_ps(o + (size_t)f * fstride, bias ? fpi_first_act(v[f], bias[f], act) : v[f]);
 }
 
-/* The 2x2/2 pool of two rows' 16 columns (a, b: row 0; c, d: row 1) in
- * order: each window as the reference takes it, (0,0), (0,1), (1,0), (1,1),
- * a value replacing the maximum only when greater (MAXPS(v, m) is v > m ?
- * v : m). Called with a == b and c == d for 8 columns: the 4 results are
- * in the low half. */
-__attribute__((target("avx2,fma"))) static inline __m256 fpi_first_pool16(__m256 a, __m256 b, __m256 c, __m256 d)
+/* Stores the pooled columns of four filters (r: 8 columns per filter) into
+ * a blocked layout: column j's four values at o + j * blk (o: the first
+ * filter's lane in the first column), the first nv columns only. A 4 x 8
+ * transpose in registers. */
+__attribute__((target("avx2,fma"))) static void fpi_first_store_blk(const __m256 *r, float *o, int blk, int nv)
 {
-    /* evens and odds of each row, pairs in the order [0 1 4 5 | 2 3 6 7] */
-    __m256 e0 = _mm256_shuffle_ps(a, b, 0x88), o0 = _mm256_shuffle_ps(a, b, 0xDD);
-    __m256 e1 = _mm256_shuffle_ps(c, d, 0x88), o1 = _mm256_shuffle_ps(c, d, 0xDD);
-    __m256 m = _mm256_max_ps(o0, e0);
-    m = _mm256_max_ps(e1, m);
-    m = _mm256_max_ps(o1, m);
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(m), 0xD8));
-}
-
-/* Stores the pooled columns of four filters (lo: 8 columns, hi: 4 more in
- * its low half, per filter) into a blocked layout: column j's four values
- * at o + j * blk (o: the first filter's lane in the first column), the
- * first nv columns only. A 4 x 8 transpose in registers. */
-__attribute__((target("avx2,fma"))) static void fpi_first_store_blk(const __m256 *lo, const __m256 *hi, float *o,
-                                                                    int blk, int nv)
-{
-    for (int half = 0; half < 2; half++) {
-        const __m256 *r = half ? hi : lo;
-        __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-        __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-        /* columns (0 | 4), (1 | 5), (2 | 6), (3 | 7) of the eight */
-        __m256 u[4] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xEE),
-                       _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xEE)};
-        int j0 = half * 8;
-        for (int k = 0; k < 4; k++) {
-            if (j0 + k < nv) _mm_storeu_ps(o + (size_t)(j0 + k) * blk, _mm256_castps256_ps128(u[k]));
-            if (!half && j0 + k + 4 < nv) _mm_storeu_ps(o + (size_t)(j0 + k + 4) * blk, _mm256_extractf128_ps(u[k], 1));
-        }
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    /* columns (0 | 4), (1 | 5), (2 | 6), (3 | 7) of the eight */
+    __m256 u[4] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xEE), _mm256_shuffle_ps(t1, t3, 0x44),
+                   _mm256_shuffle_ps(t1, t3, 0xEE)};
+    for (int k = 0; k < 4; k++) {
+        if (k < nv) _mm_storeu_ps(o + (size_t)k * blk, _mm256_castps256_ps128(u[k]));
+        if (k + 4 < nv) _mm_storeu_ps(o + (size_t)(k + 4) * blk, _mm256_extractf128_ps(u[k], 1));
     }
 }
 
-/* With the 2x2/2 pool fused: filters f0..f0+3, output columns [x, x + 24)
- * of both rows of the pair by fpi_first_block into a buffer that stays in
- * L1, then pooled from it: 12 columns per filter (only the first nv when
- * fewer are left) into o + f * plane, or, when blk, into the blocked layout
- * (fpi_first_store_blk). The sums are pooled before the bias and the
- * activation, a quarter of the work: x -> act(x + b) never decreases, so
- * the values are the unfused kernel's, bit for bit. */
-__attribute__((target("avx2,fma"))) static void fpi_first_block_pool(const float *pad, const float *w,
-                                                                     const float *bias, fp_activation act, int c_in,
-                                                                     int pw, int x, float *o, size_t plane, int nv,
-                                                                     int blk)
+/* With the 2x2/2 pool fused, the input rows are split into their even and
+ * odd (padded) columns, so that the even and the odd output columns of a
+ * row come out in separate registers and each pooling window's four sums
+ * sit in the same lane of four of them: no shuffles. A row's padded columns
+ * j: e[i] = j 2i, o[i] = j 2i + 1 (input column j - pad), n floats each,
+ * zeros past the row. */
+__attribute__((target("avx2"))) static void fpi_first_split(const float *src, int w, int p, float *e, float *o, int n)
 {
-    float t[4][2][FPI_FIRST_COLS]; /* filter, row, column */
-    if (nv <= 4) {
-        /* the row's last 8 columns or fewer: the pool's low half alone */
-        fpi_first_block8(pad, w, NULL, act, c_in, pw, 0, t[0][0], 2 * FPI_FIRST_COLS, x);
-        fpi_first_block8(pad, w, NULL, act, c_in, pw, 1, t[0][1], 2 * FPI_FIRST_COLS, x);
-        __m256 lo[4];
-        for (int f = 0; f < 4; f++) {
-            __m256 a = _mm256_loadu_ps(t[f][0]), c = _mm256_loadu_ps(t[f][1]);
-            lo[f] = fpi_first_act(fpi_first_pool16(a, a, c, c), bias[f], act);
-        }
-        if (blk) {
-            fpi_first_store_blk(lo, lo, o, blk, nv);
-            return;
-        }
-        for (int f = 0; f < 4; f++) {
-            float v[8];
-            _mm256_storeu_ps(v, lo[f]);
-            memcpy(o + (size_t)f * plane, v, (size_t)nv * sizeof(float));
-        }
-        return;
+    /* input columns 2i and 2i + 1 */
+    float *ev = p ? o : e, *od = p ? e + 1 : o;
+    int ne = (w + 1) / 2, no = w / 2, i = 0;
+    if (p) e[0] = 0;
+    for (; 2 * i + 16 <= w; i += 8) {
+        __m256 a = _mm256_loadu_ps(src + 2 * i), b = _mm256_loadu_ps(src + 2 * i + 8);
+        /* lanes 0 2 8 10 | 4 6 12 14, then in order */
+        __m256 x = _mm256_shuffle_ps(a, b, 0x88), y = _mm256_shuffle_ps(a, b, 0xDD);
+        _mm256_storeu_ps(ev + i, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(x), 0xD8)));
+        _mm256_storeu_ps(od + i, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(y), 0xD8)));
     }
-    fpi_first_block(pad, w, NULL, act, c_in, pw, 0, t[0][0], 2 * FPI_FIRST_COLS, x);
-    fpi_first_block(pad, w, NULL, act, c_in, pw, 1, t[0][1], 2 * FPI_FIRST_COLS, x);
+    for (int k = i; k < ne; k++) ev[k] = src[2 * k];
+    for (int k = i; k < no; k++) od[k] = src[2 * k + 1];
+    for (int k = ne; k < n - p; k++) ev[k] = 0.f;
+    for (int k = no; k < n - p; k++) od[k] = 0.f;
+    if (p) o[n - 1] = 0.f;
+}
+
+/* Sums of output row oy of the pair for filters f0..f0+3 (w: f0's weights,
+ * filters ksz apart) at the even (ev) and odd (od) output columns 2i ..
+ * 2i + 15, from the split rows (channel c's row r: even columns at eo +
+ * (c * 4 + r) * 2 * pe, odd ones pe after): taps in (c, ky, kx) order as fpi_first_block, so the
+ * same sums bit for bit. 8 accumulators. */
+__attribute__((target("avx2,fma"))) static inline void fpi_first_eo(const float *eo, size_t pe, int c_in, int oy,
+                                                                    const float *w, size_t ksz, int i, __m256 *ev,
+                                                                    __m256 *od)
+{
+    __m256 e0 = _mm256_setzero_ps(), e1 = e0, e2 = e0, e3 = e0, o0 = e0, o1 = e0, o2 = e0, o3 = e0;
+    for (int c = 0; c < c_in; c++)
+        for (int ky = 0; ky < 3; ky++) {
+            const float *re = eo + ((size_t)c * 4 + oy + ky) * 2 * pe + i, *ro = re + pe;
+            /* padded columns 2i' (xe), 2i' + 1 (xo), 2i' + 2 (xe1), 2i' + 3 (xo1) */
+            __m256 xe = _mm256_loadu_ps(re), xo = _mm256_loadu_ps(ro), xe1 = _mm256_loadu_ps(re + 1),
+                   xo1 = _mm256_loadu_ps(ro + 1);
+            const float *wt = w + c * 9 + ky * 3;
+#define FPI_EO_TAP(kx, xa, xb)                                                                                         \
+    do {                                                                                                               \
+        __m256 b = _mm256_broadcast_ss(wt + (kx));                                                                     \
+        e0 = _mm256_fmadd_ps(xa, b, e0), o0 = _mm256_fmadd_ps(xb, b, o0);                                              \
+        b = _mm256_broadcast_ss(wt + ksz + (kx));                                                                      \
+        e1 = _mm256_fmadd_ps(xa, b, e1), o1 = _mm256_fmadd_ps(xb, b, o1);                                              \
+        b = _mm256_broadcast_ss(wt + 2 * ksz + (kx));                                                                  \
+        e2 = _mm256_fmadd_ps(xa, b, e2), o2 = _mm256_fmadd_ps(xb, b, o2);                                              \
+        b = _mm256_broadcast_ss(wt + 3 * ksz + (kx));                                                                  \
+        e3 = _mm256_fmadd_ps(xa, b, e3), o3 = _mm256_fmadd_ps(xb, b, o3);                                              \
+    } while (0)
+            FPI_EO_TAP(0, xe, xo);
+            FPI_EO_TAP(1, xo, xe1);
+            FPI_EO_TAP(2, xe1, xo1);
+#undef FPI_EO_TAP
+        }
+    ev[0] = e0, ev[1] = e1, ev[2] = e2, ev[3] = e3;
+    od[0] = o0, od[1] = o1, od[2] = o2, od[3] = o3;
+}
+
+/* Filters f0..f0+3, pooled columns [i, i + 8) of the pair (nv of them
+ * stored): both rows' sums, the 2x2 max in the reference's order ((0,0),
+ * (0,1), (1,0), (1,1); MAXPS(v, m) is v > m ? v : m), then bias and
+ * activation (x -> act(x + b) never decreases, so the values are those of
+ * the unfused kernel pooled, bit for bit) into o + f * plane, or, when blk,
+ * the blocked layout (fpi_first_store_blk). */
+__attribute__((target("avx2,fma"))) static void fpi_first_block_pool(const float *eo, size_t pe, const float *w,
+                                                                     size_t ksz, const float *bias,
+                                                                     fp_activation act, int c_in, int i, float *o,
+                                                                     size_t plane, int nv, int blk)
+{
+    __m256 e0[4], o0[4], e1[4], o1[4], r[4];
+    fpi_first_eo(eo, pe, c_in, 0, w, ksz, i, e0, o0);
+    fpi_first_eo(eo, pe, c_in, 1, w, ksz, i, e1, o1);
+    for (int f = 0; f < 4; f++) {
+        __m256 m = _mm256_max_ps(o0[f], e0[f]);
+        m = _mm256_max_ps(e1[f], m);
+        m = _mm256_max_ps(o1[f], m);
+        r[f] = fpi_first_act(m, bias[f], act);
+    }
     if (blk) {
-        __m256 lo[4], hi[4];
-        for (int f = 0; f < 4; f++) {
-            const float *r0 = t[f][0], *r1 = t[f][1];
-            lo[f] = fpi_first_act(fpi_first_pool16(_mm256_loadu_ps(r0), _mm256_loadu_ps(r0 + 8), _mm256_loadu_ps(r1),
-                                                   _mm256_loadu_ps(r1 + 8)),
-                                  bias[f], act);
-            __m256 a = _mm256_loadu_ps(r0 + 16), c = _mm256_loadu_ps(r1 + 16);
-            hi[f] = fpi_first_act(fpi_first_pool16(a, a, c, c), bias[f], act);
-        }
-        fpi_first_store_blk(lo, hi, o, blk, nv);
+        fpi_first_store_blk(r, o, blk, nv);
         return;
     }
     for (int f = 0; f < 4; f++) {
-        const float *r0 = t[f][0], *r1 = t[f][1];
-        __m256 lo = fpi_first_act(fpi_first_pool16(_mm256_loadu_ps(r0), _mm256_loadu_ps(r0 + 8), _mm256_loadu_ps(r1),
-                                                   _mm256_loadu_ps(r1 + 8)),
-                                  bias[f], act);
-        __m256 a = _mm256_loadu_ps(r0 + 16), c = _mm256_loadu_ps(r1 + 16);
-        __m256 hi = fpi_first_act(fpi_first_pool16(a, a, c, c), bias[f], act);
         float *of = o + (size_t)f * plane;
-        if (nv >= 12) {
-            _mm256_storeu_ps(of, lo);
-            _mm_storeu_ps(of + 8, _mm256_castps256_ps128(hi));
+        if (nv >= 8) {
+            _mm256_storeu_ps(of, r[f]);
         } else {
-            float v[16];
-            _mm256_storeu_ps(v, lo);
-            _mm256_storeu_ps(v + 8, hi);
+            float v[8];
+            _mm256_storeu_ps(v, r[f]);
             memcpy(of, v, (size_t)nv * sizeof(float));
         }
     }
@@ -330,6 +348,30 @@ static void fpi_first_pair(const fpi_first_task *t, int y, float *pad, float *ro
     const fpi_layer *l = t->l;
     int c_in = l->in.c, h = l->in.h, w = l->in.w, oh = l->out.h, ow = l->out.w, f_n = l->p.conv.filters;
     int pw = t->g.pw, wr = t->g.wr, nr = y + 1 < oh ? 2 : 1, p = l->p.conv.pad;
+    size_t ksz = (size_t)c_in * 9, fstride = 2 * (size_t)wr;
+    if (t->pooled) {
+        /* the rows split (fpi_first_split), then pooled block by block,
+         * straight into the pool's output: C x H x W, or blocked (filters
+         * f0..f0+3 are lanes f0 % blk.. of block f0 / blk) */
+        size_t pe = (size_t)t->g.pe;
+        for (int c = 0; c < c_in; c++)
+            for (int r = 0; r < 4; r++) {
+                float *e = pad + ((size_t)c * 4 + r) * 2 * pe;
+                int iy = y - p + r;
+                if (iy < 0 || iy >= h) memset(e, 0, 2 * pe * sizeof *e);
+                else fpi_first_split(t->in + ((size_t)c * h + iy) * w, w, p, e, e + pe, (int)pe);
+            }
+        int ph = oh / 2, pwo = ow / 2, blk = t->blk;
+        for (int f0 = 0; f0 < f_n; f0 += 4) {
+            float *o = blk ? t->pooled + (((size_t)(f0 / blk) * ph + y / 2) * pwo) * blk + f0 % blk
+                           : t->pooled + ((size_t)f0 * ph + y / 2) * pwo;
+            for (int i = 0; i < pwo; i += 8)
+                fpi_first_block_pool(pad, pe, l->kernel + (size_t)f0 * ksz, ksz, l->bias + f0, l->act, c_in, i,
+                                     o + (size_t)i * (blk ? blk : 1), (size_t)ph * pwo, pwo - i < 8 ? pwo - i : 8,
+                                     blk);
+        }
+        return;
+    }
     for (int c = 0; c < c_in; c++)
         for (int r = 0; r < 4; r++) {
             float *d = pad + ((size_t)c * 4 + r) * pw;
@@ -342,20 +384,6 @@ static void fpi_first_pair(const fpi_first_task *t, int y, float *pad, float *ro
             memcpy(d + p, t->in + ((size_t)c * h + iy) * w, (size_t)w * sizeof *d);
             memset(d + p + w, 0, (size_t)(pw - p - w) * sizeof *d);
         }
-    size_t ksz = (size_t)c_in * 9, fstride = 2 * (size_t)wr;
-    if (t->pooled) {
-        /* pooled block by block, straight into the pool's output: C x H x W,
-         * or blocked (filters f0..f0+3 are lanes f0 % blk.. of block f0 / blk) */
-        int ph = oh / 2, pwo = ow / 2, blk = t->blk;
-        for (int f0 = 0; f0 < f_n; f0 += 4) {
-            float *o = blk ? t->pooled + (((size_t)(f0 / blk) * ph + y / 2) * pwo) * blk + f0 % blk
-                           : t->pooled + ((size_t)f0 * ph + y / 2) * pwo;
-            for (int x = 0; x < wr; x += FPI_FIRST_COLS)
-                fpi_first_block_pool(pad, l->kernel + (size_t)f0 * ksz, l->bias + f0, l->act, c_in, pw, x,
-                                     o + (size_t)(x / 2) * (blk ? blk : 1), (size_t)ph * pwo, pwo - x / 2, blk);
-        }
-        return;
-    }
     for (int f0 = 0; f0 < f_n; f0 += 4)
         for (int oy = 0; oy < nr; oy++)
             for (int x = 0; x < wr; x += FPI_FIRST_COLS)
