@@ -34,7 +34,8 @@ done
 T=$(mktemp -d)
 pids=()
 trap 'kill ${pids[*]} 2>/dev/null; rm -rf "$T"' EXIT
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# N distinct free ports below the kernel's ephemeral range (tests/tools/free_port.py)
+free_port() { "$PY" "$src/tests/tools/free_port.py" "${1:-1}" | paste -sd ' '; }
 
 sed -e 's/^width=.*/width=96/' -e 's/^height=.*/height=96/' "$DN/cfg/yolov3-tiny.cfg" >"$T/small.cfg"
 "$FOGPIPE" random-weights --cfg "$T/small.cfg" --seed 5 -o "$T/small.weights" 2>/dev/null
@@ -46,7 +47,7 @@ ls "$DN"/data/*.jpg >"$T/images"
 "$FOGPIPE" detect "${M[@]}" $(cat "$T/images") >"$T/ref" 2>/dev/null
 keys=()
 if [ $curve = 1 ]; then "$FOGPIPE" keys -o "$T/k" >/dev/null 2>&1; keys=(--curve-key "$T/k"); fi
-P=($(free_port) $(free_port) $(free_port)); H=($(free_port) $(free_port) $(free_port)); PR=$(free_port); HG=$(free_port)
+ports=($(free_port 8)); P=("${ports[@]:0:3}"); H=("${ports[@]:3:3}"); PR=${ports[6]}; HG=${ports[7]}
 for k in 0 1 2; do
     next=tcp://127.0.0.1:$PR
     [ $k -lt 2 ] && next=tcp://127.0.0.1:${P[$((k + 1))]}

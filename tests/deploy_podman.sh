@@ -50,7 +50,8 @@ fail=0
 ok() { echo "ok   $1"; pass=$((pass + 1)); }
 bad() { echo "FAIL $1: $2"; fail=$((fail + 1)); }
 check() { if eval "$2"; then ok "$1"; else bad "$1" "${3:-}"; fi; }
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# N distinct free ports below the kernel's ephemeral range (tests/tools/free_port.py)
+free_port() { "$PY" "$FP_SRC/tests/tools/free_port.py" "${1:-1}" | paste -sd ' '; }
 
 # Can podman build and run a container at all here? The dynamic loader alone
 # runs in an empty image (`ld.so --version`).

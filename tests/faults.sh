@@ -44,7 +44,8 @@ fail=0
 ok() { echo "ok   $1"; pass=$((pass + 1)); }
 bad() { echo "FAIL $1: $2"; fail=$((fail + 1)); }
 check() { if eval "$2"; then ok "$1"; else bad "$1" "${3:-}"; fi; }
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# N distinct free ports below the kernel's ephemeral range (tests/tools/free_port.py)
+free_port() { "$PY" "$FP_SRC/tests/tools/free_port.py" "${1:-1}" | paste -sd ' '; }
 
 # --- the model, its plan, the reference answers ---------------------------
 sed -e 's/^width=.*/width=96/' -e 's/^height=.*/height=96/' "$DN/cfg/yolov3-tiny.cfg" >"$T/small.cfg"
@@ -63,10 +64,11 @@ if [ "${FP_FAULTS_CURVE:-}" = 1 ]; then
     "$FOGPIPE" keys -o "$T/curve.key" >/dev/null 2>&1
     KEYARGS=(--curve-key "$T/curve.key")
 fi
-P=($(free_port) $(free_port) $(free_port)) # stage data ports
-H=($(free_port) $(free_port) $(free_port)) # stage HTTP ports
-PR=$(free_port)
-HG=$(free_port)
+ports=($(free_port 8))
+P=("${ports[@]:0:3}") # stage data ports
+H=("${ports[@]:3:3}") # stage HTTP ports
+PR=${ports[6]}
+HG=${ports[7]}
 URL=http://127.0.0.1:$HG
 
 # start_stage K: (re)starts stage K in the background; its pid in $T/sK.pid.

@@ -27,8 +27,9 @@ ok() { echo "ok   $1"; pass=$((pass + 1)); }
 bad() { echo "FAIL $1: $2"; fail=$((fail + 1)); }
 check() { if eval "$2"; then ok "$1"; else bad "$1" "${3:-}"; fi; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-P0=$(free_port); P1=$(free_port); PR=$(free_port); H0=$(free_port); H1=$(free_port); HG=$(free_port)
+# N distinct free ports below the kernel's ephemeral range (tests/tools/free_port.py)
+free_port() { python3 "$FP_SRC/tests/tools/free_port.py" "${1:-1}" | paste -sd ' '; }
+read -r P0 P1 PR H0 H1 HG <<<"$(free_port 6)"
 
 sed -e 's/^width=.*/width=96/' -e 's/^height=.*/height=96/' "$DN/cfg/yolov3-tiny.cfg" >"$T/small.cfg"
 "$FOGPIPE" random-weights --cfg "$T/small.cfg" --seed 5 -o "$T/small.weights" 2>/dev/null
@@ -128,7 +129,7 @@ check "gateway /metrics: requests by status" 'grep -q "^fogpipe_gateway_requests
     "$(head -c 400 "$T/mg")"
 
 # A bearer token: everything but /healthz needs it.
-HT=$(free_port); PT=$(free_port)
+read -r HT PT <<<"$(free_port 2)"
 printf 'short\n' >"$T/short.token"
 "$FOGPIPE" gateway --plan "$T/p.json" --token-file "$T/short.token" >"$T/out" 2>&1
 rc=$?
@@ -159,7 +160,7 @@ check "a gateway without --serve-weights: /v1/weights/0 is 404 with a hint" \
 check "the plan records each stage's weights SHA-256" \
     'python3 -c "import json,re,sys; p=json.load(open(sys.argv[1])); assert all(re.fullmatch(\"sha256:[0-9a-f]{64}\", s[\"weights_sha256\"]) for s in p[\"stages\"])" "$T/p.json"' \
     "$(grep weights_sha256 "$T/p.json")"
-HW=$(free_port); PW0=$(free_port); PW1=$(free_port); PWR=$(free_port); HW0=$(free_port); HW1=$(free_port)
+read -r HW PW0 PW1 PWR HW0 HW1 <<<"$(free_port 6)"
 "$FOGPIPE" gateway --plan "$T/p.json" --first "tcp://127.0.0.1:$PW0" --results "tcp://127.0.0.1:$PWR" \
     --http "127.0.0.1:$HW" --serve-weights --token-file "$T/token" 2>"$T/gww.err" &
 gww=$!

@@ -102,7 +102,7 @@ expect plan-wire 0 "us per packet a slow link brings" $F plan $M --profile "$T/p
 # `fogpipe link` over loopback: both ends' CPU per byte, the bytes the sender
 # sent = the bytes the receiver checked; the figures, put in a profile, are
 # what plan charges.
-port=$((20000 + RANDOM % 20000))
+port=$(/usr/bin/python3 "$FP_SRC/tests/tools/free_port.py")
 $F link --listen "tcp://127.0.0.1:$port" --timeout 20 --json > "$T/lrecv.json" 2>&1 & lpid=$!
 $F link --connect "tcp://127.0.0.1:$port" --mib 4 --timeout 20 --json > "$T/lsend.json" 2>&1
 wait $lpid

@@ -16,6 +16,7 @@
 
 #include "fogpipe/status.h"
 #include "pipeline/pipeline.h"
+#include "free_port.h"
 #include "test.h"
 
 typedef struct {
@@ -41,23 +42,10 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* A TCP port on 127.0.0.1 free a moment ago. */
-static int free_port(void)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
-    if (fd >= 0 && !bind(fd, (struct sockaddr *)&sa, sizeof sa) && !getsockname(fd, (struct sockaddr *)&sa, &len))
-        port = ntohs(sa.sin_port);
-    if (fd >= 0) close(fd);
-    return port;
-}
-
 static int start(listener *l, pthread_t *t, double timeout_s)
 {
     memset(l, 0, sizeof *l);
-    int port = free_port();
+    int port = fpt_free_port(0);
     CHECK(port > 0);
     snprintf(l->ep, sizeof l->ep, "tcp://127.0.0.1:%d", port);
     l->timeout_s = timeout_s;
@@ -152,7 +140,7 @@ static void test_no_receiver(void)
 {
     fpp_link_cost c;
     char ep[64];
-    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", free_port());
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", fpt_free_port(0));
     CHECK_ERR(fpp_link_send(ep, 1, 0.5, &c), FP_ETIMEDOUT);
     CHECK_ERR(fpp_link_send(ep, 0, 0.5, &c), FP_EINVAL);
 }

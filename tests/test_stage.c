@@ -22,6 +22,7 @@
 
 #include "common/common.h" /* fpi_now */
 #include "fogpipe/detect.h"
+#include "free_port.h"
 #include "fogpipe/fmap.h"
 #include "fogpipe/frame.h"
 #include "fogpipe/net.h"
@@ -321,24 +322,13 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* Two free TCP ports on 127.0.0.1 (held together, so they differ). The
- * worker's HTTP port cannot be read back when it picks one itself. */
+/* Two different free TCP ports on 127.0.0.1 (free_port.h). The worker's
+ * HTTP port cannot be read back when it picks one itself. */
 static int free_ports(int *a, int *b)
 {
-    int fd[2] = {-1, -1}, ok = 1;
-    int *port[2] = {a, b};
-    for (int i = 0; i < 2 && ok; i++) {
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof sa;
-        fd[i] = socket(AF_INET, SOCK_STREAM, 0);
-        ok = fd[i] >= 0 && !bind(fd[i], (struct sockaddr *)&sa, sizeof sa) &&
-             !getsockname(fd[i], (struct sockaddr *)&sa, &len);
-        *port[i] = ntohs(sa.sin_port);
-    }
-    for (int i = 0; i < 2; i++)
-        if (fd[i] >= 0) close(fd[i]);
-    return ok;
+    *a = fpt_free_port(0);
+    *b = *a ? fpt_free_port(*a) : 0;
+    return *a && *b;
 }
 
 static int http_get(worker *w, const char *path, char *body, size_t n)
