@@ -146,8 +146,8 @@ __attribute__((target("avx2,fma"))) static inline __m256 fpi_first_act(__m256 v,
 }
 
 /* 12 accumulators: output columns [x, x + 24) of filters f0..f0+3, output
- * row oy of the pair, then bias and activation (bias NULL: neither, the
- * sums as they are), into o (filters fstride apart). */
+ * row oy of the pair, then bias and activation, into o (filters fstride
+ * apart). */
 __attribute__((target("avx2,fma"))) static void fpi_first_block(const float *pad, const float *w, const float *bias,
                                                                 fp_activation act, int c_in, int pw, int oy, float *o,
                                                                 size_t fstride, int x)
@@ -182,11 +182,6 @@ __attribute__((target("avx2,fma"))) static void fpi_first_block(const float *pad
                 a32 = _mm256_fmadd_ps(i2, b, a32);
             }
         }
-    if (!bias) {
-        __m256 v[12] = {a00, a01, a02, a10, a11, a12, a20, a21, a22, a30, a31, a32};
-        for (int k = 0; k < 12; k++) _mm256_storeu_ps(o + (size_t)(k / 3) * fstride + (k % 3) * 8, v[k]);
-        return;
-    }
     _mm256_storeu_ps(o, fpi_first_act(a00, bias[0], act));
     _mm256_storeu_ps(o + 8, fpi_first_act(a01, bias[0], act));
     _mm256_storeu_ps(o + 16, fpi_first_act(a02, bias[0], act));
@@ -223,7 +218,7 @@ __attribute__((target("avx2,fma"))) static void fpi_first_block8(const float *pa
             }
         }
     __m256 v[4] = {a0, a1, a2, a3};
-    for (int f = 0; f < 4; f++) _mm256_storeu_ps(o + (size_t)f * fstride, bias ? fpi_first_act(v[f], bias[f], act) : v[f]);
+    for (int f = 0; f < 4; f++) _mm256_storeu_ps(o + (size_t)f * fstride, fpi_first_act(v[f], bias[f], act));
 }
 
 /* Stores the pooled columns of four filters (r: 8 columns per filter) into
