@@ -46,7 +46,7 @@ typedef struct {
 } fpi_pad_groups;
 
 /* fpi_pad_hrow for the groups' columns with AVX2, two groups (8 columns)
- * per vector, the rest as before: the same operations (no FMA: a fused
+ * per vector, the rest by fpi_pad_hrow: the same operations (no FMA: a fused
  * multiply-add rounds once where TF rounds twice). The compiler's
  * vectorisation of the plain loop assembles the neighbours one by one, and
  * AVX2's gathers are slower still on an AMD EPYC; a load and a permute per
@@ -64,10 +64,7 @@ __attribute__((target("avx2"))) static void fpi_pad_hrow_avx2(float *dst, const 
         __m256 l = _mm256_permute2f128_ps(a, b, 0x20), r = _mm256_permute2f128_ps(a, b, 0x31);
         _mm256_storeu_ps(dst + 4 * k, _mm256_add_ps(l, _mm256_mul_ps(_mm256_sub_ps(r, l), _mm256_loadu_ps(fx + 4 * k))));
     }
-    for (int c = 4 * k; c < n; c++) {
-        float l = src[x0[c]], r = src[x1[c]];
-        dst[c] = l + (r - l) * fx[c];
-    }
+    fpi_pad_hrow(dst + 4 * k, src, x0 + 4 * k, x1 + 4 * k, fx + 4 * k, n - 4 * k);
 }
 #endif
 
