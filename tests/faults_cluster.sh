@@ -52,6 +52,13 @@ command -v ip >/dev/null || { echo "skip: ip (iproute2) is missing"; exit 77; }
 T=$(mktemp -d)
 UP=
 cleanup() {
+    local st=$?
+    if [ "$st" != 0 ]; then
+        # a failed or timed-out run (ctest's TERM): what the processes said last
+        for f in "$T"/gw.log "$T"/s*.log "$T"/*.client; do
+            [ -f "$f" ] && { echo "--- last lines of $(basename "$f"):"; tail -n 15 "$f"; }
+        done
+    fi
     exec 2>/dev/null # no "Killed" notices for the processes stopped here
     for f in "$T"/*.pid; do [ -f "$f" ] && kill -CONT "$(cat "$f")" 2>/dev/null && kill -9 "$(cat "$f")" 2>/dev/null; done
     [ -n "${killer:-}" ] && kill "$killer" 2>/dev/null
@@ -156,7 +163,7 @@ EOF
 }
 # stream NAME COUNT: COUNT requests from gw; answers (digests) in $T/NAME.out
 stream() {
-    on gw "$PY" "$CLIENT" "$URL" "$T/images" "$T/$1.out" --count "$2" --concurrency 8 --timeout 120 --digest \
+    on gw "$PY" "$CLIENT" "$URL" "$T/images" "$T/$1.out" --count "$2" --concurrency 8 --timeout 120 --digest --progress 10 \
         2>"$T/$1.client"
 }
 rate() { sed -n 's/.*(\([0-9]*\) images\/min).*/\1/p' "$T/$1.client" | tail -1; }
