@@ -146,6 +146,8 @@ static void test_conv(void)
         {7, 7, 256, 300, 3, 1, 1, 1},  /* deep and small: row split */
         {5, 3, 600, 48, 1, 1, 0, 1},   /* large k, 1x1 */
         {13, 13, 512, 64, 3, 1, 1, 1}, /* k = 4608 */
+        {13, 11, 24, 96, 3, 1, 1, 1},  /* channel blocks: the 3x3 vector kernel (AVX2), fewer blocks than a chunk */
+        {5, 4, 72, 32, 3, 1, 1, 1},    /* the 3x3 vector kernel: chunks of 4 + 4 + 1 blocks, a last tile of 2 */
         /* oneDNN's pieces: bands of rows and blocks of 16 output channels */
         {23, 19, 3, 16, 3, 1, 1, 1},   /* first layer, nchw input, bands */
         {33, 29, 3, 13, 3, 2, 1, 1},   /* first layer, stride 2, odd filters */
@@ -430,6 +432,93 @@ static void test_conv_first(void)
     fpi_conv_first_force(0);
 }
 
+/* ---- 3x3 convolutions over nChw8c maps (conv3x3.c) ----------------------- */
+
+/* The kernel alone, wherever AVX2 and FMA exist (dnnl.c gives it layers only
+ * where oneDNN works in nChw8c): against sums in double, over maps whose
+ * pixels leave 0, 1 or 2 for a last tile, 1x1 and one-row maps, input
+ * channel blocks fewer and more than a chunk, 4 and 8 filter blocks, every
+ * activation it takes, and bands of rows (input rows above and below
+ * given, or cut off as padding); output values past the band untouched. */
+static void test_conv3x3(void)
+{
+#if defined(__x86_64__)
+    static const struct { int rows, w, c, oc, pad_t, extra; } cases[] = {
+        {13, 13, 64, 64, 1, 0}, {7, 7, 72, 32, 1, 0}, {5, 4, 40, 32, 1, 0}, {1, 1, 16, 32, 1, 0},
+        {1, 5, 8, 32, 1, 0},    {3, 2, 24, 64, 1, 0}, {6, 11, 16, 32, 0, 2}, {4, 9, 32, 32, 1, 1},
+        {12, 14, 96, 32, 1, 0},
+    };
+    if (!fpi_cpu_get()->avx2 || !fpi_cpu_get()->fma) {
+        printf("     no AVX2 + FMA here: the 3x3 kernel does not run\n");
+        return;
+    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        /* output rows [0, rows) read input rows y - pad_t .. y - pad_t + 2 of rows_in */
+        int rows = cases[i].rows, w = cases[i].w, c = cases[i].c, oc = cases[i].oc, pad_t = cases[i].pad_t;
+        int rows_in = rows - pad_t + 1 + cases[i].extra / 2, nbi = c / 8, nbo = oc / 8;
+        if (rows_in > rows + 2 - pad_t) rows_in = rows + 2 - pad_t;
+        fp_activation act = i % 3 == 0 ? FP_ACT_LINEAR : i % 3 == 1 ? FP_ACT_LEAKY : FP_ACT_RELU;
+        size_t plane = (size_t)rows_in * w, ob = (size_t)rows * w, nout = (size_t)oc * ob + 64;
+        float *in = malloc((size_t)c * plane * sizeof(float)), *wt = malloc((size_t)oc * c * 9 * sizeof(float)),
+              *bias = malloc(oc * sizeof(float)), *out = malloc(nout * sizeof(float));
+        CHECK(in && wt && bias && out);
+        if (in && wt && bias && out) {
+            fill_input(in, (size_t)c * plane, 11 + (uint32_t)i);
+            fill_input(wt, (size_t)oc * c * 9, 5 + (uint32_t)i); /* OIhw8i8o */
+            fill_input(bias, oc, 3);
+            for (size_t j = 0; j < nout; j++) out[j] = NAN;
+            fpi_conv3x3_avx2(in, nbi, rows_in, w, pad_t, wt, bias, nbo, act, rows, w, out);
+            size_t bad = 0, untouched = 0;
+            for (int o = 0; o < oc; o++)
+                for (int y = 0; y < rows; y++)
+                    for (int x = 0; x < w; x++) {
+                        double sum = 0, mag = 0; /* mag: the sum of the terms' magnitudes */
+                        for (int ch = 0; ch < c; ch++)
+                            for (int ky = 0; ky < 3; ky++)
+                                for (int kx = 0; kx < 3; kx++) {
+                                    int iy = y - pad_t + ky, ix = x - 1 + kx;
+                                    if (iy < 0 || iy >= rows_in || ix < 0 || ix >= w) continue;
+                                    double v = (double)in[((size_t)(ch / 8) * plane + (size_t)iy * w + ix) * 8 + ch % 8] *
+                                               wt[((((size_t)(o / 8) * nbi + ch / 8) * 9 + ky * 3 + kx) * 8 + ch % 8) *
+                                                      8 + o % 8];
+                                    sum += v;
+                                    mag += fabs(v);
+                                }
+                        sum += bias[o];
+                        if (act == FP_ACT_LEAKY && sum < 0) sum *= .1;
+                        if (act == FP_ACT_RELU && sum < 0) sum = 0;
+                        float got = out[((size_t)(o / 8) * ob + (size_t)y * w + x) * 8 + o % 8];
+                        /* float sums of up to 9 x 96 terms; one term more or less is about mag / 864 */
+                        bad += !(fabs(got - sum) <= 1e-5 * (1 + mag));
+                    }
+            for (size_t j = (size_t)oc * ob; j < nout; j++) untouched += isnan(out[j]) != 0;
+            CHECK_MSG(bad == 0, "3x3 %zu (%dx%d, %d -> %d, pad_t %d, %d input rows, %s): %zu values off", i, rows, w, c,
+                      oc, pad_t, rows_in, act_names[act], bad);
+            CHECK_MSG(untouched == 64, "3x3 %zu: wrote past its output", i);
+        }
+        free(in), free(wt), free(bias), free(out);
+    }
+    /* in a network, cut by channels into pieces of 32 filters (dnnl.c, the
+     * usual piece sizes): each piece its own weights, bias and output */
+    if (fpi_dnnl_available() && !fpi_cpu_get()->avx512) {
+        static const char cfg[] = "[net]\nwidth=13\nheight=11\nchannels=256\n[convolutional]\nbatch_normalize=1\n"
+                                  "filters=256\nsize=3\nstride=1\npad=1\nactivation=leaky\n";
+        fp_net *net = NULL;
+        CHECK_OK(fp_net_parse_cfg(cfg, "c3.cfg", &net));
+        if (net) {
+            CHECK_OK(fp_net_init_weights_random(net, 3));
+            CHECK_OK(fp_net_setup(net));
+            const char *impl = fpi_dnnl_layer_impl(&net->layers[0]);
+            CHECK_MSG(impl && strstr(impl, "3x3 vector kernel"), "13x11x256 -> 256 runs %s", impl ? impl : "no oneDNN");
+            fp_net_destroy(net);
+        }
+        for (int t = 1; t <= 2; t++) check_layer(cfg, "conv 13x11x256 -> 256 (3x3 vector kernel)", t, fpi_conv_dnnl, NEEDS_DNNL, TOL);
+    }
+#else
+    printf("     not x86-64: no 3x3 vector kernel\n");
+#endif
+}
+
 /* ---- 1x1 convolutions over 8-channel vectors (conv1x1.c) ----------------- */
 
 /* The kernel alone, wherever AVX2 and FMA exist (dnnl.c gives it layers only
@@ -634,6 +723,15 @@ static void test_dnnl_chains(void)
                     for (int j = 3; j <= 6; j += 3) {
                         const char *impl = fpi_dnnl_layer_impl(&net->layers[j]);
                         CHECK_MSG(impl && strstr(impl, "1x1 vector kernel"), "%s: layer %d runs %s", cases[i].name, j,
+                                  impl ? impl : "no oneDNN");
+                    }
+                /* the deep 3x3 layers cut by channels go to the 3x3 vector kernel there too
+                 * (in whole 32-filter groups: not when cut as finely as possible) */
+                if (t && sizes && cases[i].cfg == chain_yolo && fpi_cpu_get()->avx2 && fpi_cpu_get()->fma &&
+                    !fpi_cpu_get()->avx512)
+                    for (int j = 4; j <= 6; j += 2) {
+                        const char *impl = fpi_dnnl_layer_impl(&net->layers[j]);
+                        CHECK_MSG(impl && strstr(impl, "3x3 vector kernel"), "%s: layer %d runs %s", cases[i].name, j,
                                   impl ? impl : "no oneDNN");
                     }
                 /* A convolution fused with its pool has arena memory no other tensor shares: a
@@ -927,6 +1025,7 @@ TEST_LIST = {
     {"conv_pool", test_conv_pool},
     {"conv_first", test_conv_first},
     {"conv1x1", test_conv1x1},
+    {"conv3x3", test_conv3x3},
     {"dnnl_chains", test_dnnl_chains},
     {"conv", test_conv},
     {"connected", test_connected},

@@ -46,7 +46,10 @@
  * The wide 1x1 layers cut by rows (depthwise-separable networks) run a
  * kernel of fogpipe's own in their pieces on AVX2 (fast/conv1x1.c): it reads
  * a handed-on input in place, which oneDNN cannot (rows of nChw8c are not
- * one dense region), and pools in registers.
+ * one dense region), and pools in registers. The 3x3 layers cut by output
+ * channels run another (fast/conv3x3.c) on the memories oneDNN's kernel
+ * would read and write, oneDNN still preparing the pieces, their weights
+ * and their hand-offs.
  * The logistic activation is applied after the reorder with fpi_activate,
  * as on every other path (such a layer hands nothing on). */
 #include <string.h>
@@ -100,7 +103,7 @@ static double fpi_dnnl_min_flops = 2e6, fpi_dnnl_piece_flops = FPI_DNNL_PIECE_FL
     X(dnnl_post_ops_append_eltwise) X(dnnl_primitive_desc_create) X(dnnl_primitive_desc_destroy)   \
     X(dnnl_primitive_desc_query) X(dnnl_primitive_desc_query_md) X(dnnl_primitive_create)          \
     X(dnnl_primitive_destroy) X(dnnl_primitive_execute) X(dnnl_reorder_primitive_desc_create)      \
-    X(dnnl_memory_get_memory_desc) X(dnnl_version)
+    X(dnnl_memory_get_memory_desc) X(dnnl_memory_get_data_handle) X(dnnl_version)
 
 static struct {
 #define FPI_DNNL_PTR(name) __typeof__(name) *name;
@@ -247,6 +250,8 @@ struct fpi_dnnl_layer {
     int pool_layer;                 /* the max pool fused after it, or -1 (see fpi_conv_pool_dnnl) */
     int own1x1;                     /* a 1x1 layer by rows whose pieces run fpi_conv1x1_avx2 on
                                      * piece 0's weights instead of oneDNN's convolution */
+    int own3x3;                     /* a 3x3 layer whose pieces run fpi_conv3x3_avx2 on their
+                                     * input and output memories instead of oneDNN's convolution */
     fpi_dnnl_piece piece[FPI_DNNL_PIECES];
 };
 
@@ -692,6 +697,44 @@ static int fpi_dnnl_own1x1(const fpi_layer *l, const struct fpi_dnnl_layer *d)
            D(dnnl_memory_desc_equal)(&md, &d->piece[0].wei_md);
 }
 
+/* md is nChw8c, dense, with these dims. */
+static int fpi_dnnl_is_8c(const dnnl_memory_desc_t *md, const dnnl_dims_t dims)
+{
+    dnnl_memory_desc_t want;
+    return !D(dnnl_memory_desc_init_by_tag)(&want, 4, dims, dnnl_f32, dnnl_nChw8c) && D(dnnl_memory_desc_equal)(&want, md);
+}
+
+/* Whether a prepared layer's pieces run fpi_conv3x3_avx2 (conv3x3.c) in
+ * place of oneDNN's convolution, on the memories oneDNN's would read and
+ * write: a 3x3 stride-1 layer with padding 1 cut by output channels (deep
+ * layers on small maps: those cut by rows run faster in oneDNN) into pieces
+ * of whole groups of 32 filters, whole blocks of 8 input channels, linear /
+ * leaky / relu, on a CPU with AVX2 and FMA whose oneDNN kernel takes
+ * nChw8c in and out and weights in OIhw8i8o (read there as they are).
+ * Decided by the layer's shape alone. */
+static int fpi_dnnl_own3x3(const fpi_layer *l, const struct fpi_dnnl_layer *d)
+{
+    const fpi_conv_params *cp = &l->p.conv;
+    const fpi_cpu *cpu = fpi_cpu_get();
+    if (!cpu->avx2 || !cpu->fma || fpi_dnnl.blk != 8 || d->dw || d->by_rows || cp->size != 3 || cp->stride != 1 ||
+        cp->pad != 1 || l->in.c % 8 || l->out.w != l->in.w || !(l->act == FP_ACT_LINEAR || l->act == FP_ACT_LEAKY || l->act == FP_ACT_RELU))
+        return 0;
+    for (int i = 0; i < d->n; i++) {
+        const fpi_dnnl_piece *p = &d->piece[i], *wp = p->weights ? p : &d->piece[0];
+        int po = p->o1 - p->o0;
+        const dnnl_memory_desc_t *src = d->by_rows ? (p->src ? fpi_dnnl_md(p->src) : NULL)
+                                                   : (d->src ? fpi_dnnl_md(d->src) : NULL);
+        dnnl_dims_t wd = {wp->o1 - wp->o0, l->in.c, 3, 3}, dd = {1, po, p->y1 - p->y0, l->out.w};
+        dnnl_memory_desc_t wmd;
+        if (po % 32 || !src || !p->dst || !wp->weights || src->ndims != 4 || src->dims[1] != l->in.c ||
+            src->dims[3] != l->in.w || !fpi_dnnl_is_8c(src, src->dims) || !fpi_dnnl_is_8c(fpi_dnnl_md(p->dst), dd) ||
+            D(dnnl_memory_desc_init_by_tag)(&wmd, 4, wd, dnnl_f32, dnnl_OIhw8i8o) ||
+            !D(dnnl_memory_desc_equal)(&wmd, &wp->wei_md))
+            return 0;
+    }
+    return 1;
+}
+
 /* Plans and creates a layer's pieces; on failure nothing is left. */
 static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *pool, int blocked,
                                           struct fpi_dnnl_layer **out)
@@ -851,6 +894,8 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
         if (!d->piece[i].dst) d->lay_out = FPI_LAY_OTHER;
     d->own1x1 = fpi_dnnl_own1x1(l, d);
     if (d->own1x1) snprintf(d->impl, sizeof d->impl, "%s", "1x1 vector kernel (AVX2)");
+    d->own3x3 = !d->own1x1 && fpi_dnnl_own3x3(l, d);
+    if (d->own3x3) snprintf(d->impl, sizeof d->impl, "%s", "3x3 vector kernel (AVX2)");
     for (int i = 0; i < n; i++)
         if (pds[i]) D(dnnl_primitive_desc_destroy)(pds[i]);
     for (int i = 0; i < n; i++)
@@ -964,7 +1009,7 @@ fp_status fpi_dnnl_setup(fp_net *net)
         l->dnnl = d;
         fpi_dnnl_release_plain(l);
         FPI_INFO("layer %d (%s): %s%s, %d piece%s by %s%s, %zu KiB of workspace (%.1f ms)", i, l->desc,
-                 d->own1x1 ? "" : "oneDNN ", d->impl, d->n, d->n > 1 ? "s" : "", d->by_rows ? "rows" : "channels",
+                 d->own1x1 || d->own3x3 ? "" : "oneDNN ", d->impl, d->n, d->n > 1 ? "s" : "", d->by_rows ? "rows" : "channels",
                  d->pool_layer >= 0 ? ", max pool fused" : "", d->ws_bytes >> 10, (fpi_now() - t0) * 1e3);
         size_t floats = (d->ws_bytes + sizeof(float) - 1) / sizeof(float);
         if (floats > l->workspace) l->workspace = floats;
@@ -1120,9 +1165,20 @@ static void fpi_dnnl_piece_run(const fpi_dnnl_task *t, int i, char *slot)
         dst_at = fpi_dnnl_region_at(t->out, t->out_lay, p->o0, po, p->y0, rows, ow, l->out.c, oh, ow);
     fpi_dnnl_set(p->dst, dst_at ? (char *)dst_at : slot + p->dst_at);
     if (!t->pooled && !t->out_lay) fpi_dnnl_block_bind(&p->out_b, t->out, slot, 0);
-    dnnl_exec_arg_t a[] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p->wei}, {DNNL_ARG_BIAS, p->bias},
-                           {DNNL_ARG_DST, p->dst ? p->dst : p->out_b.mem}, {DNNL_ARG_SCRATCHPAD, p->pad}};
-    D(dnnl_primitive_execute)(p->conv, p->stream, p->pad ? 5 : 4, a);
+    if (d->own3x3) {
+        /* the same memories, by fogpipe's kernel (fpi_dnnl_own3x3) */
+        void *s = NULL, *o = NULL;
+        D(dnnl_stream_wait)(p->stream); /* the input's reorder */
+        D(dnnl_memory_get_data_handle)(src, &s);
+        D(dnnl_memory_get_data_handle)(p->dst, &o);
+        const dnnl_memory_desc_t *smd = fpi_dnnl_md(src);
+        fpi_conv3x3_avx2(s, c / 8, (int)smd->dims[2], (int)smd->dims[3], p->pad_t,
+                         (p->weights ? p : &d->piece[0])->weights, l->bias + p->o0, po / 8, l->act, rows, ow, o);
+    } else {
+        dnnl_exec_arg_t a[] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p->wei}, {DNNL_ARG_BIAS, p->bias},
+                               {DNNL_ARG_DST, p->dst ? p->dst : p->out_b.mem}, {DNNL_ARG_SCRATCHPAD, p->pad}};
+        D(dnnl_primitive_execute)(p->conv, p->stream, p->pad ? 5 : 4, a);
+    }
     if (t->pooled) {
         /* the pool of its rows (whole windows: the row pieces' bands are
          * multiples of the stride) while they are in cache, straight into

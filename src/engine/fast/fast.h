@@ -21,7 +21,11 @@
  *           pieces of such layers cut by rows run it in place of oneDNN's
  *           kernel when oneDNN works in nChw8c (dnnl.c), reading a
  *           handed-on input where it lies instead of copying its rows out.
- *   avx2.h  helpers those two share (bias and activation on a vector).
+ *   conv3x3.c  3x3 stride-1 convolutions over nChw8c maps (AVX2 + FMA), 3
+ *           pixels x 32 filters a tile, the pixels any 3 in a row of the map;
+ *           the pieces of such layers run it on the memories oneDNN's kernel
+ *           would read and write (dnnl.c).
+ *   avx2.h  helpers those three share (bias and activation on a vector).
  *   blas.c  OpenBLAS loaded with dlopen on first use, after steering its
  *           kernel choice (OPENBLAS_CORETYPE) from those features and pinning
  *           it to one thread (the engine's pool parallelises). Absent library:
@@ -197,6 +201,16 @@ void fpi_maxpool_vec(const fpi_vmap *in, const fpi_vmap *out, int nb, int lanes,
  * A pooled run gives the same bits as an unpooled one pooled after. */
 void fpi_conv1x1_avx2(const fpi_vmap *in, int nbi, const float *w, const float *bias, int nbo, fp_activation act,
                       int y0, int y1, int wd, const fpi_vmap *out, int pool);
+
+/* A 3x3 stride-1 convolution with padding 1 over nChw8c maps (conv3x3.c;
+ * x86-64 with AVX2 and FMA, which the caller checks): `rows` output rows of
+ * ow columns, nbo blocks of 8 filters (a multiple of 4), from in (nbi
+ * blocks of 8 input channels, each rows_in x cols_in), where output row y
+ * reads input rows y - pad_t .. y - pad_t + 2 and those outside [0,
+ * rows_in) or columns outside [0, cols_in) are zero; weights in oneDNN's
+ * OIhw8i8o, bias, act (linear, leaky, relu); out dense nChw8c. */
+void fpi_conv3x3_avx2(const float *in, int nbi, int rows_in, int cols_in, int pad_t, const float *w,
+                      const float *bias, int nbo, fp_activation act, int rows, int ow, float *out);
 
 /* First layers on AVX2 CPUs without AVX-512 (conv_first.c): whether the
  * CPU gets that kernel (AVX2 + FMA, no AVX-512, or forced), and whether a
