@@ -1327,6 +1327,69 @@ done:
     worker_stop(&w);
 }
 
+/* ---- an upstream that goes away while the worker is backed up ------------ */
+
+/* A worker whose next hop takes nothing stops reading its input: its
+ * receive queue fills and ZeroMQ stops reading that connection. The test's
+ * PUSH (the stage before) then goes away, and the worker's next packet on
+ * that connection is answered with a reset. libzmq 4.3.4 aborts on that
+ * connection's next heartbeat ("Assertion failed: !_io_error
+ * (src/stream_engine_base.cpp:331)": an engine whose input stopped marks
+ * itself failed when the reset comes, and its heartbeat timer still writes)
+ * when the worker's input socket sends heartbeats: a stage stopped for 10 s
+ * in the emulated cluster died so. The worker must still be alive several
+ * heartbeat intervals later, take frames from a new upstream once its next
+ * hop is there, and stop when asked. */
+static void test_upstream_gone_backed_up(void)
+{
+    worker w;
+    char next[64], body[256];
+    int nport = fpt_free_port(0);
+    snprintf(next, sizeof next, "tcp://127.0.0.1:%d", nport);
+    if (!nport || !worker_begin(&w, 2, 1, NULL, next)) {
+        CHECK_MSG(0, "cannot start the worker");
+        worker_stop(&w);
+        return;
+    }
+    double end = fpi_now() + 10;
+    while (http_get(&w, "/healthz", body, sizeof body) != 200 && fpi_now() < end && !atomic_load(&w.done))
+        sleep_ms(10);
+    fp_buffer f = {0};
+    good_frame(&f, 0);
+    int sent = 0;
+    if (open_push(&w))
+        for (; sent < 64; sent++)
+            if (zmq_send(w.push, f.data, f.len, ZMQ_DONTWAIT) != (int)f.len) break;
+    /* the worker takes one frame, cannot send its result and takes no more */
+    CHECK_MSG(metric_settles(&w, "fogpipe_frames_in_total", NULL, 1) == 1, "the worker took %g frames",
+              metric(&w, "fogpipe_frames_in_total", NULL));
+    sleep_ms(500); /* the rest as far as the worker's receive queue */
+    zmq_close(w.push);
+    w.push = NULL;
+    sleep_ms(3500); /* three heartbeat intervals and more */
+    CHECK_MSG(!atomic_load(&w.done), "the worker stopped: %s", w.err);
+    CHECK_MSG(http_get(&w, "/healthz", body, sizeof body) == 200, "the worker does not answer /healthz");
+    /* its next hop comes, and a new stage before it: a new frame's result
+     * arrives (after those of the frames it still held) */
+    void *pull = zmq_socket(w.ctx, ZMQ_PULL);
+    int linger = 0, timeout = 500, got = 0;
+    fp_buffer m = {0};
+    char why[600] = "no result at all";
+    if (pull && !zmq_setsockopt(pull, ZMQ_LINGER, &linger, sizeof linger) &&
+        !zmq_setsockopt(pull, ZMQ_RCVTIMEO, &timeout, sizeof timeout) && !zmq_bind(pull, next) && open_push(&w)) {
+        good_frame(&f, 1);
+        CHECK(send_msg(&w, f.data, f.len));
+        for (end = fpi_now() + 15; !got && fpi_now() < end;)
+            got = recv_msg(pull, &m) && result_ok(&m, 1, fx.json[1 % N_REF], why, sizeof why);
+    }
+    CHECK_MSG(got, "after its upstream came back: %s", why);
+    if (pull) zmq_close(pull);
+    worker_stop(&w);
+    fp_buffer_free(&f);
+    fp_buffer_free(&m);
+    CHECK_MSG(sent >= 8, "only %d frames were sent", sent);
+}
+
 /* ---- a TCP relay that records what crosses it -------------------------- */
 
 typedef struct relay {
@@ -1437,6 +1500,7 @@ TEST_LIST = {
     {"duplicates", test_duplicates},
     {"stop_drains", test_stop_drains},
     {"stop_next_hop_gone", test_stop_next_hop_gone},
+    {"upstream_gone_backed_up", test_upstream_gone_backed_up},
     {"curve_key_files", test_curve_key_files},
     {"curve_links", test_curve_links},
     {"curve_encrypts", test_curve_encrypts},

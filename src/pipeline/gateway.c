@@ -189,6 +189,9 @@ fp_status fpp_gateway_create(const fpp_gateway_opts *o, fpp_gateway **out)
     pthread_mutex_init(&gw->mu, NULL);
     pthread_cond_init(&gw->cv, NULL);
     fp_status st = FP_OK;
+    /* heartbeats on the frames' way out only: on the results' socket they
+     * would risk libzmq 4.3.4's abort when its queue is full (stage.c,
+     * fpi_zmq_opts) */
     int hwm = o->hwm > 0 ? o->hwm : 4, linger = 0, one = 1, ivl = 100, ivl_max = 1000, hb = 1000, hb_timeout = 5000;
     int64_t max_msg = (int64_t)o->max_result_bytes + 4096;
     if (!(gw->slots = calloc((size_t)gw->n_slots, sizeof *gw->slots))) {
@@ -210,8 +213,6 @@ fp_status fpp_gateway_create(const fpp_gateway_opts *o, fpp_gateway **out)
         zmq_setsockopt(gw->push, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max) ||
         zmq_setsockopt(gw->push, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb) ||
         zmq_setsockopt(gw->push, ZMQ_HEARTBEAT_TIMEOUT, &hb_timeout, sizeof hb_timeout) ||
-        zmq_setsockopt(gw->pull, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb) ||
-        zmq_setsockopt(gw->pull, ZMQ_HEARTBEAT_TIMEOUT, &hb_timeout, sizeof hb_timeout) ||
         zmq_setsockopt(gw->pull, ZMQ_LINGER, &linger, sizeof linger) ||
         zmq_setsockopt(gw->pull, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg)) {
         st = fpi_zerr("zmq_setsockopt");

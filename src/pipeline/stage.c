@@ -118,15 +118,22 @@ static void fpi_http_handler(void *user, const fpp_http_request *req, fpp_http_r
     }
 }
 
-/* Sets the usual options on a socket. */
+/* Sets the usual options on a socket: the input (max_msg > 0) or the
+ * output (max_msg == 0). */
 static fp_status fpi_zmq_opts(void *sock, int hwm, int64_t max_msg)
 {
-    /* Heartbeats find a peer that vanished without closing its connection
-     * (a device that lost power) in seconds instead of TCP's minutes. */
+    /* Heartbeats find a next hop that vanished without closing its
+     * connection (a device that lost power) in seconds instead of TCP's
+     * minutes. Only the output sends them (the stage before answers them
+     * all the same, and sends its own): libzmq 4.3.4 aborts the process
+     * when a connection whose reading stopped (the input queue full: the
+     * next hop is slow or gone) is reset by its peer and then sends a
+     * heartbeat (src/stream_engine_base.cpp:331, !_io_error; test_stage
+     * upstream_gone_backed_up). */
     int linger = 0, ivl = 100, ivl_max = 1000, one = 1, hb = 1000, hb_timeout = 5000;
     if (zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm) || zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm) ||
-        zmq_setsockopt(sock, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb) ||
-        zmq_setsockopt(sock, ZMQ_HEARTBEAT_TIMEOUT, &hb_timeout, sizeof hb_timeout) ||
+        (max_msg == 0 && zmq_setsockopt(sock, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb)) ||
+        (max_msg == 0 && zmq_setsockopt(sock, ZMQ_HEARTBEAT_TIMEOUT, &hb_timeout, sizeof hb_timeout)) ||
         zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) ||
         zmq_setsockopt(sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl) ||
         zmq_setsockopt(sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max) ||
