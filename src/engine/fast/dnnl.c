@@ -675,6 +675,16 @@ static fpi_dnnl_res fpi_dnnl_piece_finish(const fpi_layer *l, struct fpi_dnnl_la
     return FPI_DNNL_DONE;
 }
 
+/* Whether piece p holds its weights (o1 - o0 filters of c channels, k x k)
+ * in oneDNN's OIhw8i8o, where fogpipe's kernels read them as they are. */
+static int fpi_dnnl_oihw8i8o(const fpi_dnnl_piece *p, int c, int k)
+{
+    dnnl_memory_desc_t md;
+    dnnl_dims_t dims = {p->o1 - p->o0, c, k, k};
+    return p->weights && !D(dnnl_memory_desc_init_by_tag)(&md, 4, dims, dnnl_f32, dnnl_OIhw8i8o) &&
+           D(dnnl_memory_desc_equal)(&md, &p->wei_md);
+}
+
 /* Whether a prepared layer's pieces run fpi_conv1x1_avx2 (conv1x1.c)
  * rather than oneDNN's convolution: a 1x1 stride-1 layer of whole 8-channel
  * blocks in and out, cut by rows, with linear / leaky / relu, on a CPU with
@@ -688,20 +698,10 @@ static int fpi_dnnl_own1x1(const fpi_layer *l, const struct fpi_dnnl_layer *d)
     const fpi_conv_params *cp = &l->p.conv;
     const fpi_cpu *cpu = fpi_cpu_get();
     if (!cpu->avx2 || !cpu->fma || fpi_dnnl.blk != 8 || d->dw || !d->by_rows || cp->size != 1 || cp->stride != 1 ||
-        cp->pad != 0 || l->in.c % 8 || cp->filters % 8 || !d->piece[0].weights ||
+        cp->pad != 0 || l->in.c % 8 || cp->filters % 8 ||
         !(l->act == FP_ACT_LINEAR || l->act == FP_ACT_LEAKY || l->act == FP_ACT_RELU))
         return 0;
-    dnnl_memory_desc_t md;
-    dnnl_dims_t dims = {cp->filters, l->in.c, 1, 1};
-    return !D(dnnl_memory_desc_init_by_tag)(&md, 4, dims, dnnl_f32, dnnl_OIhw8i8o) &&
-           D(dnnl_memory_desc_equal)(&md, &d->piece[0].wei_md);
-}
-
-/* md is nChw8c, dense, with these dims. */
-static int fpi_dnnl_is_8c(const dnnl_memory_desc_t *md, const dnnl_dims_t dims)
-{
-    dnnl_memory_desc_t want;
-    return !D(dnnl_memory_desc_init_by_tag)(&want, 4, dims, dnnl_f32, dnnl_nChw8c) && D(dnnl_memory_desc_equal)(&want, md);
+    return fpi_dnnl_oihw8i8o(&d->piece[0], l->in.c, 1);
 }
 
 /* Whether a prepared layer's pieces run fpi_conv3x3_avx2 (conv3x3.c) in
@@ -710,26 +710,21 @@ static int fpi_dnnl_is_8c(const dnnl_memory_desc_t *md, const dnnl_dims_t dims)
  * layers on small maps: those cut by rows run faster in oneDNN) into pieces
  * of whole groups of 32 filters, whole blocks of 8 input channels, linear /
  * leaky / relu, on a CPU with AVX2 and FMA whose oneDNN kernel takes
- * nChw8c in and out and weights in OIhw8i8o (read there as they are).
- * Decided by the layer's shape alone. */
+ * nChw8c in and out and weights in OIhw8i8o (each piece its own share, read
+ * there as it is). Decided by the layer's shape alone. */
 static int fpi_dnnl_own3x3(const fpi_layer *l, const struct fpi_dnnl_layer *d)
 {
     const fpi_conv_params *cp = &l->p.conv;
     const fpi_cpu *cpu = fpi_cpu_get();
     if (!cpu->avx2 || !cpu->fma || fpi_dnnl.blk != 8 || d->dw || d->by_rows || cp->size != 3 || cp->stride != 1 ||
-        cp->pad != 1 || l->in.c % 8 || l->out.w != l->in.w || !(l->act == FP_ACT_LINEAR || l->act == FP_ACT_LEAKY || l->act == FP_ACT_RELU))
+        cp->pad != 1 || l->in.c % 8 || l->out.w != l->in.w || !d->src ||
+        fpi_dnnl_lay_of(fpi_dnnl_md(d->src)) != FPI_LAY_BLK || fpi_dnnl_md(d->src)->dims[3] != l->in.w ||
+        !(l->act == FP_ACT_LINEAR || l->act == FP_ACT_LEAKY || l->act == FP_ACT_RELU))
         return 0;
     for (int i = 0; i < d->n; i++) {
-        const fpi_dnnl_piece *p = &d->piece[i], *wp = p->weights ? p : &d->piece[0];
-        int po = p->o1 - p->o0;
-        const dnnl_memory_desc_t *src = d->by_rows ? (p->src ? fpi_dnnl_md(p->src) : NULL)
-                                                   : (d->src ? fpi_dnnl_md(d->src) : NULL);
-        dnnl_dims_t wd = {wp->o1 - wp->o0, l->in.c, 3, 3}, dd = {1, po, p->y1 - p->y0, l->out.w};
-        dnnl_memory_desc_t wmd;
-        if (po % 32 || !src || !p->dst || !wp->weights || src->ndims != 4 || src->dims[1] != l->in.c ||
-            src->dims[3] != l->in.w || !fpi_dnnl_is_8c(src, src->dims) || !fpi_dnnl_is_8c(fpi_dnnl_md(p->dst), dd) ||
-            D(dnnl_memory_desc_init_by_tag)(&wmd, 4, wd, dnnl_f32, dnnl_OIhw8i8o) ||
-            !D(dnnl_memory_desc_equal)(&wmd, &wp->wei_md))
+        const fpi_dnnl_piece *p = &d->piece[i];
+        if ((p->o1 - p->o0) % 32 || !p->dst || fpi_dnnl_lay_of(fpi_dnnl_md(p->dst)) != FPI_LAY_BLK ||
+            !fpi_dnnl_oihw8i8o(p, l->in.c, 3))
             return 0;
     }
     return 1;
@@ -1172,8 +1167,8 @@ static void fpi_dnnl_piece_run(const fpi_dnnl_task *t, int i, char *slot)
         D(dnnl_memory_get_data_handle)(src, &s);
         D(dnnl_memory_get_data_handle)(p->dst, &o);
         const dnnl_memory_desc_t *smd = fpi_dnnl_md(src);
-        fpi_conv3x3_avx2(s, c / 8, (int)smd->dims[2], (int)smd->dims[3], p->pad_t,
-                         (p->weights ? p : &d->piece[0])->weights, l->bias + p->o0, po / 8, l->act, rows, ow, o);
+        fpi_conv3x3_avx2(s, c / 8, (int)smd->dims[2], (int)smd->dims[3], p->pad_t, p->weights, l->bias + p->o0,
+                         po / 8, l->act, rows, ow, o);
     } else {
         dnnl_exec_arg_t a[] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p->wei}, {DNNL_ARG_BIAS, p->bias},
                                {DNNL_ARG_DST, p->dst ? p->dst : p->out_b.mem}, {DNNL_ARG_SCRATCHPAD, p->pad}};
