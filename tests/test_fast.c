@@ -146,7 +146,7 @@ static void test_conv(void)
         {7, 7, 256, 300, 3, 1, 1, 1},  /* deep and small: row split */
         {5, 3, 600, 48, 1, 1, 0, 1},   /* large k, 1x1 */
         {13, 13, 512, 64, 3, 1, 1, 1}, /* k = 4608 */
-        {13, 11, 24, 96, 3, 1, 1, 1},  /* channel blocks: the 3x3 vector kernel (AVX2), fewer blocks than a chunk */
+        {13, 11, 24, 96, 3, 1, 1, 1},  /* channel blocks: the Winograd kernel (AVX2) */
         {5, 4, 72, 32, 3, 1, 1, 1},    /* the 3x3 vector kernel: chunks of 4 + 4 + 1 blocks, a last tile of 2 */
         /* oneDNN's pieces: bands of rows and blocks of 16 output channels */
         {23, 19, 3, 16, 3, 1, 1, 1},   /* first layer, nchw input, bands */
@@ -434,6 +434,62 @@ static void test_conv_first(void)
 
 /* ---- 3x3 convolutions over nChw8c maps (conv3x3.c) ----------------------- */
 
+/* A w x h x 256 -> 256 3x3 layer in a network (AVX2 without AVX-512, where
+ * oneDNN cuts it by channels into pieces of 32 filters, each piece its own
+ * weights, bias and output): runs the kernel whose name has `impl`, and
+ * matches the reference kernel at 1 and 2 threads. */
+static void check_deep3x3(int w, int h, const char *impl)
+{
+    if (!fpi_dnnl_available() || fpi_cpu_get()->avx512) return;
+    char cfg[256], what[96];
+    snprintf(cfg, sizeof cfg, "[net]\nwidth=%d\nheight=%d\nchannels=256\n[convolutional]\nbatch_normalize=1\n"
+             "filters=256\nsize=3\nstride=1\npad=1\nactivation=leaky\n", w, h);
+    snprintf(what, sizeof what, "conv %dx%dx256 -> 256 (%s)", w, h, impl);
+    fp_net *net = NULL;
+    CHECK_OK(fp_net_parse_cfg(cfg, "c3.cfg", &net));
+    if (net) {
+        CHECK_OK(fp_net_init_weights_random(net, 3));
+        CHECK_OK(fp_net_setup(net));
+        const char *got = fpi_dnnl_layer_impl(&net->layers[0]);
+        CHECK_MSG(got && strstr(got, impl), "%s runs %s", what, got ? got : "no oneDNN");
+        fp_net_destroy(net);
+    }
+    for (int t = 1; t <= 2; t++) check_layer(cfg, what, t, fpi_conv_dnnl, NEEDS_DNNL, TOL);
+}
+
+/* Output values of a 3x3 stride-1 layer (padding 1 across, pad_t above;
+ * nChw8c input of rows_in rows, OIhw8i8o weights, rows x w dense nChw8c
+ * output) farther than 1e-5 x (1 + the sum of the terms' magnitudes) from
+ * act(sum + bias) in double: float sums of up to 9 x 264 terms, one term
+ * more or less is about that sum / 2376. */
+static size_t off_3x3(const float *in, int c, int rows_in, int w, int pad_t, const float *wt, const float *bias,
+                      int oc, fp_activation act, int rows, const float *out)
+{
+    size_t plane = (size_t)rows_in * w, ob = (size_t)rows * w, bad = 0;
+    int nbi = c / 8;
+    for (int o = 0; o < oc; o++)
+        for (int y = 0; y < rows; y++)
+            for (int x = 0; x < w; x++) {
+                double sum = 0, mag = 0;
+                for (int ch = 0; ch < c; ch++)
+                    for (int ky = 0; ky < 3; ky++)
+                        for (int kx = 0; kx < 3; kx++) {
+                            int iy = y - pad_t + ky, ix = x - 1 + kx;
+                            if (iy < 0 || iy >= rows_in || ix < 0 || ix >= w) continue;
+                            double v = (double)in[((size_t)(ch / 8) * plane + (size_t)iy * w + ix) * 8 + ch % 8] *
+                                       wt[((((size_t)(o / 8) * nbi + ch / 8) * 9 + ky * 3 + kx) * 8 + ch % 8) * 8 + o % 8];
+                            sum += v;
+                            mag += fabs(v);
+                        }
+                sum += bias[o];
+                if (act == FP_ACT_LEAKY && sum < 0) sum *= .1;
+                if (act == FP_ACT_RELU && sum < 0) sum = 0;
+                float got = out[((size_t)(o / 8) * ob + (size_t)y * w + x) * 8 + o % 8];
+                bad += !(fabs(got - sum) <= 1e-5 * (1 + mag));
+            }
+    return bad;
+}
+
 /* The kernel alone, wherever AVX2 and FMA exist (dnnl.c gives it layers only
  * where oneDNN works in nChw8c): against sums in double, over maps whose
  * pixels leave 0, 1 or 2 for a last tile, 1x1 and one-row maps, input
@@ -468,29 +524,7 @@ static void test_conv3x3(void)
             fill_input(bias, oc, 3);
             for (size_t j = 0; j < nout; j++) out[j] = NAN;
             fpi_conv3x3_avx2(in, nbi, rows_in, w, pad_t, wt, bias, nbo, act, rows, w, out);
-            size_t bad = 0, untouched = 0;
-            for (int o = 0; o < oc; o++)
-                for (int y = 0; y < rows; y++)
-                    for (int x = 0; x < w; x++) {
-                        double sum = 0, mag = 0; /* mag: the sum of the terms' magnitudes */
-                        for (int ch = 0; ch < c; ch++)
-                            for (int ky = 0; ky < 3; ky++)
-                                for (int kx = 0; kx < 3; kx++) {
-                                    int iy = y - pad_t + ky, ix = x - 1 + kx;
-                                    if (iy < 0 || iy >= rows_in || ix < 0 || ix >= w) continue;
-                                    double v = (double)in[((size_t)(ch / 8) * plane + (size_t)iy * w + ix) * 8 + ch % 8] *
-                                               wt[((((size_t)(o / 8) * nbi + ch / 8) * 9 + ky * 3 + kx) * 8 + ch % 8) *
-                                                      8 + o % 8];
-                                    sum += v;
-                                    mag += fabs(v);
-                                }
-                        sum += bias[o];
-                        if (act == FP_ACT_LEAKY && sum < 0) sum *= .1;
-                        if (act == FP_ACT_RELU && sum < 0) sum = 0;
-                        float got = out[((size_t)(o / 8) * ob + (size_t)y * w + x) * 8 + o % 8];
-                        /* float sums of up to 9 x 96 terms; one term more or less is about mag / 864 */
-                        bad += !(fabs(got - sum) <= 1e-5 * (1 + mag));
-                    }
+            size_t bad = off_3x3(in, c, rows_in, w, pad_t, wt, bias, oc, act, rows, out), untouched = 0;
             for (size_t j = (size_t)oc * ob; j < nout; j++) untouched += isnan(out[j]) != 0;
             CHECK_MSG(bad == 0, "3x3 %zu (%dx%d, %d -> %d, pad_t %d, %d input rows, %s): %zu values off", i, rows, w, c,
                       oc, pad_t, rows_in, act_names[act], bad);
@@ -499,23 +533,69 @@ static void test_conv3x3(void)
         free(in), free(wt), free(bias), free(out);
     }
     /* in a network, cut by channels into pieces of 32 filters (dnnl.c, the
-     * usual piece sizes): each piece its own weights, bias and output */
-    if (fpi_dnnl_available() && !fpi_cpu_get()->avx512) {
-        static const char cfg[] = "[net]\nwidth=13\nheight=11\nchannels=256\n[convolutional]\nbatch_normalize=1\n"
-                                  "filters=256\nsize=3\nstride=1\npad=1\nactivation=leaky\n";
-        fp_net *net = NULL;
-        CHECK_OK(fp_net_parse_cfg(cfg, "c3.cfg", &net));
-        if (net) {
-            CHECK_OK(fp_net_init_weights_random(net, 3));
-            CHECK_OK(fp_net_setup(net));
-            const char *impl = fpi_dnnl_layer_impl(&net->layers[0]);
-            CHECK_MSG(impl && strstr(impl, "3x3 vector kernel"), "13x11x256 -> 256 runs %s", impl ? impl : "no oneDNN");
-            fp_net_destroy(net);
-        }
-        for (int t = 1; t <= 2; t++) check_layer(cfg, "conv 13x11x256 -> 256 (3x3 vector kernel)", t, fpi_conv_dnnl, NEEDS_DNNL, TOL);
-    }
+     * usual piece sizes): each piece its own weights, bias and output; on a
+     * map of fewer than 16 tiles (6x5: 9), where Winograd's is not taken */
+    check_deep3x3(6, 5, "3x3 vector kernel");
 #else
     printf("     not x86-64: no 3x3 vector kernel\n");
+#endif
+}
+
+/* ---- 3x3 convolutions by Winograd's F(2x2, 3x3) (wino.c) ----------------- */
+
+/* The kernel alone against sums in double: odd and even sides (a last
+ * tile's second row or column left out), maps of one tile, 1 to 33 blocks
+ * of input channels (chunks of 16 blocks: one, a chunk and a bit, three),
+ * a last group of 1 or 2 tiles, the input's transform in two calls of
+ * blocks; nothing written past the output, the transform or the scratch.
+ * Then a layer cut into 32-filter pieces in a network, at 1 and 2 threads,
+ * against the reference kernel. */
+static void test_wino(void)
+{
+#if defined(__x86_64__)
+    static const struct { int rows, w, c, oc; } cases[] = {
+        {13, 13, 64, 64}, {7, 7, 72, 32}, {5, 4, 40, 32}, {1, 1, 16, 32},  {1, 5, 8, 32},    {3, 2, 24, 64},
+        {12, 14, 96, 32}, {6, 11, 136, 32}, {2, 9, 264, 64}, {4, 4, 8, 32}, {9, 2, 128, 96},
+    };
+    if (!fpi_cpu_get()->avx2 || !fpi_cpu_get()->fma) {
+        printf("     no AVX2 + FMA here: the Winograd kernel does not run\n");
+        return;
+    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rows = cases[i].rows, w = cases[i].w, c = cases[i].c, oc = cases[i].oc, nbi = c / 8, nbo = oc / 8;
+        fp_activation act = i % 3 == 0 ? FP_ACT_LINEAR : i % 3 == 1 ? FP_ACT_LEAKY : FP_ACT_RELU;
+        size_t plane = (size_t)rows * w, nout = (size_t)oc * plane + 64, nv = fpi_wino_v_floats(nbi, rows, w) + 64,
+               ns = fpi_wino_scratch_floats(nbi, rows, w) + 64;
+        float *in = malloc((size_t)c * plane * sizeof(float)), *wt = malloc((size_t)oc * c * 9 * sizeof(float)),
+              *bias = malloc(oc * sizeof(float)), *out = malloc(nout * sizeof(float)), *v = malloc(nv * sizeof(float)),
+              *sc = malloc(ns * sizeof(float));
+        CHECK(in && wt && bias && out && v && sc);
+        if (in && wt && bias && out && v && sc) {
+            fill_input(in, (size_t)c * plane, 17 + (uint32_t)i);
+            fill_input(wt, (size_t)oc * c * 9, 7 + (uint32_t)i); /* OIhw8i8o */
+            fill_input(bias, oc, 3);
+            for (size_t j = 0; j < nout; j++) out[j] = NAN;
+            for (size_t j = 0; j < nv; j++) v[j] = NAN;
+            for (size_t j = 0; j < ns; j++) sc[j] = NAN;
+            fpi_wino_input_avx2(in, nbi, 0, nbi / 2, rows, w, 1, rows, w, v);
+            fpi_wino_input_avx2(in, nbi, nbi / 2, nbi, rows, w, 1, rows, w, v);
+            fpi_wino_conv_avx2(v, nbi, rows, w, wt, bias, nbo, act, out, sc);
+            /* the transforms add up to 16 of a tile's values before and after the
+             * products: a few roundings more than the direct sums, within the bound */
+            size_t bad = off_3x3(in, c, rows, w, 1, wt, bias, oc, act, rows, out), past = 0;
+            for (size_t j = (size_t)oc * plane; j < nout; j++) past += !isnan(out[j]);
+            for (size_t j = nv - 64; j < nv; j++) past += !isnan(v[j]);
+            for (size_t j = ns - 64; j < ns; j++) past += !isnan(sc[j]);
+            CHECK_MSG(bad == 0, "Winograd %zu (%dx%d, %d -> %d, %s): %zu values off", i, rows, w, c, oc,
+                      act_names[act], bad);
+            CHECK_MSG(past == 0, "Winograd %zu: wrote past its output, transform or scratch", i);
+        }
+        free(in), free(wt), free(bias), free(out), free(v), free(sc);
+    }
+    /* in a network: a map of 42 tiles cut by channels into pieces of 32 filters */
+    check_deep3x3(13, 11, "Winograd");
+#else
+    printf("     not x86-64: no Winograd kernel\n");
 #endif
 }
 
@@ -725,13 +805,13 @@ static void test_dnnl_chains(void)
                         CHECK_MSG(impl && strstr(impl, "1x1 vector kernel"), "%s: layer %d runs %s", cases[i].name, j,
                                   impl ? impl : "no oneDNN");
                     }
-                /* the deep 3x3 layers cut by channels go to the 3x3 vector kernel there too
-                 * (in whole 32-filter groups: not when cut as finely as possible) */
+                /* the deep 3x3 layers cut by channels (17x14: 63 tiles) go to the Winograd
+                 * kernel there too (in whole 32-filter groups: not when cut as finely as possible) */
                 if (t && sizes && cases[i].cfg == chain_yolo && fpi_cpu_get()->avx2 && fpi_cpu_get()->fma &&
                     !fpi_cpu_get()->avx512)
                     for (int j = 4; j <= 6; j += 2) {
                         const char *impl = fpi_dnnl_layer_impl(&net->layers[j]);
-                        CHECK_MSG(impl && strstr(impl, "3x3 vector kernel"), "%s: layer %d runs %s", cases[i].name, j,
+                        CHECK_MSG(impl && strstr(impl, "Winograd"), "%s: layer %d runs %s", cases[i].name, j,
                                   impl ? impl : "no oneDNN");
                     }
                 /* A convolution fused with its pool has arena memory no other tensor shares: a
@@ -1026,6 +1106,7 @@ TEST_LIST = {
     {"conv_first", test_conv_first},
     {"conv1x1", test_conv1x1},
     {"conv3x3", test_conv3x3},
+    {"wino", test_wino},
     {"dnnl_chains", test_dnnl_chains},
     {"conv", test_conv},
     {"connected", test_connected},

@@ -8,7 +8,10 @@
  * faster. Measured in the networks (one thread, each layer's minimum over 6
  * alternating runs): 1-10% faster than oneDNN's on the 13x13 and 7x7 layers,
  * even on 26x26 x 128 -> 256, 2-7% slower on the wide shallow ones (208x208
- * x 16 -> 32), which stay with oneDNN (dnnl.c decides).
+ * x 16 -> 32), which stay with oneDNN (dnnl.c decides). On maps of 16
+ * tiles of 2x2 pixels and more (7x7 and up) those layers now run
+ * Winograd's F(2x2, 3x3) instead (wino.c, 1.2-1.5x faster); this kernel
+ * keeps the smaller ones.
  *
  * A tile is 3 output pixels x 4 blocks of 8 filters = 12 accumulators; per
  * input channel 3 broadcasts and 4 weight vectors feed 12 FMAs (16 vector

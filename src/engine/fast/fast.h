@@ -25,7 +25,10 @@
  *           pixels x 32 filters a tile, the pixels any 3 in a row of the map;
  *           the pieces of such layers run it on the memories oneDNN's kernel
  *           would read and write (dnnl.c).
- *   avx2.h  helpers those three share (bias and activation on a vector).
+ *   wino.c  the same layers by Winograd's F(2x2, 3x3) on maps of 7 x 7
+ *           and more (dnnl.c decides): the input transformed once per run,
+ *           each piece's weights chunk by chunk as it goes.
+ *   avx2.h  helpers those four share (bias and activation on a vector).
  *   blas.c  OpenBLAS loaded with dlopen on first use, after steering its
  *           kernel choice (OPENBLAS_CORETYPE) from those features and pinning
  *           it to one thread (the engine's pool parallelises). Absent library:
@@ -211,6 +214,22 @@ void fpi_conv1x1_avx2(const fpi_vmap *in, int nbi, const float *w, const float *
  * OIhw8i8o, bias, act (linear, leaky, relu); out dense nChw8c. */
 void fpi_conv3x3_avx2(const float *in, int nbi, int rows_in, int cols_in, int pad_t, const float *w,
                       const float *bias, int nbo, fp_activation act, int rows, int ow, float *out);
+
+/* The same by Winograd's F(2x2, 3x3) (wino.c; x86-64 with AVX2 and FMA,
+ * which the caller checks), for a whole map (output rows = input rows,
+ * pad_t 1 in use by dnnl.c, any side): the tiles (2x2 output pixels) of a
+ * rows x ow map; the floats of the input's transform (v) and of a piece's
+ * scratch; the transform of input blocks [b0, b1) of nbi (in as for
+ * fpi_conv3x3_avx2) into v; then a piece's nbo blocks of filters (a
+ * multiple of 4; weights in OIhw8i8o, bias, act) from v into out (dense
+ * nChw8c, rows x ow), with its own scratch. */
+size_t fpi_wino_tiles(int rows, int ow);
+size_t fpi_wino_v_floats(int nbi, int rows, int ow);
+size_t fpi_wino_scratch_floats(int nbi, int rows, int ow);
+void fpi_wino_input_avx2(const float *in, int nbi, int b0, int b1, int rows_in, int cols_in, int pad_t, int rows,
+                         int ow, float *v);
+void fpi_wino_conv_avx2(const float *v, int nbi, int rows, int ow, const float *w, const float *bias, int nbo,
+                        fp_activation act, float *out, float *scratch);
 
 /* First layers on AVX2 CPUs without AVX-512 (conv_first.c): whether the
  * CPU gets that kernel (AVX2 + FMA, no AVX-512, or forced), and whether a
