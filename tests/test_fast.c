@@ -543,6 +543,82 @@ static void test_conv3x3(void)
 
 /* ---- 3x3 convolutions by Winograd's F(2x2, 3x3) (wino.c) ----------------- */
 
+/* The kernel for layers cut by rows (fpi_wino_rows_avx2) on the map of a
+ * case whose whole-map result `ref` (nChw8c) the other passed: the same
+ * bits over the whole map from nChw8c into nChw8c; in two bands split at
+ * an odd row from nchw into nchw; pooled (2x2/2, darknet's windows) in two
+ * bands split at an even row against ref pooled; nothing written past its
+ * output or its scratch. */
+static void check_wino_rows(const float *in, int c, int rows, int w, const float *wt, const float *bias, int oc,
+                            fp_activation act, const float *ref, size_t i)
+{
+    int nbi = c / 8, nbo = oc / 8, ph = rows / 2 + rows % 2, pw = w / 2 + w % 2;
+    size_t plane = (size_t)rows * w, n = (size_t)oc * plane, nu = fpi_wino_u_floats(nbi, nbo),
+           ns = fpi_wino_rows_scratch_floats(nbi) + 64;
+    float *u = malloc(nu * sizeof(float)), *sc = malloc(ns * sizeof(float)), *o = malloc((n + 64) * sizeof(float)),
+          *nchw = malloc((size_t)c * plane * sizeof(float));
+    CHECK(u && sc && o && nchw);
+    if (!u || !sc || !o || !nchw) goto done;
+    fpi_wino_weights_avx2(wt, nbi, nbo, u);
+    for (size_t j = 0; j < ns; j++) sc[j] = NAN;
+    for (int ch = 0; ch < c; ch++)
+        for (size_t q = 0; q < plane; q++) nchw[(size_t)ch * plane + q] = in[((size_t)(ch / 8) * plane + q) * 8 + ch % 8];
+    fpi_vmap blk_in = {(float *)in, plane * 8, (size_t)w * 8, 8, 1}, nchw_in = {nchw, plane * 8, (size_t)w, 1, plane};
+    size_t bad = 0, past = 0;
+    /* whole map, nChw8c */
+    for (size_t j = 0; j < n + 64; j++) o[j] = NAN;
+    fpi_vmap out = {o, plane * 8, (size_t)w * 8, 8, 1};
+    fpi_wino_rows_avx2(&blk_in, nbi, rows, w, u, bias, nbo, act, 0, rows, &out, 0, sc);
+    for (size_t j = 0; j < n; j++) bad += memcmp(&o[j], &ref[j], sizeof(float)) != 0;
+    for (size_t j = n; j < n + 64; j++) past += !isnan(o[j]);
+    CHECK_MSG(bad == 0 && past == 0, "Winograd by rows %zu: %zu values differ from the whole-map kernel's, %zu past", i,
+              bad, past);
+    /* two bands split at an odd row, nchw in and out */
+    int cut = rows > 2 ? (rows / 2) | 1 : rows;
+    for (size_t j = 0; j < n + 64; j++) o[j] = NAN;
+    for (int b = 0; b < 2; b++) {
+        int y0 = b ? cut : 0, y1 = b ? rows : cut;
+        if (y0 >= y1) continue;
+        fpi_vmap ob = {o + (size_t)y0 * w, plane * 8, (size_t)w, 1, plane};
+        fpi_wino_rows_avx2(&nchw_in, nbi, rows, w, u, bias, nbo, act, y0, y1, &ob, 0, sc);
+    }
+    bad = past = 0;
+    for (int ch = 0; ch < oc; ch++)
+        for (size_t q = 0; q < plane; q++)
+            bad += memcmp(&o[(size_t)ch * plane + q], &ref[((size_t)(ch / 8) * plane + q) * 8 + ch % 8], sizeof(float)) != 0;
+    for (size_t j = n; j < n + 64; j++) past += !isnan(o[j]);
+    CHECK_MSG(bad == 0 && past == 0, "Winograd by rows %zu, nchw bands cut at %d: %zu values differ, %zu past", i, cut,
+              bad, past);
+    /* pooled, two bands split at an even row */
+    size_t pn = (size_t)oc * ph * pw;
+    cut = rows > 3 ? rows / 4 * 2 : rows;
+    for (size_t j = 0; j < pn + 64; j++) o[j] = NAN;
+    for (int b = 0; b < 2; b++) {
+        int y0 = b ? cut : 0, y1 = b ? rows : cut;
+        if (y0 >= y1) continue;
+        fpi_vmap ob = {o + (size_t)(y0 / 2) * pw * 8, (size_t)ph * pw * 8, (size_t)pw * 8, 8, 1};
+        fpi_wino_rows_avx2(&blk_in, nbi, rows, w, u, bias, nbo, act, y0, y1, &ob, 1, sc);
+    }
+    bad = past = 0;
+    for (int ch = 0; ch < oc; ch++)
+        for (int py = 0; py < ph; py++)
+            for (int px = 0; px < pw; px++) {
+                float m = -FLT_MAX;
+                for (int k = 0; k < 4; k++) {
+                    int y = 2 * py + k / 2, x = 2 * px + k % 2;
+                    if (y >= rows || x >= w) continue;
+                    float v = ref[((size_t)(ch / 8) * plane + (size_t)y * w + x) * 8 + ch % 8];
+                    m = v > m ? v : m;
+                }
+                bad += memcmp(&m, &o[(((size_t)(ch / 8) * ph + py) * pw + px) * 8 + ch % 8], sizeof m) != 0;
+            }
+    for (size_t j = pn; j < pn + 64; j++) past += !isnan(o[j]);
+    for (size_t j = ns - 64; j < ns; j++) past += !isnan(sc[j]);
+    CHECK_MSG(bad == 0 && past == 0, "Winograd by rows %zu, pooled: %zu values differ, %zu past", i, bad, past);
+done:
+    free(u), free(sc), free(o), free(nchw);
+}
+
 /* The kernel alone against sums in double: odd and even sides (a last
  * tile's second row or column left out), maps of one tile, 1 to 33 blocks
  * of input channels (chunks of 16 blocks: one, a chunk and a bit, three),
@@ -577,8 +653,9 @@ static void test_wino(void)
             for (size_t j = 0; j < nout; j++) out[j] = NAN;
             for (size_t j = 0; j < nv; j++) v[j] = NAN;
             for (size_t j = 0; j < ns; j++) sc[j] = NAN;
-            fpi_wino_input_avx2(in, nbi, 0, nbi / 2, rows, w, 1, rows, w, v);
-            fpi_wino_input_avx2(in, nbi, nbi / 2, nbi, rows, w, 1, rows, w, v);
+            fpi_vmap vin = {in, plane * 8, (size_t)w * 8, 8, 1};
+            fpi_wino_input_avx2(&vin, nbi, 0, nbi / 2, rows, w, v);
+            fpi_wino_input_avx2(&vin, nbi, nbi / 2, nbi, rows, w, v);
             fpi_wino_conv_avx2(v, nbi, rows, w, wt, bias, nbo, act, out, sc);
             /* the transforms add up to 16 of a tile's values before and after the
              * products: a few roundings more than the direct sums, within the bound */
@@ -589,6 +666,7 @@ static void test_wino(void)
             CHECK_MSG(bad == 0, "Winograd %zu (%dx%d, %d -> %d, %s): %zu values off", i, rows, w, c, oc,
                       act_names[act], bad);
             CHECK_MSG(past == 0, "Winograd %zu: wrote past its output, transform or scratch", i);
+            if (c <= 64) check_wino_rows(in, c, rows, w, wt, bias, oc, act, out, i);
         }
         free(in), free(wt), free(bias), free(out), free(v), free(sc);
     }
@@ -806,13 +884,15 @@ static void test_dnnl_chains(void)
                                   impl ? impl : "no oneDNN");
                     }
                 /* the deep 3x3 layers cut by channels (17x14: 63 tiles) go to the Winograd
-                 * kernel there too (in whole 32-filter groups: not when cut as finely as possible) */
+                 * kernel there too (in whole 32-filter groups: not when cut as finely as
+                 * possible), and so does the shallow one cut by rows */
                 if (t && sizes && cases[i].cfg == chain_yolo && fpi_cpu_get()->avx2 && fpi_cpu_get()->fma &&
                     !fpi_cpu_get()->avx512)
-                    for (int j = 4; j <= 6; j += 2) {
+                    for (int j = 2; j <= 6; j += 2) {
+                        /* layer 2 (35x29 x 16 -> 32, its pool fused) cut by rows */
                         const char *impl = fpi_dnnl_layer_impl(&net->layers[j]);
-                        CHECK_MSG(impl && strstr(impl, "Winograd"), "%s: layer %d runs %s", cases[i].name, j,
-                                  impl ? impl : "no oneDNN");
+                        CHECK_MSG(impl && strstr(impl, "Winograd") && (j == 2) == (strstr(impl, "by rows") != NULL),
+                                  "%s: layer %d runs %s", cases[i].name, j, impl ? impl : "no oneDNN");
                     }
                 /* A convolution fused with its pool has arena memory no other tensor shares: a
                  * fused run never writes it, so its pages stay out of memory. */

@@ -1,7 +1,7 @@
 /*
  * avx2.h — small AVX2 helpers the hand-written kernels share (conv_first.c,
- * conv1x1.c). x86-64 only; callers compile their kernels for avx2,fma with
- * target attributes. Internal: not API.
+ * conv1x1.c, conv3x3.c, wino.c). x86-64 only; callers compile their kernels
+ * for avx2,fma with target attributes. Internal: not API.
  */
 #ifndef FP_ENGINE_FAST_AVX2_H
 #define FP_ENGINE_FAST_AVX2_H
@@ -9,6 +9,7 @@
 #if defined(__x86_64__)
 
 #include <immintrin.h>
+#include <stddef.h>
 
 #include "fogpipe/net.h"
 
@@ -21,6 +22,26 @@ __attribute__((target("avx2,fma"))) static inline __m256 fpi_avx2_bias_act(__m25
     __m256 pos = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ);
     __m256 neg = act == FP_ACT_LEAKY ? _mm256_mul_ps(v, _mm256_set1_ps(.1f)) : _mm256_setzero_ps();
     return _mm256_blendv_ps(neg, v, pos);
+}
+
+/* Stores vector v as lanes [0, 8) of a vmap at p, sl floats apart (1: one
+ * store). */
+__attribute__((target("avx2,fma"))) static inline void fpi_avx2_store_lanes(float *p, size_t sl, __m256 v)
+{
+    if (sl == 1) {
+        _mm256_storeu_ps(p, v);
+        return;
+    }
+    float t[8];
+    _mm256_storeu_ps(t, v);
+    for (int j = 0; j < 8; j++) p[j * sl] = t[j];
+}
+
+/* Loads lanes [0, 8) of a vmap at p, sl floats apart. */
+__attribute__((target("avx2,fma"))) static inline __m256 fpi_avx2_load_lanes(const float *p, size_t sl)
+{
+    if (sl == 1) return _mm256_loadu_ps(p);
+    return _mm256_setr_ps(p[0], p[sl], p[2 * sl], p[3 * sl], p[4 * sl], p[5 * sl], p[6 * sl], p[7 * sl]);
 }
 
 #endif

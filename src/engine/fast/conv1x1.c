@@ -31,18 +31,6 @@
 
 #define FPI_AVX2 __attribute__((target("avx2,fma")))
 
-/* Stores vector v as lanes [0, 8) of a vmap at p (lanes 1 apart: one store). */
-FPI_AVX2 static inline void fpi_c1_store(float *p, size_t sl, __m256 v)
-{
-    if (sl == 1) {
-        _mm256_storeu_ps(p, v);
-        return;
-    }
-    float t[8];
-    _mm256_storeu_ps(t, v);
-    for (int j = 0; j < 8; j++) p[j * sl] = t[j];
-}
-
 /* The sums of 4 pixels (p0..p3) for two blocks of 8 filters (weights wa,
  * wb: [input channel][8]) over nbi blocks of 8 input channels (block stride
  * sb, lanes sl apart), into a[k][j]; the input channels in order. */
@@ -104,7 +92,7 @@ fpi_c1_row(const fpi_vmap *in, int nbi, const float *w0, const float *w1, __m256
             for (int j = 0; j < 1 + two; j++) {
                 __m256 m = _mm256_set1_ps(-FLT_MAX);
                 for (int k = 0; k < 4; k++) m = _mm256_max_ps(acc[k][j], m);
-                fpi_c1_store(o + (size_t)j * out->sb, out->sl, fpi_avx2_bias_act(m, j ? b1 : b0, act));
+                fpi_avx2_store_lanes(o + (size_t)j * out->sb, out->sl, fpi_avx2_bias_act(m, j ? b1 : b0, act));
             }
         }
         return;
@@ -114,13 +102,13 @@ fpi_c1_row(const fpi_vmap *in, int nbi, const float *w0, const float *w1, __m256
         fpi_c1_tile4(r0 + x * sx, r0 + (x + 1) * sx, r0 + (x + 2) * sx, r0 + (x + 3) * sx, w0, w1, nbi, sb, sl, acc);
         for (int k = 0; k < 4; k++)
             for (int j = 0; j < 1 + two; j++)
-                fpi_c1_store(o + (size_t)(x + k) * out->sx + (size_t)j * out->sb, out->sl,
+                fpi_avx2_store_lanes(o + (size_t)(x + k) * out->sx + (size_t)j * out->sb, out->sl,
                              fpi_avx2_bias_act(acc[k][j], j ? b1 : b0, act));
     }
     for (; x < wd; x++) {
         fpi_c1_tile1(r0 + x * sx, w0, w1, nbi, sb, sl, acc[0]);
         for (int j = 0; j < 1 + two; j++)
-            fpi_c1_store(o + (size_t)x * out->sx + (size_t)j * out->sb, out->sl,
+            fpi_avx2_store_lanes(o + (size_t)x * out->sx + (size_t)j * out->sb, out->sl,
                          fpi_avx2_bias_act(acc[0][j], j ? b1 : b0, act));
     }
 }

@@ -256,6 +256,9 @@ struct fpi_dnnl_layer {
                                      * input's transform at v_at, once per run, and each slot's
                                      * scratch at wg_at into it */
     size_t v_at, wg_at;
+    int wino_rows;                  /* a 3x3 layer cut by rows whose pieces run fpi_wino_rows_avx2
+                                     * on the transformed weights wg_u (owned), scratch at wg_at */
+    float *wg_u;
     fpi_dnnl_piece piece[FPI_DNNL_PIECES];
 };
 
@@ -292,6 +295,7 @@ void fpi_dnnl_layer_destroy(struct fpi_dnnl_layer *d)
     fpi_dnnl_mem_free(d->in_b.mem);
     fpi_dnnl_mem_free(d->src);
     if (d->stream) D(dnnl_stream_destroy)(d->stream);
+    fpi_free_aligned(d->wg_u);
     fpi_free(d);
 }
 
@@ -734,6 +738,27 @@ static int fpi_dnnl_own3x3(const fpi_layer *l, const struct fpi_dnnl_layer *d)
     return 1;
 }
 
+/* Whether a prepared layer's pieces run fpi_wino_rows_avx2 (wino.c) in
+ * place of oneDNN's convolution: a 3x3 stride-1 layer with padding 1 cut by
+ * rows, 8 to 64 input channels in whole blocks of 8 (their transformed
+ * weights, 16/9 the plain ones, at most 512 KiB), filters in groups of 32,
+ * linear / leaky / relu, on a CPU with AVX2 and FMA whose oneDNN kernel
+ * takes nChw8c and weights in OIhw8i8o (piece 0's, transformed at setup).
+ * Like the 1x1 kernel it reads the input in place in any layout and writes
+ * any layout, pooled or not. Measured (one thread, each layer with its
+ * 2x2/2 pool, minimum of 30 passes in yolov2-tiny): see README. Decided by
+ * the layer's shape alone. */
+static int fpi_dnnl_wino_rows(const fpi_layer *l, const struct fpi_dnnl_layer *d)
+{
+    const fpi_conv_params *cp = &l->p.conv;
+    const fpi_cpu *cpu = fpi_cpu_get();
+    if (!cpu->avx2 || !cpu->fma || fpi_dnnl.blk != 8 || d->dw || !d->by_rows || cp->size != 3 || cp->stride != 1 ||
+        cp->pad != 1 || l->in.c % 8 || l->in.c > 64 || cp->filters % 32 || l->out.w != l->in.w ||
+        l->out.h != l->in.h || !(l->act == FP_ACT_LINEAR || l->act == FP_ACT_LEAKY || l->act == FP_ACT_RELU))
+        return 0;
+    return fpi_dnnl_oihw8i8o(&d->piece[0], l->in.c, 3);
+}
+
 /* Plans and creates a layer's pieces; on failure nothing is left. */
 static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *pool, int blocked,
                                           struct fpi_dnnl_layer **out)
@@ -901,15 +926,27 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
      * 19.3 -> 12.6 ms, 7x7 x 1024 -> 1024 13.0 -> 10.6, 26x26 x 128 -> 256
      * 4.6 -> 2.8, 6x6 x 512 -> 512 2.1 -> 1.6; 4x4 x 512 -> 512 1.10 ->
      * 1.15, 3x3 x 1024 -> 1024 4.6 -> 7.2) */
-    d->wino = d->own3x3 && fpi_wino_tiles(oh, l->out.w) >= 16;
+    d->wino = d->own3x3 && fpi_wino_tiles(oh, l->out.w) >= 16 && fpi_dnnl_md(d->src)->dims[2] == h && oh == h;
     if (d->wino) snprintf(d->impl, sizeof d->impl, "%s", "3x3 Winograd F(2x2,3x3) kernel (AVX2)");
+    d->wino_rows = !d->own1x1 && !d->own3x3 && fpi_dnnl_wino_rows(l, d);
+    if (d->wino_rows) {
+        d->wg_u = fpi_malloc_aligned(fpi_wino_u_floats(c / 8, oc / 8) * sizeof(float));
+        if (!d->wg_u) {
+            r = FPI_DNNL_NOMEM;
+            goto fail_pds;
+        }
+        fpi_wino_weights_avx2(d->piece[0].weights, c / 8, oc / 8, d->wg_u);
+        snprintf(d->impl, sizeof d->impl, "%s", "3x3 Winograd F(2x2,3x3) kernel by rows (AVX2)");
+    }
     for (int i = 0; i < n; i++)
         if (pds[i]) D(dnnl_primitive_desc_destroy)(pds[i]);
     for (int i = 0; i < n; i++)
         if (d->piece[i].ws_used > d->slot_bytes) d->slot_bytes = d->piece[i].ws_used;
-    if (d->wino) {
+    if (d->wino || d->wino_rows) {
         d->wg_at = fpi_align64(d->slot_bytes);
-        d->slot_bytes = d->wg_at + fpi_align64(fpi_wino_scratch_floats(c / 8, oh, l->out.w) * sizeof(float));
+        d->slot_bytes = d->wg_at + fpi_align64((d->wino ? fpi_wino_scratch_floats(c / 8, oh, l->out.w)
+                                                        : fpi_wino_rows_scratch_floats(c / 8)) *
+                                               sizeof(float));
     }
     if (d->wino) {
         /* before the slots, where the pages other layers use are */
@@ -1025,7 +1062,7 @@ fp_status fpi_dnnl_setup(fp_net *net)
         l->dnnl = d;
         fpi_dnnl_release_plain(l);
         FPI_INFO("layer %d (%s): %s%s, %d piece%s by %s%s, %zu KiB of workspace (%.1f ms)", i, l->desc,
-                 d->own1x1 || d->own3x3 ? "" : "oneDNN ", d->impl, d->n, d->n > 1 ? "s" : "", d->by_rows ? "rows" : "channels",
+                 d->own1x1 || d->own3x3 || d->wino_rows ? "" : "oneDNN ", d->impl, d->n, d->n > 1 ? "s" : "", d->by_rows ? "rows" : "channels",
                  d->pool_layer >= 0 ? ", max pool fused" : "", d->ws_bytes >> 10, (fpi_now() - t0) * 1e3);
         size_t floats = (d->ws_bytes + sizeof(float) - 1) / sizeof(float);
         if (floats > l->workspace) l->workspace = floats;
@@ -1140,6 +1177,18 @@ static void fpi_dnnl_own1x1_run(const fpi_dnnl_task *t, const fpi_dnnl_piece *p)
                      pooled);
 }
 
+/* The same for a piece of a layer by fpi_wino_rows_avx2 (fpi_dnnl_wino_rows). */
+static void fpi_dnnl_wino_rows_run(const fpi_dnnl_task *t, const fpi_dnnl_piece *p, char *slot)
+{
+    const fpi_layer *l = t->l;
+    int c = l->in.c, oc = l->out.c, pooled = t->pooled;
+    fpi_vmap in = fpi_dnnl_vmap((float *)t->in, t->in_lay, 0, 0, c, l->in.h, l->in.w);
+    const fpi_layer *ol = pooled ? l + 1 : l; /* a fused pool layer follows */
+    fpi_vmap out = fpi_dnnl_vmap(t->out, t->out_lay, 0, pooled ? p->y0 / 2 : p->y0, oc, ol->out.h, ol->out.w);
+    fpi_wino_rows_avx2(&in, c / 8, l->in.h, l->in.w, l->dnnl->wg_u, l->bias, oc / 8, l->act, p->y0, p->y1, &out,
+                       pooled, (float *)(slot + l->dnnl->wg_at));
+}
+
 /* Piece i in the workspace slot at `slot`: its input (in place, copied, or
  * reordered), the convolution, then the output (or the max pool and its
  * output) in place, copied or reordered into the layer's, and the logistic
@@ -1152,6 +1201,10 @@ static void fpi_dnnl_piece_run(const fpi_dnnl_task *t, int i, char *slot)
     int c = l->in.c, oh = l->out.h, ow = l->out.w, po = p->o1 - p->o0, rows = p->y1 - p->y0;
     if (d->own1x1) {
         fpi_dnnl_own1x1_run(t, p);
+        return;
+    }
+    if (d->wino_rows) {
+        fpi_dnnl_wino_rows_run(t, p, slot);
         return;
     }
     fpi_dnnl_set(p->src, slot + p->src_at);
@@ -1253,11 +1306,9 @@ static void fpi_dnnl_wino_input(int k, void *vctx)
 {
     const fpi_dnnl_wino_task *t = vctx;
     const fpi_layer *l = t->l;
-    const struct fpi_dnnl_layer *d = l->dnnl;
     int nbi = l->in.c / 8, b0 = k * t->per, b1 = b0 + t->per < nbi ? b0 + t->per : nbi;
-    const dnnl_memory_desc_t *smd = fpi_dnnl_md(d->src);
-    fpi_wino_input_avx2(t->in, nbi, b0, b1, (int)smd->dims[2], (int)smd->dims[3], d->piece[0].pad_t, l->out.h,
-                        l->out.w, t->v);
+    fpi_vmap in = fpi_dnnl_vmap((float *)t->in, FPI_LAY_BLK, 0, 0, l->in.c, l->in.h, l->in.w);
+    fpi_wino_input_avx2(&in, nbi, b0, b1, l->in.h, l->in.w, t->v);
 }
 
 /* Runs layer l, and the fused pool into `pooled` when not NULL. */

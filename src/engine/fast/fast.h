@@ -27,7 +27,10 @@
  *           would read and write (dnnl.c).
  *   wino.c  the same layers by Winograd's F(2x2, 3x3) on maps of 7 x 7
  *           and more (dnnl.c decides): the input transformed once per run,
- *           each piece's weights chunk by chunk as it goes.
+ *           each piece's weights chunk by chunk as it goes; and the 3x3
+ *           layers oneDNN would cut by rows, up to 64 input channels (their
+ *           weights transformed once, at setup), the 2x2/2 max pool after
+ *           them fused.
  *   avx2.h  helpers those four share (bias and activation on a vector).
  *   blas.c  OpenBLAS loaded with dlopen on first use, after steering its
  *           kernel choice (OPENBLAS_CORETYPE) from those features and pinning
@@ -216,20 +219,32 @@ void fpi_conv3x3_avx2(const float *in, int nbi, int rows_in, int cols_in, int pa
                       const float *bias, int nbo, fp_activation act, int rows, int ow, float *out);
 
 /* The same by Winograd's F(2x2, 3x3) (wino.c; x86-64 with AVX2 and FMA,
- * which the caller checks), for a whole map (output rows = input rows,
- * pad_t 1 in use by dnnl.c, any side): the tiles (2x2 output pixels) of a
- * rows x ow map; the floats of the input's transform (v) and of a piece's
- * scratch; the transform of input blocks [b0, b1) of nbi (in as for
- * fpi_conv3x3_avx2) into v; then a piece's nbo blocks of filters (a
- * multiple of 4; weights in OIhw8i8o, bias, act) from v into out (dense
- * nChw8c, rows x ow), with its own scratch. */
-size_t fpi_wino_tiles(int rows, int ow);
-size_t fpi_wino_v_floats(int nbi, int rows, int ow);
-size_t fpi_wino_scratch_floats(int nbi, int rows, int ow);
-void fpi_wino_input_avx2(const float *in, int nbi, int b0, int b1, int rows_in, int cols_in, int pad_t, int rows,
-                         int ow, float *v);
-void fpi_wino_conv_avx2(const float *v, int nbi, int rows, int ow, const float *w, const float *bias, int nbo,
+ * which the caller checks), padding 1 all round. A layer cut by output
+ * channels: the tiles (2x2 output pixels) of an h x wd map; the floats of
+ * the input's transform (v) and of a piece's scratch; the transform of
+ * input blocks [b0, b1) of nbi (in: the whole map) into v; then a piece's
+ * nbo blocks of filters (a multiple of 4; weights in OIhw8i8o, bias, act)
+ * from v into out (dense nChw8c, h x wd), with its own scratch. */
+size_t fpi_wino_tiles(int h, int wd);
+size_t fpi_wino_v_floats(int nbi, int h, int wd);
+size_t fpi_wino_scratch_floats(int nbi, int h, int wd);
+void fpi_wino_input_avx2(const fpi_vmap *in, int nbi, int b0, int b1, int h, int wd, float *v);
+void fpi_wino_conv_avx2(const float *v, int nbi, int h, int wd, const float *w, const float *bias, int nbo,
                         fp_activation act, float *out, float *scratch);
+
+/* A layer cut by rows (shallow, wide maps): the floats of all its weights
+ * transformed (held by the layer) and of a piece's scratch; the weights'
+ * transform (nbo a multiple of 4, OIhw8i8o); then output rows [y0, y1)
+ * from in (the whole h x wd input map) into out (row 0: y0), as
+ * fpi_conv1x1_avx2 takes them; with pool (y0 even) the 2x2/2 max pool of
+ * those rows instead (row 0: y0 / 2; darknet's windows, a window cut by an
+ * odd side over the cells inside), the same bits as pooling after. The
+ * tiles are those of the whole map (rows 2k, 2k + 1), whatever the band. */
+size_t fpi_wino_u_floats(int nbi, int nbo);
+size_t fpi_wino_rows_scratch_floats(int nbi);
+void fpi_wino_weights_avx2(const float *w, int nbi, int nbo, float *u);
+void fpi_wino_rows_avx2(const fpi_vmap *in, int nbi, int h, int wd, const float *u, const float *bias, int nbo,
+                        fp_activation act, int y0, int y1, const fpi_vmap *out, int pool, float *scratch);
 
 /* First layers on AVX2 CPUs without AVX-512 (conv_first.c): whether the
  * CPU gets that kernel (AVX2 + FMA, no AVX-512, or forced), and whether a

@@ -21,6 +21,7 @@
  * OIhw8i8o, as the direct kernel reads them) chunk by chunk of input
  * channels into a scratch it owns, so the transformed weights, 16/9 the
  * size of the plain ones, are never held whole. */
+#include <float.h>
 #include <stddef.h>
 
 #include "engine/fast/fast.h"
@@ -46,51 +47,35 @@ size_t fpi_wino_scratch_floats(int nbi, int rows, int ow)
     return 16 * fpi_wg_str((size_t)cc * 32) + 16 * fpi_wg_str(fpi_wino_tiles(rows, ow) * 32);
 }
 
+size_t fpi_wino_u_floats(int nbi, int nbo) { return (size_t)(nbo / 4) * 16 * fpi_wg_str((size_t)nbi * 8 * 32); }
+
+/* Tiles per block of a piece cut by rows: the block's transform (16 x
+ * tiles x channels) about 96 KiB, whole groups of 3, 12 to 96. */
+static int fpi_wg_block(int nbi)
+{
+    int tb = 1536 / (nbi * 8) / 3 * 3;
+    return tb < 12 ? 12 : tb > 96 ? 96 : tb;
+}
+
+size_t fpi_wino_rows_scratch_floats(int nbi)
+{
+    size_t tb = (size_t)fpi_wg_block(nbi);
+    return 16 * fpi_wg_str(tb * nbi * 8) + 16 * fpi_wg_str(tb * 32);
+}
+
 #if defined(__x86_64__)
 
 #include "engine/fast/avx2.h"
 
 #define FPI_AVX2 __attribute__((target("avx2,fma")))
 
-FPI_AVX2 void fpi_wino_input_avx2(const float *in, int nbi, int b0, int b1, int rows_in, int cols_in, int pad_t,
-                                  int rows, int ow, float *v)
-{
-    int tw = (ow + 1) / 2, th = (rows + 1) / 2;
-    size_t t_n = (size_t)th * tw, c = (size_t)nbi * 8, plane = (size_t)rows_in * cols_in * 8, pt = fpi_wg_str(t_n * c);
-    for (int ib = b0; ib < b1; ib++) {
-        const float *p = in + ib * plane;
-        for (int ty = 0; ty < th; ty++)
-            for (int tx = 0; tx < tw; tx++) {
-                int y0 = 2 * ty - pad_t, x0 = 2 * tx - 1;
-                const float *q = p + ((ptrdiff_t)y0 * cols_in + x0) * 8;
-                /* 16 pixels, zero outside the map; B' d by columns as they come */
-                __m256 t0[4], t1[4], t2[4], t3[4];
-#pragma GCC unroll 4
-                for (int s = 0; s < 4; s++) {
-                    int ix = x0 + s, in_x = ix >= 0 && ix < cols_in;
-#define FPI_WG_D(r) (in_x && y0 + (r) >= 0 && y0 + (r) < rows_in ? _mm256_loadu_ps(q + ((r) * cols_in + s) * 8) \
-                                                                  : _mm256_setzero_ps())
-                    __m256 d0 = FPI_WG_D(0), d1 = FPI_WG_D(1), d2 = FPI_WG_D(2), d3 = FPI_WG_D(3);
-#undef FPI_WG_D
-                    t0[s] = _mm256_sub_ps(d0, d2);
-                    t1[s] = _mm256_add_ps(d1, d2);
-                    t2[s] = _mm256_sub_ps(d2, d1);
-                    t3[s] = _mm256_sub_ps(d1, d3);
-                }
-                float *o = v + ((size_t)ty * tw + tx) * c + ib * 8;
-#define FPI_WG_ROW(r, t)                                                                               \
+/* Row r of B' d (t: its 4 columns) through B into the points 4r .. 4r + 3
+ * at o, pt floats apart: t0 - t2, t1 + t2, t2 - t1, t1 - t3. */
+#define FPI_WG_VROW(r, t)                                                                              \
     _mm256_storeu_ps(o + (4 * r) * pt, _mm256_sub_ps(t[0], t[2]));                                     \
     _mm256_storeu_ps(o + (4 * r + 1) * pt, _mm256_add_ps(t[1], t[2]));                                 \
     _mm256_storeu_ps(o + (4 * r + 2) * pt, _mm256_sub_ps(t[2], t[1]));                                 \
     _mm256_storeu_ps(o + (4 * r + 3) * pt, _mm256_sub_ps(t[1], t[3]))
-                FPI_WG_ROW(0, t0);
-                FPI_WG_ROW(1, t1);
-                FPI_WG_ROW(2, t2);
-                FPI_WG_ROW(3, t3);
-#undef FPI_WG_ROW
-            }
-    }
-}
 
 /* One row (or column) of 3 through G: r0, (r0 + r1 + r2) / 2, (r0 - r1 + r2) / 2, r2. */
 #define FPI_WG_G(a, b, c, o0, o1, o2, o3)                                                              \
@@ -167,11 +152,9 @@ FPI_AVX2 static __attribute__((noinline)) void fpi_wg_tile(const float *v0, cons
     FPI_WG_STORE1(a2, m2);
 }
 
-/* A' m A + bias, act for tile sums m (point xi at m + xi * ms) into the
- * 2x2 output pixels at o (row stride rs; the second row / column only
- * when there). */
-FPI_AVX2 static inline void fpi_wg_out1(const float *m, size_t ms, __m256 b, fp_activation act, float *o, size_t rs,
-                                        int two_rows, int two_cols)
+/* A' m A for tile sums m (point xi at m + xi * ms): the tile's 2x2 output
+ * pixels before bias and activation, y[row][column]. */
+FPI_AVX2 static inline void fpi_wg_out(const float *m, size_t ms, __m256 y[2][2])
 {
     __m256 s[2][4];
     for (int j = 0; j < 4; j++) {
@@ -181,13 +164,21 @@ FPI_AVX2 static inline void fpi_wg_out1(const float *m, size_t ms, __m256 b, fp_
         s[0][j] = _mm256_add_ps(m0, e);
         s[1][j] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
     }
-    for (int r = 0; r < 1 + two_rows; r++) {
-        __m256 e = _mm256_add_ps(s[r][1], s[r][2]);
-        _mm256_storeu_ps(o + r * rs, fpi_avx2_bias_act(_mm256_add_ps(s[r][0], e), b, act));
-        if (two_cols)
-            _mm256_storeu_ps(o + r * rs + 8,
-                             fpi_avx2_bias_act(_mm256_sub_ps(_mm256_sub_ps(s[r][1], s[r][2]), s[r][3]), b, act));
+    for (int r = 0; r < 2; r++) {
+        y[r][0] = _mm256_add_ps(s[r][0], _mm256_add_ps(s[r][1], s[r][2]));
+        y[r][1] = _mm256_sub_ps(_mm256_sub_ps(s[r][1], s[r][2]), s[r][3]);
     }
+}
+
+/* The same with bias and act into the 2x2 output pixels at o (row stride
+ * rs; the second row / column only when there). */
+FPI_AVX2 static inline void fpi_wg_out1(const float *m, size_t ms, __m256 b, fp_activation act, float *o, size_t rs,
+                                        int two_rows, int two_cols)
+{
+    __m256 y[2][2];
+    fpi_wg_out(m, ms, y);
+    for (int r = 0; r < 1 + two_rows; r++)
+        for (int x = 0; x < 1 + two_cols; x++) _mm256_storeu_ps(o + r * rs + x * 8, fpi_avx2_bias_act(y[r][x], b, act));
 }
 
 FPI_AVX2 void fpi_wino_conv_avx2(const float *v, int nbi, int rows, int ow, const float *w, const float *bias,
@@ -237,6 +228,115 @@ FPI_AVX2 void fpi_wino_conv_avx2(const float *v, int nbi, int rows, int ow, cons
                     fpi_wg_out1(m + ((size_t)ty * tw + tx) * 32 + j * 8, ms, b, act,
                                 oj + ((size_t)2 * ty * ow + 2 * tx) * 8, (size_t)ow * 8, 2 * ty + 1 < rows,
                                 2 * tx + 1 < ow);
+        }
+    }
+}
+
+/* The weights of nbo blocks of filters (a multiple of 4; OIhw8i8o), all
+ * transformed: u[group of 32 filters][xi][input channel][32]. */
+FPI_AVX2 void fpi_wino_weights_avx2(const float *w, int nbi, int nbo, float *u)
+{
+    size_t c = (size_t)nbi * 8, us = fpi_wg_str(c * 32), wob = (size_t)nbi * 576;
+    for (int g = 0; g + 4 <= nbo; g += 4) {
+        float *ug = u + (size_t)(g / 4) * 16 * us;
+        for (size_t ch = 0; ch < c; ch++)
+            for (int j = 0; j < 4; j++)
+                fpi_wg_weights1(w + (size_t)(g + j) * wob + ch / 8 * 576 + ch % 8 * 8, ug + ch * 32 + j * 8, us);
+    }
+}
+
+/* Input blocks [b0, b1) of tiles [q0, q0 + n) of a map h x wd (tile q:
+ * tile row ty0 + q / tw, column q % tw; pixels outside the map zero)
+ * transformed into v[xi][tile][channel] (xi stride vs). */
+FPI_AVX2 static void fpi_wg_input(const fpi_vmap *in, int nbi, int b0, int b1, int h, int wd, int ty0, int tw,
+                                  int q0, int n, float *v, size_t vs)
+{
+    size_t c = (size_t)nbi * 8, pt = vs;
+    for (int q = 0; q < n; q++) {
+        int ty = ty0 + (q0 + q) / tw, tx = (q0 + q) % tw, y0 = 2 * ty - 1, x0 = 2 * tx - 1;
+        for (int ib = b0; ib < b1; ib++) {
+            const float *p = in->p + (size_t)ib * in->sb;
+            /* B' d by columns as they come */
+            __m256 t0[4], t1[4], t2[4], t3[4];
+            for (int s = 0; s < 4; s++) {
+                int ix = x0 + s, in_x = ix >= 0 && ix < wd;
+#define FPI_WG_D(r)                                                                                    \
+    (in_x && y0 + (r) >= 0 && y0 + (r) < h                                                             \
+         ? fpi_avx2_load_lanes(p + (size_t)(y0 + (r)) * in->sy + (size_t)ix * in->sx, in->sl)          \
+         : _mm256_setzero_ps())
+                __m256 d0 = FPI_WG_D(0), d1 = FPI_WG_D(1), d2 = FPI_WG_D(2), d3 = FPI_WG_D(3);
+#undef FPI_WG_D
+                t0[s] = _mm256_sub_ps(d0, d2);
+                t1[s] = _mm256_add_ps(d1, d2);
+                t2[s] = _mm256_sub_ps(d2, d1);
+                t3[s] = _mm256_sub_ps(d1, d3);
+            }
+            float *o = v + (size_t)q * c + ib * 8;
+            FPI_WG_VROW(0, t0);
+            FPI_WG_VROW(1, t1);
+            FPI_WG_VROW(2, t2);
+            FPI_WG_VROW(3, t3);
+        }
+    }
+}
+
+FPI_AVX2 void fpi_wino_input_avx2(const fpi_vmap *in, int nbi, int b0, int b1, int h, int wd, float *v)
+{
+    size_t nt = fpi_wino_tiles(h, wd);
+    fpi_wg_input(in, nbi, b0, b1, h, wd, 0, (wd + 1) / 2, 0, (int)nt, v, fpi_wg_str(nt * (size_t)nbi * 8));
+}
+
+FPI_AVX2 void fpi_wino_rows_avx2(const fpi_vmap *in, int nbi, int h, int wd, const float *u, const float *bias,
+                                 int nbo, fp_activation act, int y0, int y1, const fpi_vmap *out, int pool,
+                                 float *scratch)
+{
+    int c = nbi * 8, tw = (wd + 1) / 2, ty0 = y0 / 2, nt = ((y1 + 1) / 2 - ty0) * tw, tb = fpi_wg_block(nbi);
+    size_t vs = fpi_wg_str((size_t)tb * c), ms = fpi_wg_str((size_t)tb * 32), us = fpi_wg_str((size_t)c * 32);
+    float *v = scratch, *m = scratch + 16 * vs;
+    for (int q0 = 0; q0 < nt; q0 += tb) {
+        int n = nt - q0 < tb ? nt - q0 : tb;
+        fpi_wg_input(in, nbi, 0, nbi, h, wd, ty0, tw, q0, n, v, vs);
+        for (int g = 0; g + 4 <= nbo; g += 4) {
+            const float *ug = u + (size_t)(g / 4) * 16 * us;
+            for (int xi = 0; xi < 16; xi++) {
+                const float *vx = v + xi * vs;
+                float *mx = m + xi * ms;
+                for (int t = 0; t < n; t += 3) {
+                    /* a last group of 1 or 2 tiles takes its last one again */
+                    int t1 = t + 1 < n ? t + 1 : n - 1, t2 = t + 2 < n ? t + 2 : n - 1;
+                    fpi_wg_tile(vx + (size_t)t * c, vx + (size_t)t1 * c, vx + (size_t)t2 * c, ug + xi * us, c,
+                                mx + (size_t)t * 32, mx + (size_t)t1 * 32, mx + (size_t)t2 * 32, 1);
+                }
+            }
+            /* out of the transform: the 2x2 pixels of each tile, or their max */
+            for (int q = 0; q < n; q++) {
+                int ty = ty0 + (q0 + q) / tw, tx = (q0 + q) % tw, two_x = 2 * tx + 1 < wd;
+                for (int j = 0; j < 4; j++) {
+                    __m256 y[2][2], b = _mm256_loadu_ps(bias + (g + j) * 8);
+                    fpi_wg_out(m + (size_t)q * 32 + j * 8, ms, y);
+                    float *ob = out->p + (size_t)(g + j) * out->sb;
+                    if (pool) {
+                        /* the reference pool's order; a window cut by an odd side
+                         * takes its one column or row twice */
+                        int two_y = 2 * ty + 1 < y1;
+                        __m256 mx = _mm256_set1_ps(-FLT_MAX);
+                        mx = _mm256_max_ps(y[0][0], mx);
+                        mx = _mm256_max_ps(y[0][two_x], mx);
+                        mx = _mm256_max_ps(y[two_y][0], mx);
+                        mx = _mm256_max_ps(y[two_y][two_x], mx);
+                        fpi_avx2_store_lanes(ob + (size_t)(ty - ty0) * out->sy + (size_t)tx * out->sx, out->sl,
+                                             fpi_avx2_bias_act(mx, b, act));
+                        continue;
+                    }
+                    for (int r = 0; r < 2; r++) {
+                        int yy = 2 * ty + r;
+                        if (yy < y0 || yy >= y1) continue;
+                        for (int k = 0; k < 1 + two_x; k++)
+                            fpi_avx2_store_lanes(ob + (size_t)(yy - y0) * out->sy + (size_t)(2 * tx + k) * out->sx,
+                                                 out->sl, fpi_avx2_bias_act(y[r][k], b, act));
+                    }
+                }
+            }
         }
     }
 }
