@@ -364,6 +364,8 @@ static void test_conv_pool(void)
         printf("     oneDNN not available: %s\n", fpi_dnnl_describe());
         return;
     }
+    /* Winograd layers whose output is handed on take their tiles in parts */
+    fpi_dnnl_set_wino_v_max(64 << 10);
     for (int sizes = 0; sizes < 2; sizes++) {
         fpi_dnnl_set_sizes(0, sizes ? 1e30 : 0);
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -623,7 +625,8 @@ done:
  * tile's second row or column left out), maps of one tile, 1 to 33 blocks
  * of input channels (chunks of 16 blocks: one, a chunk and a bit, three),
  * a last group of 1 or 2 tiles, the input's transform in two calls of
- * blocks; nothing written past the output, the transform or the scratch.
+ * blocks, the tiles in two parts one after the other; nothing written past
+ * the output, the transform or the scratch.
  * Then a layer cut into 32-filter pieces in a network, at 1 and 2 threads,
  * against the reference kernel. */
 static void test_wino(void)
@@ -640,8 +643,10 @@ static void test_wino(void)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int rows = cases[i].rows, w = cases[i].w, c = cases[i].c, oc = cases[i].oc, nbi = c / 8, nbo = oc / 8;
         fp_activation act = i % 3 == 0 ? FP_ACT_LINEAR : i % 3 == 1 ? FP_ACT_LEAKY : FP_ACT_RELU;
-        size_t plane = (size_t)rows * w, nout = (size_t)oc * plane + 64, nv = fpi_wino_v_floats(nbi, rows, w) + 64,
-               ns = fpi_wino_scratch_floats(nbi, rows, w) + 64;
+        /* the tiles in two parts (the first the larger, as dnnl.c cuts them) */
+        int nt = (int)fpi_wino_tiles(rows, w), per = (nt + 1) / 2;
+        size_t plane = (size_t)rows * w, nout = (size_t)oc * plane + 64, nv = fpi_wino_v_floats(nbi, per) + 64,
+               ns = fpi_wino_scratch_floats(nbi, per) + 64;
         float *in = malloc((size_t)c * plane * sizeof(float)), *wt = malloc((size_t)oc * c * 9 * sizeof(float)),
               *bias = malloc(oc * sizeof(float)), *out = malloc(nout * sizeof(float)), *v = malloc(nv * sizeof(float)),
               *sc = malloc(ns * sizeof(float));
@@ -654,9 +659,12 @@ static void test_wino(void)
             for (size_t j = 0; j < nv; j++) v[j] = NAN;
             for (size_t j = 0; j < ns; j++) sc[j] = NAN;
             fpi_vmap vin = {in, plane * 8, (size_t)w * 8, 8, 1};
-            fpi_wino_input_avx2(&vin, nbi, 0, nbi / 2, rows, w, v);
-            fpi_wino_input_avx2(&vin, nbi, nbi / 2, nbi, rows, w, v);
-            fpi_wino_conv_avx2(v, nbi, rows, w, wt, bias, nbo, act, out, sc);
+            for (int q0 = 0; q0 < nt; q0 += per) {
+                int n = nt - q0 < per ? nt - q0 : per;
+                fpi_wino_input_avx2(&vin, nbi, 0, nbi / 2, rows, w, q0, n, v);
+                fpi_wino_input_avx2(&vin, nbi, nbi / 2, nbi, rows, w, q0, n, v);
+                fpi_wino_conv_avx2(v, nbi, rows, w, q0, n, wt, bias, nbo, act, out, sc);
+            }
             /* the transforms add up to 16 of a tile's values before and after the
              * products: a few roundings more than the direct sums, within the bound */
             size_t bad = off_3x3(in, c, rows, w, 1, wt, bias, oc, act, rows, out), past = 0;
@@ -849,12 +857,14 @@ static void test_dnnl_chains(void)
     /* at least these hand-offs (where the layouts oneDNN chose on both sides agree) */
     static const struct { const char *cfg, *name; int handoffs; } cases[] = {
         {chain_yolo, "yolo-like", 3}, {chain_face, "face-like", 3}, {chain_face_even, "face-like, even", 4},
-        {chain_odd, "odd strides", 2},
+        {chain_odd, "odd strides", 2}
     };
     if (!fpi_dnnl_available()) {
         printf("     oneDNN not available: %s\n", fpi_dnnl_describe());
         return;
     }
+    /* Winograd layers whose output is handed on take their tiles in parts */
+    fpi_dnnl_set_wino_v_max(64 << 10);
     for (int sizes = 0; sizes < 2; sizes++) {
         fpi_dnnl_set_sizes(0, sizes ? 1e30 : 0);
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -954,6 +964,7 @@ static void test_dnnl_chains(void)
         }
     }
     fpi_dnnl_set_sizes(2e6, 25e6);
+    fpi_dnnl_set_wino_v_max(0);
     fpi_fast_set_mode(FPI_FAST_AUTO);
 }
 

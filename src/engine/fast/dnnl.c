@@ -256,6 +256,8 @@ struct fpi_dnnl_layer {
                                      * input's transform at v_at, once per run, and each slot's
                                      * scratch at wg_at into it */
     size_t v_at, wg_at;
+    int wg_parts;                   /* the tiles in this many parts, one after the other, when the
+                                     * output is handed on in place (FPI_WINO_V_MAX) */
     int wino_rows;                  /* a 3x3 layer cut by rows whose pieces run fpi_wino_rows_avx2
                                      * on the transformed weights wg_u (owned), scratch at wg_at */
     float *wg_u;
@@ -759,6 +761,18 @@ static int fpi_dnnl_wino_rows(const fpi_layer *l, const struct fpi_dnnl_layer *d
     return fpi_dnnl_oihw8i8o(&d->piece[0], l->in.c, 3);
 }
 
+/* The input transform a Winograd layer cut by channels holds at once
+ * (fpi_wino_v_floats), at most: it lies in the workspace beside the
+ * layer's other scratch, all of which the memory budget (weights + the two
+ * largest live activations + 16 MB) must hold. Over it, when the output is
+ * handed on in place (each piece writes its part of the layer's output
+ * where it lies, so a piece's tiles may come in parts), the tiles go in
+ * parts, each transformed and multiplied in turn, its pieces' weights
+ * transformed again. yolov3-tiny's 26x26 x 384 -> 256 took 4.0 MiB at once
+ * and its peak RSS came within 0.5 MiB of the budget at two threads. */
+enum { FPI_WINO_V_MAX = 7 << 19 };
+static size_t fpi_wino_v_max = FPI_WINO_V_MAX; /* fpi_dnnl_set_wino_v_max */
+
 /* Plans and creates a layer's pieces; on failure nothing is left. */
 static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *pool, int blocked,
                                           struct fpi_dnnl_layer **out)
@@ -926,7 +940,13 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
      * 19.3 -> 12.6 ms, 7x7 x 1024 -> 1024 13.0 -> 10.6, 26x26 x 128 -> 256
      * 4.6 -> 2.8, 6x6 x 512 -> 512 2.1 -> 1.6; 4x4 x 512 -> 512 1.10 ->
      * 1.15, 3x3 x 1024 -> 1024 4.6 -> 7.2) */
-    d->wino = d->own3x3 && fpi_wino_tiles(oh, l->out.w) >= 16 && fpi_dnnl_md(d->src)->dims[2] == h && oh == h;
+    int tiles = (int)fpi_wino_tiles(oh, l->out.w);
+    d->wino = d->own3x3 && tiles >= 16 && fpi_dnnl_md(d->src)->dims[2] == h && oh == h;
+    if (d->wino) {
+        size_t vb = fpi_wino_v_floats(c / 8, tiles) * sizeof(float);
+        d->wg_parts = d->pool_layer < 0 ? (int)((vb + fpi_wino_v_max - 1) / fpi_wino_v_max) : 1;
+        if (d->wg_parts > tiles) d->wg_parts = tiles;
+    }
     if (d->wino) snprintf(d->impl, sizeof d->impl, "%s", "3x3 Winograd F(2x2,3x3) kernel (AVX2)");
     d->wino_rows = !d->own1x1 && !d->own3x3 && fpi_dnnl_wino_rows(l, d);
     if (d->wino_rows) {
@@ -942,16 +962,25 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
         if (pds[i]) D(dnnl_primitive_desc_destroy)(pds[i]);
     for (int i = 0; i < n; i++)
         if (d->piece[i].ws_used > d->slot_bytes) d->slot_bytes = d->piece[i].ws_used;
-    if (d->wino || d->wino_rows) {
-        d->wg_at = fpi_align64(d->slot_bytes);
-        d->slot_bytes = d->wg_at + fpi_align64((d->wino ? fpi_wino_scratch_floats(c / 8, oh, l->out.w)
-                                                        : fpi_wino_rows_scratch_floats(c / 8)) *
-                                               sizeof(float));
+    if (d->wino) {
+        /* its pieces use only their output (when not handed on) of what
+         * oneDNN's would keep in their slots: the scratch first, then it */
+        d->wg_at = 0;
+        size_t sc = fpi_align64(fpi_wino_scratch_floats(c / 8, tiles) * sizeof(float));
+        d->slot_bytes = sc;
+        for (int i = 0; i < n; i++) {
+            fpi_dnnl_piece *p = &d->piece[i];
+            p->dst_at = sc;
+            size_t b = sc + fpi_align64(D(dnnl_memory_desc_get_size)(fpi_dnnl_md(p->dst)));
+            if (b > d->slot_bytes) d->slot_bytes = b;
+        }
     }
+    if (d->wino_rows) /* its pieces use nothing of oneDNN's in their slots */
+        d->slot_bytes = fpi_align64(fpi_wino_rows_scratch_floats(c / 8) * sizeof(float)), d->wg_at = 0;
     if (d->wino) {
         /* before the slots, where the pages other layers use are */
         d->v_at = d->slot0;
-        d->slot0 += fpi_align64(fpi_wino_v_floats(c / 8, oh, l->out.w) * sizeof(float));
+        d->slot0 += fpi_align64(fpi_wino_v_floats(c / 8, tiles) * sizeof(float));
     }
     d->ws_bytes = d->slot0 + (size_t)n * d->slot_bytes;
     *out = d;
@@ -1108,6 +1137,8 @@ void fpi_dnnl_set_sizes(double min_flops, double piece_flops)
     fpi_dnnl_piece_flops = piece_flops > 0 ? piece_flops : 0;
 }
 
+void fpi_dnnl_set_wino_v_max(size_t bytes) { fpi_wino_v_max = bytes ? bytes : FPI_WINO_V_MAX; }
+
 /* Rows [r0, r0 + rows) x columns [0, cols) of channels [c0, c0 + c) of a
  * C x h x w tensor t in layout lay (FPI_LAY_BLK or FPI_LAY_NHWC, c0 and c
  * multiples of the block): where they start when they are one dense
@@ -1156,6 +1187,7 @@ typedef struct {
     int in_lay, out_lay; /* in / out layouts: FPI_LAY_NCHW, or a hand-off's */
     char *ws;            /* the workspace */
     atomic_int next;     /* next piece to run */
+    int q0, nq;          /* Winograd (d->wino): the part of the tiles its pieces do now */
 } fpi_dnnl_task;
 
 static void fpi_dnnl_set(dnnl_memory_t m, const void *at)
@@ -1242,7 +1274,8 @@ static void fpi_dnnl_piece_run(const fpi_dnnl_task *t, int i, char *slot)
         D(dnnl_memory_get_data_handle)(p->dst, &o);
         const dnnl_memory_desc_t *smd = fpi_dnnl_md(src);
         if (d->wino)
-            fpi_wino_conv_avx2((const float *)(t->ws + d->v_at), c / 8, rows, ow, p->weights, l->bias + p->o0,
+            fpi_wino_conv_avx2((const float *)(t->ws + d->v_at), c / 8, rows, ow, t->q0, t->nq, p->weights,
+                               l->bias + p->o0,
                                po / 8, l->act, o, (float *)(slot + d->wg_at));
         else
             fpi_conv3x3_avx2(s, c / 8, (int)smd->dims[2], (int)smd->dims[3], p->pad_t, p->weights, l->bias + p->o0,
@@ -1299,6 +1332,7 @@ typedef struct {
     const float *in; /* the layer's input as its pieces read it (nChw8c) */
     float *v;        /* its transform */
     int per;         /* blocks of input channels per task */
+    int q0, nq;      /* the tiles */
 } fpi_dnnl_wino_task;
 
 /* Task k of a Winograd layer's input transform: input blocks [k per, (k + 1) per). */
@@ -1308,7 +1342,7 @@ static void fpi_dnnl_wino_input(int k, void *vctx)
     const fpi_layer *l = t->l;
     int nbi = l->in.c / 8, b0 = k * t->per, b1 = b0 + t->per < nbi ? b0 + t->per : nbi;
     fpi_vmap in = fpi_dnnl_vmap((float *)t->in, FPI_LAY_BLK, 0, 0, l->in.c, l->in.h, l->in.w);
-    fpi_wino_input_avx2(&in, nbi, b0, b1, l->in.h, l->in.w, t->v);
+    fpi_wino_input_avx2(&in, nbi, b0, b1, l->in.h, l->in.w, t->q0, t->nq, t->v);
 }
 
 /* Runs layer l, and the fused pool into `pooled` when not NULL. */
@@ -1316,7 +1350,7 @@ static int fpi_dnnl_run(const fpi_layer *l, const float *const *src, float *out,
 {
     struct fpi_dnnl_layer *d = l->dnnl;
     if (!d || !fpi_fast_enabled() || !fpi_dnnl_mode_allows() || !x->workspace) return 0;
-    fpi_dnnl_task t = {l, src[0], pooled ? pooled : out, pooled != NULL, 0, 0, (char *)x->workspace, 0};
+    fpi_dnnl_task t = {l, src[0], pooled ? pooled : out, pooled != NULL, 0, 0, (char *)x->workspace, 0, 0, 1};
     /* hand-offs between layers that both run now, unseen */
     if (x->handoff && d->hand_in && d->hand_root >= x->first) t.in_lay = d->hand_in;
     if (x->handoff && d->hand_out && d->hand_to <= x->last && (pooled || d->pool_layer < 0)) t.out_lay = d->hand_out;
@@ -1339,16 +1373,25 @@ static int fpi_dnnl_run(const fpi_layer *l, const float *const *src, float *out,
         }
     }
     int tasks = fpi_pool_threads(x->pool);
-    if (d->wino) {
-        /* the input's transform, which every piece reads, in tasks of whole
-         * blocks of input channels */
-        fpi_dnnl_wino_task w = {l, NULL, (float *)(t.ws + d->v_at), (l->in.c / 8 + 2 * tasks - 1) / (2 * tasks)};
-        void *s = NULL;
-        D(dnnl_memory_get_data_handle)(d->src, &s); /* fpi_dnnl_own3x3: there is one */
-        w.in = s;
-        fpi_parallel_for(x->pool, (l->in.c / 8 + w.per - 1) / w.per, fpi_dnnl_wino_input, &w);
+    int tiles = d->wino ? (int)fpi_wino_tiles(l->out.h, l->out.w) : 1;
+    int parts = d->wino && t.out_lay == FPI_LAY_BLK && !t.pooled ? d->wg_parts : 1, per = (tiles + parts - 1) / parts;
+    parts = (tiles + per - 1) / per; /* none empty */
+    for (int k = 0; k < parts; k++) {
+        t.q0 = k * per;
+        t.nq = tiles - t.q0 < per ? tiles - t.q0 : per;
+        atomic_store(&t.next, 0);
+        if (d->wino) {
+            /* the input's transform, which every piece reads, in tasks of
+             * whole blocks of input channels */
+            fpi_dnnl_wino_task w = {l, NULL, (float *)(t.ws + d->v_at), (l->in.c / 8 + 2 * tasks - 1) / (2 * tasks),
+                                    t.q0, t.nq};
+            void *s = NULL;
+            D(dnnl_memory_get_data_handle)(d->src, &s); /* fpi_dnnl_own3x3: there is one */
+            w.in = s;
+            fpi_parallel_for(x->pool, (l->in.c / 8 + w.per - 1) / w.per, fpi_dnnl_wino_input, &w);
+        }
+        fpi_parallel_for(x->pool, tasks < d->n ? tasks : d->n, fpi_dnnl_task_run, &t);
     }
-    fpi_parallel_for(x->pool, tasks < d->n ? tasks : d->n, fpi_dnnl_task_run, &t);
     return 1;
 }
 
@@ -1410,6 +1453,7 @@ fp_status fpi_dnnl_restore(fp_net *net) { return FP_OK; }
 void fpi_dnnl_layer_destroy(struct fpi_dnnl_layer *d) { (void)d; }
 const char *fpi_dnnl_layer_impl(const fpi_layer *l) { return NULL; }
 void fpi_dnnl_set_sizes(double min_flops, double piece_flops) { (void)min_flops, (void)piece_flops; }
+void fpi_dnnl_set_wino_v_max(size_t bytes) { (void)bytes; }
 int fpi_dnnl_fused_pool(const fpi_layer *l) { return -1; }
 int fpi_dnnl_hands_to(const fpi_layer *l) { return -1; }
 int fpi_conv_dnnl(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x) { return 0; }

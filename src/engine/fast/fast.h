@@ -141,6 +141,11 @@ fp_status fpi_dnnl_setup(fp_net *net);
  * with piece_flops). Not thread-safe. */
 void fpi_dnnl_set_sizes(double min_flops, double piece_flops);
 
+/* Test hook for the layers fpi_dnnl_setup prepares after the call: the
+ * Winograd input transform held at once, at most (dnnl.c's FPI_WINO_V_MAX;
+ * 0: that). Not thread-safe. */
+void fpi_dnnl_set_wino_v_max(size_t bytes);
+
 /* Writes the plain weights of every convolution whose plain copy setup gave
  * back (oneDNN holding them) from oneDNN's copy, for when other kernels
  * must run it (fp_net_run calls it when oneDNN may not run). FP_ENOMEM. */
@@ -220,17 +225,19 @@ void fpi_conv3x3_avx2(const float *in, int nbi, int rows_in, int cols_in, int pa
 
 /* The same by Winograd's F(2x2, 3x3) (wino.c; x86-64 with AVX2 and FMA,
  * which the caller checks), padding 1 all round. A layer cut by output
- * channels: the tiles (2x2 output pixels) of an h x wd map; the floats of
- * the input's transform (v) and of a piece's scratch; the transform of
- * input blocks [b0, b1) of nbi (in: the whole map) into v; then a piece's
- * nbo blocks of filters (a multiple of 4; weights in OIhw8i8o, bias, act)
- * from v into out (dense nChw8c, h x wd), with its own scratch. */
+ * channels: the tiles (2x2 output pixels, row by row) of an h x wd map;
+ * the floats of the input's transform (v) and of a piece's scratch for up
+ * to nt tiles; the transform of input blocks [b0, b1) of nbi (in: the
+ * whole map) for tiles [q0, q0 + nt) into v; then from v a piece's nbo
+ * blocks of filters (a multiple of 4; weights in OIhw8i8o, bias, act) for
+ * those tiles into out (dense nChw8c, h x wd: only those tiles' pixels),
+ * with its own scratch. A tile's values do not depend on the range. */
 size_t fpi_wino_tiles(int h, int wd);
-size_t fpi_wino_v_floats(int nbi, int h, int wd);
-size_t fpi_wino_scratch_floats(int nbi, int h, int wd);
-void fpi_wino_input_avx2(const fpi_vmap *in, int nbi, int b0, int b1, int h, int wd, float *v);
-void fpi_wino_conv_avx2(const float *v, int nbi, int h, int wd, const float *w, const float *bias, int nbo,
-                        fp_activation act, float *out, float *scratch);
+size_t fpi_wino_v_floats(int nbi, int nt);
+size_t fpi_wino_scratch_floats(int nbi, int nt);
+void fpi_wino_input_avx2(const fpi_vmap *in, int nbi, int b0, int b1, int h, int wd, int q0, int nt, float *v);
+void fpi_wino_conv_avx2(const float *v, int nbi, int h, int wd, int q0, int nt, const float *w, const float *bias,
+                        int nbo, fp_activation act, float *out, float *scratch);
 
 /* A layer cut by rows (shallow, wide maps): the floats of all its weights
  * transformed (held by the layer) and of a piece's scratch; the weights'

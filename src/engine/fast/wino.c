@@ -39,12 +39,12 @@ size_t fpi_wino_tiles(int rows, int ow) { return (size_t)((rows + 1) / 2) * ((ow
  * transform took 4x as long). */
 static size_t fpi_wg_str(size_t floats) { return floats + 16; }
 
-size_t fpi_wino_v_floats(int nbi, int rows, int ow) { return 16 * fpi_wg_str(fpi_wino_tiles(rows, ow) * (size_t)nbi * 8); }
+size_t fpi_wino_v_floats(int nbi, int nt) { return 16 * fpi_wg_str((size_t)nt * nbi * 8); }
 
-size_t fpi_wino_scratch_floats(int nbi, int rows, int ow)
+size_t fpi_wino_scratch_floats(int nbi, int nt)
 {
     int cc = nbi * 8 < FPI_WG_CHUNK ? nbi * 8 : FPI_WG_CHUNK;
-    return 16 * fpi_wg_str((size_t)cc * 32) + 16 * fpi_wg_str(fpi_wino_tiles(rows, ow) * 32);
+    return 16 * fpi_wg_str((size_t)cc * 32) + 16 * fpi_wg_str((size_t)nt * 32);
 }
 
 size_t fpi_wino_u_floats(int nbi, int nbo) { return (size_t)(nbo / 4) * 16 * fpi_wg_str((size_t)nbi * 8 * 32); }
@@ -181,10 +181,10 @@ FPI_AVX2 static inline void fpi_wg_out1(const float *m, size_t ms, __m256 b, fp_
         for (int x = 0; x < 1 + two_cols; x++) _mm256_storeu_ps(o + r * rs + x * 8, fpi_avx2_bias_act(y[r][x], b, act));
 }
 
-FPI_AVX2 void fpi_wino_conv_avx2(const float *v, int nbi, int rows, int ow, const float *w, const float *bias,
-                                 int nbo, fp_activation act, float *out, float *scratch)
+FPI_AVX2 void fpi_wino_conv_avx2(const float *v, int nbi, int rows, int ow, int q0, int nt, const float *w,
+                                 const float *bias, int nbo, fp_activation act, float *out, float *scratch)
 {
-    int tw = (ow + 1) / 2, th = (rows + 1) / 2, nt = th * tw, c = nbi * 8;
+    int tw = (ow + 1) / 2, c = nbi * 8;
     int cc = c < FPI_WG_CHUNK ? c : FPI_WG_CHUNK;
     size_t pt = fpi_wg_str((size_t)nt * c), ms = fpi_wg_str((size_t)nt * 32), ob = (size_t)rows * ow * 8, wob = (size_t)nbi * 576;
     float *u = scratch, *m = scratch + 16 * fpi_wg_str((size_t)cc * 32);
@@ -223,11 +223,11 @@ FPI_AVX2 void fpi_wino_conv_avx2(const float *v, int nbi, int rows, int ow, cons
         for (int j = 0; j < 4; j++) {
             __m256 b = _mm256_loadu_ps(bias + (g + j) * 8);
             float *oj = out + (size_t)(g + j) * ob;
-            for (int ty = 0; ty < th; ty++)
-                for (int tx = 0; tx < tw; tx++)
-                    fpi_wg_out1(m + ((size_t)ty * tw + tx) * 32 + j * 8, ms, b, act,
-                                oj + ((size_t)2 * ty * ow + 2 * tx) * 8, (size_t)ow * 8, 2 * ty + 1 < rows,
-                                2 * tx + 1 < ow);
+            for (int q = 0; q < nt; q++) {
+                int ty = (q0 + q) / tw, tx = (q0 + q) % tw;
+                fpi_wg_out1(m + (size_t)q * 32 + j * 8, ms, b, act, oj + ((size_t)2 * ty * ow + 2 * tx) * 8,
+                            (size_t)ow * 8, 2 * ty + 1 < rows, 2 * tx + 1 < ow);
+            }
         }
     }
 }
@@ -280,10 +280,10 @@ FPI_AVX2 static void fpi_wg_input(const fpi_vmap *in, int nbi, int b0, int b1, i
     }
 }
 
-FPI_AVX2 void fpi_wino_input_avx2(const fpi_vmap *in, int nbi, int b0, int b1, int h, int wd, float *v)
+FPI_AVX2 void fpi_wino_input_avx2(const fpi_vmap *in, int nbi, int b0, int b1, int h, int wd, int q0, int nt,
+                                  float *v)
 {
-    size_t nt = fpi_wino_tiles(h, wd);
-    fpi_wg_input(in, nbi, b0, b1, h, wd, 0, (wd + 1) / 2, 0, (int)nt, v, fpi_wg_str(nt * (size_t)nbi * 8));
+    fpi_wg_input(in, nbi, b0, b1, h, wd, 0, (wd + 1) / 2, q0, nt, v, fpi_wg_str((size_t)nt * nbi * 8));
 }
 
 FPI_AVX2 void fpi_wino_rows_avx2(const fpi_vmap *in, int nbi, int h, int wd, const float *u, const float *bias,
