@@ -436,6 +436,7 @@ static void test_conv_first(void)
 
 /* ---- 3x3 convolutions over nChw8c maps (conv3x3.c) ----------------------- */
 
+#if defined(__x86_64__)
 /* A w x h x 256 -> 256 3x3 layer in a network (AVX2 without AVX-512, where
  * oneDNN cuts it by channels into pieces of 32 filters, each piece its own
  * weights, bias and output): runs the kernel whose name has `impl`, and
@@ -492,6 +493,8 @@ static size_t off_3x3(const float *in, int c, int rows_in, int w, int pad_t, con
     return bad;
 }
 
+#endif
+
 /* The kernel alone, wherever AVX2 and FMA exist (dnnl.c gives it layers only
  * where oneDNN works in nChw8c): against sums in double, over maps whose
  * pixels leave 0, 1 or 2 for a last tile, 1x1 and one-row maps, input
@@ -545,6 +548,7 @@ static void test_conv3x3(void)
 
 /* ---- 3x3 convolutions by Winograd's F(2x2, 3x3) (wino.c) ----------------- */
 
+#if defined(__x86_64__)
 /* The kernel for layers cut by rows (fpi_wino_rows_avx2) on the map of a
  * case whose whole-map result `ref` (nChw8c) the other passed: the same
  * bits over the whole map from nChw8c into nChw8c; in two bands split at
@@ -620,6 +624,8 @@ static void check_wino_rows(const float *in, int c, int rows, int w, const float
 done:
     free(u), free(sc), free(o), free(nchw);
 }
+
+#endif
 
 /* The kernel alone against sums in double: odd and even sides (a last
  * tile's second row or column left out), maps of one tile, 1 to 33 blocks
