@@ -29,9 +29,10 @@ static fp_command fp_bench_cmd = {
     "Times a full forward pass of a network: the median, minimum and maximum milliseconds\n"
     "per image over --iters passes after --warmup passes, the mean (their wall time over\n"
     "--iters: the throughput, which the median does not show under a CPU quota),\n"
-    "GFLOP/s at the median, the kernels in use, and peak resident memory next to the\n"
-    "weights, the activation arena and the memory budget (weights + the two largest live\n"
-    "activations + 16 MB).",
+    "GFLOP/s at the median (operations counted as direct convolutions do them: with\n"
+    "Winograd's layers it can read above the machine's peak), the kernels in use, and\n"
+    "peak resident memory next to the weights, the activation arena and the memory\n"
+    "budget (weights + the two largest live activations + 16 MB).",
     "The input is a fixed pattern; without --weights the weights are fixed-seed random\n"
     "values, which time the same as trained ones. FP_NO_FAST=1 times the reference kernels.",
     fp_bench_flags, 0, 0};
