@@ -181,6 +181,50 @@ FPI_AVX2 static inline void fpi_wg_out1(const float *m, size_t ms, __m256 b, fp_
         for (int x = 0; x < 1 + two_cols; x++) _mm256_storeu_ps(o + r * rs + x * 8, fpi_avx2_bias_act(y[r][x], b, act));
 }
 
+/* Filters [8 g, 8 g + 32) x input channels [c0, c0 + cn) of weights w
+ * (OIhw8i8o, nbi input blocks) transformed into u[xi][channel - c0][32]
+ * (xi stride us), each line of u written whole while in cache. */
+FPI_AVX2 static void fpi_wg_weights(const float *w, int nbi, int g, int c0, int cn, float *u, size_t us)
+{
+    size_t wob = (size_t)nbi * 576;
+    for (int ci = 0; ci < cn; ci++)
+        for (int j = 0; j < 4; j++) {
+            int ch = c0 + ci;
+            fpi_wg_weights1(w + (size_t)(g + j) * wob + (size_t)(ch / 8) * 576 + ch % 8 * 8, u + (size_t)ci * 32 + j * 8,
+                            us);
+        }
+}
+
+/* Where the weights to come lie while products run: pf_len bytes from
+ * each of 4 filter blocks (wob floats apart) at pf, `step` bytes more of
+ * each per group of tiles. */
+typedef struct {
+    const char *pf;
+    size_t wob, len, at, step;
+} fpi_wg_prefetch;
+
+/* The 16 products of tiles [0, n) (v: point xi at v + xi * vs, a tile's
+ * channels c apart, cn of them from v) with u (point xi at u + xi * us)
+ * into m (point xi at m + xi * ms), from zero when first; with pf, the
+ * next weights prefetched along. */
+FPI_AVX2 static void fpi_wg_products(const float *v, size_t vs, int c, const float *u, size_t us, int cn, int n,
+                                     float *m, size_t ms, int first, fpi_wg_prefetch *pf)
+{
+    for (int xi = 0; xi < 16; xi++) {
+        const float *vx = v + xi * vs, *ux = u + xi * us;
+        float *mx = m + xi * ms;
+        for (int t = 0; t < n; t += 3) {
+            /* a last group of 1 or 2 tiles takes its last one again */
+            int t1 = t + 1 < n ? t + 1 : n - 1, t2 = t + 2 < n ? t + 2 : n - 1;
+            fpi_wg_tile(vx + (size_t)t * c, vx + (size_t)t1 * c, vx + (size_t)t2 * c, ux, cn, mx + (size_t)t * 32,
+                        mx + (size_t)t1 * 32, mx + (size_t)t2 * 32, first);
+            if (!pf) continue;
+            for (size_t e = pf->at + pf->step; pf->at < e && pf->at < pf->len; pf->at += 64)
+                for (int j = 0; j < 4; j++) _mm_prefetch(pf->pf + (size_t)j * pf->wob * 4 + pf->at, _MM_HINT_T1);
+        }
+    }
+}
+
 FPI_AVX2 void fpi_wino_conv_avx2(const float *v, int nbi, int rows, int ow, int q0, int nt, const float *w,
                                  const float *bias, int nbo, fp_activation act, float *out, float *scratch)
 {
@@ -191,33 +235,17 @@ FPI_AVX2 void fpi_wino_conv_avx2(const float *v, int nbi, int rows, int ow, int 
     /* the next chunk's weights are prefetched while this one's products
      * run: read from memory in a phase of their own, they took a quarter of
      * the time of 7x7 x 1024 -> 1024 */
-    int calls = 16 * ((nt + 2) / 3);
+    int calls = 16 * ((nt + 2) / 3); /* tile groups per chunk */
     for (int g = 0; g + 4 <= nbo; g += 4) {
         for (int c0 = 0; c0 < c; c0 += cc) {
             int cn = c - c0 < cc ? c - c0 : cc;
-            /* this chunk's weights, transformed: u[xi][channel][32] */
-            for (int ci = 0; ci < cn; ci++) /* each line of u whole while in cache */
-                for (int j = 0; j < 4; j++) {
-                    int ch = c0 + ci;
-                    fpi_wg_weights1(w + (size_t)(g + j) * wob + (size_t)(ch / 8) * 576 + ch % 8 * 8,
-                                    u + (size_t)ci * 32 + j * 8, fpi_wg_str((size_t)cn * 32));
-                }
+            size_t us = fpi_wg_str((size_t)cn * 32);
+            fpi_wg_weights(w, nbi, g, c0, cn, u, us); /* this chunk's */
             int ng = c0 + cc < c ? g : g + 4, nc0 = c0 + cc < c ? c0 + cc : 0;
-            size_t pf_len = ng + 4 <= nbo ? (size_t)((c - nc0 < cc ? c - nc0 : cc) / 8) * 576 * 4 : 0, pf_at = 0;
-            size_t pf_step = (pf_len / 64 + calls - 1) / calls * 64;
-            const char *pf = (const char *)(w + (size_t)ng * wob + (size_t)(nc0 / 8) * 576);
-            for (int xi = 0; xi < 16; xi++) {
-                const float *vx = v + xi * pt + c0, *ux = u + xi * fpi_wg_str((size_t)cn * 32);
-                float *mx = m + xi * ms;
-                for (int t = 0; t < nt; t += 3) {
-                    /* a last group of 1 or 2 tiles takes its last one again */
-                    int t1 = t + 1 < nt ? t + 1 : nt - 1, t2 = t + 2 < nt ? t + 2 : nt - 1;
-                    fpi_wg_tile(vx + (size_t)t * c, vx + (size_t)t1 * c, vx + (size_t)t2 * c, ux, cn,
-                                mx + (size_t)t * 32, mx + (size_t)t1 * 32, mx + (size_t)t2 * 32, c0 == 0);
-                    for (size_t e = pf_at + pf_step; pf_at < e && pf_at < pf_len; pf_at += 64)
-                        for (int j = 0; j < 4; j++) _mm_prefetch(pf + (size_t)j * wob * 4 + pf_at, _MM_HINT_T1);
-                }
-            }
+            fpi_wg_prefetch pf = {(const char *)(w + (size_t)ng * wob + (size_t)(nc0 / 8) * 576), wob,
+                                  ng + 4 <= nbo ? (size_t)((c - nc0 < cc ? c - nc0 : cc) / 8) * 576 * 4 : 0, 0, 0};
+            pf.step = (pf.len / 64 + calls - 1) / calls * 64;
+            fpi_wg_products(v + c0, pt, c, u, us, cn, nt, m, ms, c0 == 0, &pf);
         }
         /* the group's 4 filter blocks, out of the transform */
         for (int j = 0; j < 4; j++) {
@@ -236,13 +264,8 @@ FPI_AVX2 void fpi_wino_conv_avx2(const float *v, int nbi, int rows, int ow, int 
  * transformed: u[group of 32 filters][xi][input channel][32]. */
 FPI_AVX2 void fpi_wino_weights_avx2(const float *w, int nbi, int nbo, float *u)
 {
-    size_t c = (size_t)nbi * 8, us = fpi_wg_str(c * 32), wob = (size_t)nbi * 576;
-    for (int g = 0; g + 4 <= nbo; g += 4) {
-        float *ug = u + (size_t)(g / 4) * 16 * us;
-        for (size_t ch = 0; ch < c; ch++)
-            for (int j = 0; j < 4; j++)
-                fpi_wg_weights1(w + (size_t)(g + j) * wob + ch / 8 * 576 + ch % 8 * 8, ug + ch * 32 + j * 8, us);
-    }
+    size_t us = fpi_wg_str((size_t)nbi * 8 * 32);
+    for (int g = 0; g + 4 <= nbo; g += 4) fpi_wg_weights(w, nbi, g, 0, nbi * 8, u + (size_t)(g / 4) * 16 * us, us);
 }
 
 /* Input blocks [b0, b1) of tiles [q0, q0 + n) of a map h x wd (tile q:
@@ -297,17 +320,7 @@ FPI_AVX2 void fpi_wino_rows_avx2(const fpi_vmap *in, int nbi, int h, int wd, con
         int n = nt - q0 < tb ? nt - q0 : tb;
         fpi_wg_input(in, nbi, 0, nbi, h, wd, ty0, tw, q0, n, v, vs);
         for (int g = 0; g + 4 <= nbo; g += 4) {
-            const float *ug = u + (size_t)(g / 4) * 16 * us;
-            for (int xi = 0; xi < 16; xi++) {
-                const float *vx = v + xi * vs;
-                float *mx = m + xi * ms;
-                for (int t = 0; t < n; t += 3) {
-                    /* a last group of 1 or 2 tiles takes its last one again */
-                    int t1 = t + 1 < n ? t + 1 : n - 1, t2 = t + 2 < n ? t + 2 : n - 1;
-                    fpi_wg_tile(vx + (size_t)t * c, vx + (size_t)t1 * c, vx + (size_t)t2 * c, ug + xi * us, c,
-                                mx + (size_t)t * 32, mx + (size_t)t1 * 32, mx + (size_t)t2 * 32, 1);
-                }
-            }
+            fpi_wg_products(v, vs, c, u + (size_t)(g / 4) * 16 * us, us, c, n, m, ms, 1, NULL);
             /* out of the transform: the 2x2 pixels of each tile, or their max */
             for (int q = 0; q < n; q++) {
                 int ty = ty0 + (q0 + q) / tw, tx = (q0 + q) % tw, two_x = 2 * tx + 1 < wd;
