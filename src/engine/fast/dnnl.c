@@ -253,13 +253,14 @@ struct fpi_dnnl_layer {
     int own3x3;                     /* a 3x3 layer whose pieces run fpi_conv3x3_avx2 on their
                                      * input and output memories instead of oneDNN's convolution */
     int wino;                       /* such a layer by fpi_wino_conv_avx2 (wino.c) instead: the
-                                     * input's transform at v_at, once per run, and each slot's
-                                     * scratch at wg_at into it */
-    size_t v_at, wg_at;
+                                     * input's transform at v_at, once per run (per part), each
+                                     * piece's scratch at the start of its slot */
+    size_t v_at;
     int wg_parts;                   /* the tiles in this many parts, one after the other, when the
                                      * output is handed on in place (FPI_WINO_V_MAX) */
     int wino_rows;                  /* a 3x3 layer cut by rows whose pieces run fpi_wino_rows_avx2
-                                     * on the transformed weights wg_u (owned), scratch at wg_at */
+                                     * on the transformed weights wg_u (owned), their scratch
+                                     * their whole slot */
     float *wg_u;
     fpi_dnnl_piece piece[FPI_DNNL_PIECES];
 };
@@ -695,6 +696,17 @@ static int fpi_dnnl_oihw8i8o(const fpi_dnnl_piece *p, int c, int k)
            D(dnnl_memory_desc_equal)(&md, &p->wei_md);
 }
 
+/* What fogpipe's own AVX2 kernels (conv1x1.c, conv3x3.c, wino.c) share: a
+ * CPU with AVX2 and FMA whose oneDNN kernels work in nChw8c, a convolution
+ * of one group with stride 1, whole blocks of 8 input channels, linear /
+ * leaky / relu. */
+static int fpi_dnnl_avx2_own(const fpi_layer *l, const struct fpi_dnnl_layer *d)
+{
+    const fpi_cpu *cpu = fpi_cpu_get();
+    return cpu->avx2 && cpu->fma && fpi_dnnl.blk == 8 && !d->dw && l->p.conv.stride == 1 && l->in.c % 8 == 0 &&
+           (l->act == FP_ACT_LINEAR || l->act == FP_ACT_LEAKY || l->act == FP_ACT_RELU);
+}
+
 /* Whether a prepared layer's pieces run fpi_conv1x1_avx2 (conv1x1.c)
  * rather than oneDNN's convolution: a 1x1 stride-1 layer of whole 8-channel
  * blocks in and out, cut by rows, with linear / leaky / relu, on a CPU with
@@ -706,11 +718,7 @@ static int fpi_dnnl_oihw8i8o(const fpi_dnnl_piece *p, int c, int k)
 static int fpi_dnnl_own1x1(const fpi_layer *l, const struct fpi_dnnl_layer *d)
 {
     const fpi_conv_params *cp = &l->p.conv;
-    const fpi_cpu *cpu = fpi_cpu_get();
-    if (!cpu->avx2 || !cpu->fma || fpi_dnnl.blk != 8 || d->dw || !d->by_rows || cp->size != 1 || cp->stride != 1 ||
-        cp->pad != 0 || l->in.c % 8 || cp->filters % 8 ||
-        !(l->act == FP_ACT_LINEAR || l->act == FP_ACT_LEAKY || l->act == FP_ACT_RELU))
-        return 0;
+    if (!fpi_dnnl_avx2_own(l, d) || !d->by_rows || cp->size != 1 || cp->pad != 0 || cp->filters % 8) return 0;
     return fpi_dnnl_oihw8i8o(&d->piece[0], l->in.c, 1);
 }
 
@@ -725,11 +733,8 @@ static int fpi_dnnl_own1x1(const fpi_layer *l, const struct fpi_dnnl_layer *d)
 static int fpi_dnnl_own3x3(const fpi_layer *l, const struct fpi_dnnl_layer *d)
 {
     const fpi_conv_params *cp = &l->p.conv;
-    const fpi_cpu *cpu = fpi_cpu_get();
-    if (!cpu->avx2 || !cpu->fma || fpi_dnnl.blk != 8 || d->dw || d->by_rows || cp->size != 3 || cp->stride != 1 ||
-        cp->pad != 1 || l->in.c % 8 || l->out.w != l->in.w || !d->src ||
-        fpi_dnnl_lay_of(fpi_dnnl_md(d->src)) != FPI_LAY_BLK || fpi_dnnl_md(d->src)->dims[3] != l->in.w ||
-        !(l->act == FP_ACT_LINEAR || l->act == FP_ACT_LEAKY || l->act == FP_ACT_RELU))
+    if (!fpi_dnnl_avx2_own(l, d) || d->by_rows || cp->size != 3 || cp->pad != 1 || l->out.w != l->in.w || !d->src ||
+        fpi_dnnl_lay_of(fpi_dnnl_md(d->src)) != FPI_LAY_BLK || fpi_dnnl_md(d->src)->dims[3] != l->in.w)
         return 0;
     for (int i = 0; i < d->n; i++) {
         const fpi_dnnl_piece *p = &d->piece[i];
@@ -755,10 +760,8 @@ static int fpi_dnnl_own3x3(const fpi_layer *l, const struct fpi_dnnl_layer *d)
 static int fpi_dnnl_wino_rows(const fpi_layer *l, const struct fpi_dnnl_layer *d)
 {
     const fpi_conv_params *cp = &l->p.conv;
-    const fpi_cpu *cpu = fpi_cpu_get();
-    if (!cpu->avx2 || !cpu->fma || fpi_dnnl.blk != 8 || d->dw || !d->by_rows || cp->size != 3 || cp->stride != 1 ||
-        cp->pad != 1 || l->in.c % 8 || l->in.c > 64 || cp->filters % 32 || l->out.w != l->in.w ||
-        l->out.h != l->in.h || !(l->act == FP_ACT_LINEAR || l->act == FP_ACT_LEAKY || l->act == FP_ACT_RELU))
+    if (!fpi_dnnl_avx2_own(l, d) || !d->by_rows || cp->size != 3 || cp->pad != 1 || l->in.c > 64 ||
+        cp->filters % 32 || l->out.w != l->in.w || l->out.h != l->in.h)
         return 0;
     return fpi_dnnl_oihw8i8o(&d->piece[0], l->in.c, 3);
 }
@@ -774,6 +777,48 @@ static int fpi_dnnl_wino_rows(const fpi_layer *l, const struct fpi_dnnl_layer *d
  * and its peak RSS came within 0.5 MiB of the budget at two threads. */
 enum { FPI_WINO_V_MAX = 7 << 19 };
 static size_t fpi_wino_v_max = FPI_WINO_V_MAX; /* fpi_dnnl_set_wino_v_max */
+
+/* Whether a layer the 3x3 kernel takes (fpi_dnnl_own3x3) runs Winograd's
+ * F(2x2, 3x3) instead, and in how many parts of tiles (d->wg_parts): maps
+ * of 16 tiles (7 x 7) and more; on fewer the weights' transform, done on
+ * each run, costs more than it saves (measured one thread, each layer
+ * alone: 13x13 x 512 -> 1024 19.3 -> 12.6 ms, 7x7 x 1024 -> 1024 13.0 ->
+ * 10.6, 26x26 x 128 -> 256 4.6 -> 2.8, 6x6 x 512 -> 512 2.1 -> 1.6; 4x4 x
+ * 512 -> 512 1.10 -> 1.15, 3x3 x 1024 -> 1024 4.6 -> 7.2). A fused pool
+ * reads whole pieces from their slots: one part. */
+static int fpi_dnnl_wino(const fpi_layer *l, struct fpi_dnnl_layer *d)
+{
+    int tiles = (int)fpi_wino_tiles(l->out.h, l->out.w);
+    if (tiles < 16 || fpi_dnnl_md(d->src)->dims[2] != l->in.h || l->out.h != l->in.h) return 0;
+    size_t vb = fpi_wino_v_floats(l->in.c / 8, tiles) * sizeof(float);
+    d->wg_parts = d->pool_layer < 0 ? (int)((vb + fpi_wino_v_max - 1) / fpi_wino_v_max) : 1;
+    if (d->wg_parts > tiles) d->wg_parts = tiles;
+    return 1;
+}
+
+/* A Winograd layer's workspace (after its pieces are prepared): by rows,
+ * a piece's scratch is its whole slot (nothing of oneDNN's is used there);
+ * by channels, its scratch first, then its output (used when not handed
+ * on), and the input's transform before the slots, where the pages other
+ * layers use are. */
+static void fpi_dnnl_wino_slots(const fpi_layer *l, struct fpi_dnnl_layer *d)
+{
+    int nbi = l->in.c / 8, tiles = (int)fpi_wino_tiles(l->out.h, l->out.w);
+    if (d->wino_rows) {
+        d->slot_bytes = fpi_align64(fpi_wino_rows_scratch_floats(nbi) * sizeof(float));
+        return;
+    }
+    size_t sc = fpi_align64(fpi_wino_scratch_floats(nbi, tiles) * sizeof(float));
+    d->slot_bytes = sc;
+    for (int i = 0; i < d->n; i++) {
+        fpi_dnnl_piece *p = &d->piece[i];
+        p->dst_at = sc;
+        size_t b = sc + fpi_align64(D(dnnl_memory_desc_get_size)(fpi_dnnl_md(p->dst)));
+        if (b > d->slot_bytes) d->slot_bytes = b;
+    }
+    d->v_at = d->slot0;
+    d->slot0 += fpi_align64(fpi_wino_v_floats(nbi, tiles) * sizeof(float));
+}
 
 /* Plans and creates a layer's pieces; on failure nothing is left. */
 static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *pool, int blocked,
@@ -936,20 +981,7 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
     if (d->own1x1) snprintf(d->impl, sizeof d->impl, "%s", "1x1 vector kernel (AVX2)");
     d->own3x3 = !d->own1x1 && fpi_dnnl_own3x3(l, d);
     if (d->own3x3) snprintf(d->impl, sizeof d->impl, "%s", "3x3 vector kernel (AVX2)");
-    /* Winograd's F(2x2, 3x3) on maps of 16 tiles (7 x 7) and more; on
-     * fewer the weights' transform, done on each run, costs more than it
-     * saves (measured one thread, each layer alone: 13x13 x 512 -> 1024
-     * 19.3 -> 12.6 ms, 7x7 x 1024 -> 1024 13.0 -> 10.6, 26x26 x 128 -> 256
-     * 4.6 -> 2.8, 6x6 x 512 -> 512 2.1 -> 1.6; 4x4 x 512 -> 512 1.10 ->
-     * 1.15, 3x3 x 1024 -> 1024 4.6 -> 7.2) */
-    int tiles = (int)fpi_wino_tiles(oh, l->out.w);
-    d->wino = d->own3x3 && tiles >= 16 && fpi_dnnl_md(d->src)->dims[2] == h && oh == h;
-    if (d->wino) {
-        size_t vb = fpi_wino_v_floats(c / 8, tiles) * sizeof(float);
-        d->wg_parts = d->pool_layer < 0 ? (int)((vb + fpi_wino_v_max - 1) / fpi_wino_v_max) : 1;
-        if (d->wg_parts > tiles) d->wg_parts = tiles;
-    }
-    if (d->wino) snprintf(d->impl, sizeof d->impl, "%s", "3x3 Winograd F(2x2,3x3) kernel (AVX2)");
+    d->wino = d->own3x3 && fpi_dnnl_wino(l, d);
     d->wino_rows = !d->own1x1 && !d->own3x3 && fpi_dnnl_wino_rows(l, d);
     if (d->wino_rows) {
         d->wg_u = fpi_malloc_aligned(fpi_wino_u_floats(c / 8, oc / 8) * sizeof(float));
@@ -958,32 +990,14 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
             goto fail_pds;
         }
         fpi_wino_weights_avx2(d->piece[0].weights, c / 8, oc / 8, d->wg_u);
-        snprintf(d->impl, sizeof d->impl, "%s", "3x3 Winograd F(2x2,3x3) kernel by rows (AVX2)");
     }
+    if (d->wino || d->wino_rows)
+        snprintf(d->impl, sizeof d->impl, "3x3 Winograd F(2x2,3x3) kernel%s (AVX2)", d->wino_rows ? " by rows" : "");
     for (int i = 0; i < n; i++)
         if (pds[i]) D(dnnl_primitive_desc_destroy)(pds[i]);
     for (int i = 0; i < n; i++)
         if (d->piece[i].ws_used > d->slot_bytes) d->slot_bytes = d->piece[i].ws_used;
-    if (d->wino) {
-        /* its pieces use only their output (when not handed on) of what
-         * oneDNN's would keep in their slots: the scratch first, then it */
-        d->wg_at = 0;
-        size_t sc = fpi_align64(fpi_wino_scratch_floats(c / 8, tiles) * sizeof(float));
-        d->slot_bytes = sc;
-        for (int i = 0; i < n; i++) {
-            fpi_dnnl_piece *p = &d->piece[i];
-            p->dst_at = sc;
-            size_t b = sc + fpi_align64(D(dnnl_memory_desc_get_size)(fpi_dnnl_md(p->dst)));
-            if (b > d->slot_bytes) d->slot_bytes = b;
-        }
-    }
-    if (d->wino_rows) /* its pieces use nothing of oneDNN's in their slots */
-        d->slot_bytes = fpi_align64(fpi_wino_rows_scratch_floats(c / 8) * sizeof(float)), d->wg_at = 0;
-    if (d->wino) {
-        /* before the slots, where the pages other layers use are */
-        d->v_at = d->slot0;
-        d->slot0 += fpi_align64(fpi_wino_v_floats(c / 8, tiles) * sizeof(float));
-    }
+    if (d->wino || d->wino_rows) fpi_dnnl_wino_slots(l, d);
     d->ws_bytes = d->slot0 + (size_t)n * d->slot_bytes;
     *out = d;
     return FPI_DNNL_DONE;
@@ -1197,30 +1211,23 @@ static void fpi_dnnl_set(dnnl_memory_t m, const void *at)
     if (m) D(dnnl_memory_set_data_handle)(m, (void *)at);
 }
 
-/* Piece p of a layer fpi_conv1x1_avx2 runs: its rows from the input where
- * it lies (handed on or C x H x W) straight into the output, or the fused
- * pool's (a row piece's band starts on a window: fpi_dnnl_layer_create). */
-static void fpi_dnnl_own1x1_run(const fpi_dnnl_task *t, const fpi_dnnl_piece *p)
+/* Piece p of a layer fpi_conv1x1_avx2 or fpi_wino_rows_avx2 runs (the
+ * latter with its slot as scratch): its rows from the input where it lies
+ * (handed on or C x H x W) straight into the output, or the fused pool's
+ * (a row piece's band starts on a window: fpi_dnnl_layer_create). */
+static void fpi_dnnl_own_rows_run(const fpi_dnnl_task *t, const fpi_dnnl_piece *p, char *slot)
 {
     const fpi_layer *l = t->l;
     int c = l->in.c, oc = l->out.c, pooled = t->pooled;
     fpi_vmap in = fpi_dnnl_vmap((float *)t->in, t->in_lay, 0, 0, c, l->in.h, l->in.w);
     const fpi_layer *ol = pooled ? l + 1 : l; /* a fused pool layer follows */
     fpi_vmap out = fpi_dnnl_vmap(t->out, t->out_lay, 0, pooled ? p->y0 / 2 : p->y0, oc, ol->out.h, ol->out.w);
-    fpi_conv1x1_avx2(&in, c / 8, l->dnnl->piece[0].weights, l->bias, oc / 8, l->act, p->y0, p->y1, l->out.w, &out,
-                     pooled);
-}
-
-/* The same for a piece of a layer by fpi_wino_rows_avx2 (fpi_dnnl_wino_rows). */
-static void fpi_dnnl_wino_rows_run(const fpi_dnnl_task *t, const fpi_dnnl_piece *p, char *slot)
-{
-    const fpi_layer *l = t->l;
-    int c = l->in.c, oc = l->out.c, pooled = t->pooled;
-    fpi_vmap in = fpi_dnnl_vmap((float *)t->in, t->in_lay, 0, 0, c, l->in.h, l->in.w);
-    const fpi_layer *ol = pooled ? l + 1 : l; /* a fused pool layer follows */
-    fpi_vmap out = fpi_dnnl_vmap(t->out, t->out_lay, 0, pooled ? p->y0 / 2 : p->y0, oc, ol->out.h, ol->out.w);
-    fpi_wino_rows_avx2(&in, c / 8, l->in.h, l->in.w, l->dnnl->wg_u, l->bias, oc / 8, l->act, p->y0, p->y1, &out,
-                       pooled, (float *)(slot + l->dnnl->wg_at));
+    if (l->dnnl->wino_rows)
+        fpi_wino_rows_avx2(&in, c / 8, l->in.h, l->in.w, l->dnnl->wg_u, l->bias, oc / 8, l->act, p->y0, p->y1, &out,
+                           pooled, (float *)slot);
+    else
+        fpi_conv1x1_avx2(&in, c / 8, l->dnnl->piece[0].weights, l->bias, oc / 8, l->act, p->y0, p->y1, l->out.w,
+                         &out, pooled);
 }
 
 /* Piece i in the workspace slot at `slot`: its input (in place, copied, or
@@ -1233,12 +1240,8 @@ static void fpi_dnnl_piece_run(const fpi_dnnl_task *t, int i, char *slot)
     struct fpi_dnnl_layer *d = l->dnnl;
     fpi_dnnl_piece *p = &d->piece[i];
     int c = l->in.c, oh = l->out.h, ow = l->out.w, po = p->o1 - p->o0, rows = p->y1 - p->y0;
-    if (d->own1x1) {
-        fpi_dnnl_own1x1_run(t, p);
-        return;
-    }
-    if (d->wino_rows) {
-        fpi_dnnl_wino_rows_run(t, p, slot);
+    if (d->own1x1 || d->wino_rows) {
+        fpi_dnnl_own_rows_run(t, p, slot);
         return;
     }
     fpi_dnnl_set(p->src, slot + p->src_at);
@@ -1277,8 +1280,7 @@ static void fpi_dnnl_piece_run(const fpi_dnnl_task *t, int i, char *slot)
         const dnnl_memory_desc_t *smd = fpi_dnnl_md(src);
         if (d->wino)
             fpi_wino_conv_avx2((const float *)(t->ws + d->v_at), c / 8, rows, ow, t->q0, t->nq, p->weights,
-                               l->bias + p->o0,
-                               po / 8, l->act, o, (float *)(slot + d->wg_at));
+                               l->bias + p->o0, po / 8, l->act, o, (float *)slot);
         else
             fpi_conv3x3_avx2(s, c / 8, (int)smd->dims[2], (int)smd->dims[3], p->pad_t, p->weights, l->bias + p->o0,
                              po / 8, l->act, rows, ow, o);
