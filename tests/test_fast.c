@@ -158,6 +158,9 @@ static void test_conv(void)
         {6, 6, 64, 48, 3, 1, 0, 1},    /* valid 3x3 (face detector) */
         {14, 14, 8, 20, 5, 2, 0, 1},   /* 5x5/2 valid, last column dropped */
         {21, 17, 40, 40, 3, 1, 1, 40}, /* depthwise in blocks of channels (AVX2), a short last piece */
+        {50, 9, 16, 16, 3, 1, 1, 16},  /* the depthwise vector kernel (AVX2): groups of 8 columns, the last overlapping */
+        {10, 6, 24, 24, 3, 1, 1, 24},  /* one group of 8 and the edges */
+        {9, 12, 16, 16, 3, 1, 1, 16},  /* narrower than a group: column by column */
         {19, 15, 48, 48, 3, 2, 1, 48}, /* depthwise in blocks of channels, stride 2 */
     };
     int n = 0;
@@ -898,6 +901,9 @@ static void test_dnnl_chains(void)
                         const char *impl = fpi_dnnl_layer_impl(&net->layers[j]);
                         CHECK_MSG(impl && strstr(impl, "1x1 vector kernel"), "%s: layer %d runs %s", cases[i].name, j,
                                   impl ? impl : "no oneDNN");
+                        /* and the depthwise layers before them are computed inside them */
+                        CHECK_MSG(fpi_dnnl_dw_into(&net->layers[j - 1]) == j, "%s: layer %d fused into %d, not %d",
+                                  cases[i].name, j - 1, fpi_dnnl_dw_into(&net->layers[j - 1]), j);
                     }
                 /* the deep 3x3 layers cut by channels (17x14: 63 tiles) go to the Winograd
                  * kernel there too (in whole 32-filter groups: not when cut as finely as

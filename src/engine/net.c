@@ -183,6 +183,14 @@ fp_status fp_net_setup(fp_net *net)
         if (fpi_fused_pool(&net->layers[i]) == i + 1)
             for (int k = 0; k < net->layers[i].n_src; k++)
                 if (last[net->layers[i].src[k] + 1] < i + 1) last[net->layers[i].src[k] + 1] = i + 1;
+    /* So does a depthwise layer computed inside the 1x1 layer after it
+     * (fast/dnnl.c), while that one's output (or its pool's) is written. */
+    for (int i = net->first; i < net->last; i++)
+        if (fpi_dnnl_dw_into(&net->layers[i]) == i + 1) {
+            int end = fpi_fused_pool(&net->layers[i + 1]) == i + 2 ? i + 2 : i + 1;
+            for (int k = 0; k < net->layers[i].n_src; k++)
+                if (last[net->layers[i].src[k] + 1] < end) last[net->layers[i].src[k] + 1] = end;
+        }
     size_t ws = 0;
     int n_plan = 0;
     net->input_off = FPI_NO_TENSOR;
@@ -211,7 +219,8 @@ fp_status fp_net_setup(fp_net *net)
         }
         if (a + b > net->live_pair_bytes) net->live_pair_bytes = a + b;
     }
-    /* The output of a convolution fused with its max pool is written only
+    /* The output of a convolution fused with its max pool (or of a depthwise
+     * layer fused into the 1x1 after it) is written only
      * when the two run apart (a callback, a run ending at the convolution):
      * it gets a region of its own after everything else, whose pages a
      * fused run never touches, instead of a place other tensors would
@@ -220,7 +229,8 @@ fp_status fp_net_setup(fp_net *net)
      * it: it is the model's activation, however it is computed. */
     int n_shared = 0;
     for (int k = 0; k < n_plan; k++) { /* the shared ones first, the fused outputs after */
-        int j = plan[k].id, fused = j >= net->first && j < net->last && fpi_fused_pool(&net->layers[j]) == j + 1;
+        int j = plan[k].id, fused = j >= net->first && j < net->last &&
+                                    (fpi_fused_pool(&net->layers[j]) == j + 1 || fpi_dnnl_dw_into(&net->layers[j]) == j + 1);
         if (!fused) {
             fpi_tensor_plan t = plan[k];
             plan[k] = plan[n_shared];
@@ -307,6 +317,16 @@ fp_status fp_net_run(fp_net *net, int first, int last, fp_layer_cb cb, void *use
         /* a convolution and the max pool that alone reads it, in one pass
          * (fast/conv_first.c, fast/dnnl.c); only without a callback, which
          * would see l's output */
+        if (!cb && i < last && l->dnnl) {
+            /* a depthwise layer computed inside the 1x1 layer after it
+             * (and that one's max pool) */
+            int k = fpi_conv_dw_dnnl(l, &net->layers[i + 1], src, fpi_tensor(net, i + 1),
+                                     i + 1 < last ? fpi_tensor(net, i + 2) : NULL, &x);
+            if (k) {
+                i += k - 1;
+                continue;
+            }
+        }
         if (!cb && i < last && (l->conv_first_pool || l->dnnl) &&
             (fpi_conv_pool_first(l, &net->layers[i + 1], src, fpi_tensor(net, i + 1), &x) ||
              fpi_conv_pool_dnnl(l, &net->layers[i + 1], src, fpi_tensor(net, i + 1), &x))) {

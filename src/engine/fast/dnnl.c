@@ -46,7 +46,11 @@
  * The wide 1x1 layers cut by rows (depthwise-separable networks) run a
  * kernel of fogpipe's own in their pieces on AVX2 (fast/conv1x1.c): it reads
  * a handed-on input in place, which oneDNN cannot (rows of nChw8c are not
- * one dense region), and pools in registers. The 3x3 layers cut by output
+ * one dense region), and pools in registers; the 3x3 depthwise layers
+ * before them run another (fast/dw3x3.c), and when one hands its output on
+ * to such a 1x1 layer it is computed inside that layer's pieces, two rows
+ * at a time into their scratch (fpi_conv_dw_dnnl), its output never
+ * written. The 3x3 layers cut by output
  * channels run another (fast/conv3x3.c) on the memories oneDNN's kernel
  * would read and write, oneDNN still preparing the pieces, their weights
  * and their hand-offs.
@@ -262,6 +266,12 @@ struct fpi_dnnl_layer {
                                      * on the transformed weights wg_u (owned), their scratch
                                      * their whole slot */
     float *wg_u;
+    int own_dw;                     /* a depthwise 3x3 layer whose pieces run fpi_dw3x3_avx2 on the
+                                     * weights dw_w (owned, [block][ky][kx][8]) */
+    float *dw_w;
+    int dw_into, dw_from;           /* a depthwise layer fused into the 1x1 layer after it: that
+                                     * one's index on the depthwise layer, its own on the 1x1
+                                     * (else -1; fpi_conv_dw_dnnl) */
     fpi_dnnl_piece piece[FPI_DNNL_PIECES];
 };
 
@@ -299,6 +309,7 @@ void fpi_dnnl_layer_destroy(struct fpi_dnnl_layer *d)
     fpi_dnnl_mem_free(d->src);
     if (d->stream) D(dnnl_stream_destroy)(d->stream);
     fpi_free_aligned(d->wg_u);
+    fpi_free_aligned(d->dw_w);
     fpi_free(d);
 }
 
@@ -745,6 +756,33 @@ static int fpi_dnnl_own3x3(const fpi_layer *l, const struct fpi_dnnl_layer *d)
     return 1;
 }
 
+/* Whether a prepared depthwise layer's pieces run fpi_dw3x3_avx2 (dw3x3.c)
+ * in place of oneDNN's convolution: 3x3, stride 1, padding 1, whole blocks
+ * of 8 channels cut by blocks, no fused pool, linear / leaky / relu, on a
+ * CPU with AVX2 and FMA whose oneDNN kernel works in nChw8c with weights in
+ * Goihw8g (each piece its share, gathered into dw_w at setup). So the 1x1
+ * layer after it can compute its rows itself (fpi_conv_dw_dnnl) with the
+ * same bits. Decided by the layer's shape alone. */
+static int fpi_dnnl_own_dw(const fpi_layer *l, const struct fpi_dnnl_layer *d)
+{
+    const fpi_cpu *cpu = fpi_cpu_get();
+    const fpi_conv_params *cp = &l->p.conv;
+    if (!cpu->avx2 || !cpu->fma || fpi_dnnl.blk != 8 || !d->dw || !d->dw_blocks || d->pool_layer >= 0 ||
+        cp->size != 3 || cp->stride != 1 || cp->pad != 1 || l->in.c % 8 || l->out.w != l->in.w ||
+        l->out.h != l->in.h || !(l->act == FP_ACT_LINEAR || l->act == FP_ACT_LEAKY || l->act == FP_ACT_RELU))
+        return 0;
+    for (int i = 0; i < d->n; i++) {
+        const fpi_dnnl_piece *p = &d->piece[i];
+        dnnl_memory_desc_t md;
+        dnnl_dims_t dims = {p->o1 - p->o0, 1, 1, 3, 3};
+        if (!p->weights || p->o0 % 8 || (p->o1 - p->o0) % 8 || p->y0 != 0 || p->y1 != l->out.h ||
+            D(dnnl_memory_desc_init_by_tag)(&md, 5, dims, dnnl_f32, dnnl_Goihw8g) ||
+            !D(dnnl_memory_desc_equal)(&md, &p->wei_md))
+            return 0;
+    }
+    return 1;
+}
+
 /* Whether a prepared layer's pieces run fpi_wino_rows_avx2 (wino.c) in
  * place of oneDNN's convolution: a 3x3 stride-1 layer with padding 1 cut by
  * rows, 8 to 64 input channels in whole blocks of 8 (their transformed
@@ -993,6 +1031,21 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
     }
     if (d->wino || d->wino_rows)
         snprintf(d->impl, sizeof d->impl, "3x3 Winograd F(2x2,3x3) kernel%s (AVX2)", d->wino_rows ? " by rows" : "");
+    d->dw_into = d->dw_from = -1;
+    d->own_dw = fpi_dnnl_own_dw(l, d);
+    if (d->own_dw) {
+        /* each piece's share of the weights, [block][ky][kx][8] as they are */
+        d->dw_w = fpi_malloc_aligned((size_t)c * 9 * sizeof(float));
+        if (!d->dw_w) {
+            r = FPI_DNNL_NOMEM;
+            goto fail_pds;
+        }
+        for (int i = 0; i < n; i++) {
+            const fpi_dnnl_piece *p = &d->piece[i];
+            memcpy(d->dw_w + (size_t)p->o0 * 9, p->weights, (size_t)(p->o1 - p->o0) * 9 * sizeof(float));
+        }
+        snprintf(d->impl, sizeof d->impl, "%s", "3x3 depthwise vector kernel (AVX2)");
+    }
     for (int i = 0; i < n; i++)
         if (pds[i]) D(dnnl_primitive_desc_destroy)(pds[i]);
     for (int i = 0; i < n; i++)
@@ -1107,7 +1160,7 @@ fp_status fpi_dnnl_setup(fp_net *net)
         l->dnnl = d;
         fpi_dnnl_release_plain(l);
         FPI_INFO("layer %d (%s): %s%s, %d piece%s by %s%s, %zu KiB of workspace (%.1f ms)", i, l->desc,
-                 d->own1x1 || d->own3x3 || d->wino_rows ? "" : "oneDNN ", d->impl, d->n, d->n > 1 ? "s" : "", d->by_rows ? "rows" : "channels",
+                 d->own1x1 || d->own3x3 || d->wino_rows || d->own_dw ? "" : "oneDNN ", d->impl, d->n, d->n > 1 ? "s" : "", d->by_rows ? "rows" : "channels",
                  d->pool_layer >= 0 ? ", max pool fused" : "", d->ws_bytes >> 10, (fpi_now() - t0) * 1e3);
         size_t floats = (d->ws_bytes + sizeof(float) - 1) / sizeof(float);
         if (floats > l->workspace) l->workspace = floats;
@@ -1134,12 +1187,33 @@ fp_status fpi_dnnl_setup(fp_net *net)
         FPI_INFO("layer %d -> %d: handed on in %s", i, nx,
                  fpi_dnnl_lay_name(d->lay_out));
     }
+    /* A depthwise layer handed on to a 1x1 layer of fogpipe's kernel is
+     * fused into it (fpi_conv_dw_dnnl): each of the 1x1 layer's pieces
+     * computes the depthwise rows it reads into 2 rows of scratch in its
+     * slot, so the depthwise output never goes through memory. */
+    for (int i = net->first; i < net->last; i++) {
+        fpi_layer *l = &net->layers[i], *nl = &net->layers[i + 1];
+        struct fpi_dnnl_layer *d = l->dnnl, *dn = nl->dnnl;
+        if (!d || !d->own_dw || d->hand_out != FPI_LAY_BLK || d->hand_to != i + 1 || !dn || !dn->own1x1 ||
+            dn->hand_from != i)
+            continue;
+        size_t need = 2 * (size_t)l->out.w * l->out.c * sizeof(float);
+        if (need > dn->slot_bytes) dn->slot_bytes = fpi_align64(need);
+        dn->ws_bytes = dn->slot0 + (size_t)dn->n * dn->slot_bytes;
+        size_t floats = (dn->ws_bytes + sizeof(float) - 1) / sizeof(float);
+        if (floats > nl->workspace) nl->workspace = floats;
+        d->dw_into = i + 1;
+        dn->dw_from = i;
+        FPI_INFO("layer %d -> %d: depthwise computed row by row in the 1x1 layer", i, i + 1);
+    }
     return FP_OK;
 }
 
 const char *fpi_dnnl_layer_impl(const fpi_layer *l) { return l->dnnl ? l->dnnl->impl : NULL; }
 
 int fpi_dnnl_fused_pool(const fpi_layer *l) { return l->dnnl ? l->dnnl->pool_layer : -1; }
+
+int fpi_dnnl_dw_into(const fpi_layer *l) { return l->dnnl ? l->dnnl->dw_into : -1; }
 
 int fpi_dnnl_hands_to(const fpi_layer *l)
 {
@@ -1204,6 +1278,7 @@ typedef struct {
     char *ws;            /* the workspace */
     atomic_int next;     /* next piece to run */
     int q0, nq;          /* Winograd (d->wino): the part of the tiles its pieces do now */
+    const fpi_layer *dw; /* a depthwise layer fused before it (fpi_conv_dw_dnnl): in is that one's input */
 } fpi_dnnl_task;
 
 static void fpi_dnnl_set(dnnl_memory_t m, const void *at)
@@ -1222,12 +1297,28 @@ static void fpi_dnnl_own_rows_run(const fpi_dnnl_task *t, const fpi_dnnl_piece *
     fpi_vmap in = fpi_dnnl_vmap((float *)t->in, t->in_lay, 0, 0, c, l->in.h, l->in.w);
     const fpi_layer *ol = pooled ? l + 1 : l; /* a fused pool layer follows */
     fpi_vmap out = fpi_dnnl_vmap(t->out, t->out_lay, 0, pooled ? p->y0 / 2 : p->y0, oc, ol->out.h, ol->out.w);
-    if (l->dnnl->wino_rows)
+    if (l->dnnl->wino_rows) {
         fpi_wino_rows_avx2(&in, c / 8, l->in.h, l->in.w, l->dnnl->wg_u, l->bias, oc / 8, l->act, p->y0, p->y1, &out,
                            pooled, (float *)slot);
-    else
+        return;
+    }
+    if (!t->dw) {
         fpi_conv1x1_avx2(&in, c / 8, l->dnnl->piece[0].weights, l->bias, oc / 8, l->act, p->y0, p->y1, l->out.w,
                          &out, pooled);
+        return;
+    }
+    /* the depthwise layer fused before it: its rows (a pooled pair, or one)
+     * into the slot, then the 1x1 over them */
+    const fpi_layer *dl = t->dw;
+    int h = dl->in.h, w = l->in.w;
+    fpi_vmap sv = {(float *)slot, 2 * (size_t)w * 8, (size_t)w * 8, 8, 1};
+    for (int y = p->y0; y < p->y1; y += 1 + pooled) {
+        int rows = pooled && y + 1 < p->y1 ? 2 : 1;
+        fpi_dw3x3_avx2(&in, h, w, dl->dnnl->dw_w, dl->bias, dl->act, c / 8, y, y + rows, &sv);
+        fpi_vmap ov = out;
+        ov.p += (size_t)(y - p->y0) / (1 + pooled) * out.sy;
+        fpi_conv1x1_avx2(&sv, c / 8, l->dnnl->piece[0].weights, l->bias, oc / 8, l->act, 0, rows, w, &ov, pooled);
+    }
 }
 
 /* Piece i in the workspace slot at `slot`: its input (in place, copied, or
@@ -1242,6 +1333,14 @@ static void fpi_dnnl_piece_run(const fpi_dnnl_task *t, int i, char *slot)
     int c = l->in.c, oh = l->out.h, ow = l->out.w, po = p->o1 - p->o0, rows = p->y1 - p->y0;
     if (d->own1x1 || d->wino_rows) {
         fpi_dnnl_own_rows_run(t, p, slot);
+        return;
+    }
+    if (d->own_dw) {
+        /* its blocks of channels, whole, from the input where it lies into the output where it goes */
+        fpi_vmap in = fpi_dnnl_vmap((float *)t->in, t->in_lay, p->o0, 0, c, l->in.h, l->in.w);
+        fpi_vmap out = fpi_dnnl_vmap(t->out, t->out_lay, p->o0, 0, l->out.c, oh, ow);
+        fpi_dw3x3_avx2(&in, l->in.h, l->in.w, d->dw_w + (size_t)p->o0 * 9, l->bias + p->o0, l->act, po / 8, 0, oh,
+                       &out);
         return;
     }
     fpi_dnnl_set(p->src, slot + p->src_at);
@@ -1349,14 +1448,17 @@ static void fpi_dnnl_wino_input(int k, void *vctx)
     fpi_wino_input_avx2(&in, nbi, b0, b1, l->in.h, l->in.w, t->q0, t->nq, t->v);
 }
 
-/* Runs layer l, and the fused pool into `pooled` when not NULL. */
-static int fpi_dnnl_run(const fpi_layer *l, const float *const *src, float *out, float *pooled, const fpi_exec *x)
+/* Runs layer l, and the fused pool into `pooled` when not NULL; with dw,
+ * that depthwise layer first (fused: src is its input). */
+static int fpi_dnnl_run(const fpi_layer *l, const float *const *src, float *out, float *pooled, const fpi_exec *x,
+                        const fpi_layer *dw)
 {
     struct fpi_dnnl_layer *d = l->dnnl;
     if (!d || !fpi_fast_enabled() || !fpi_dnnl_mode_allows() || !x->workspace) return 0;
-    fpi_dnnl_task t = {l, src[0], pooled ? pooled : out, pooled != NULL, 0, 0, (char *)x->workspace, 0, 0, 1};
+    fpi_dnnl_task t = {l, src[0], pooled ? pooled : out, pooled != NULL, 0, 0, (char *)x->workspace, 0, 0, 1, dw};
     /* hand-offs between layers that both run now, unseen */
-    if (x->handoff && d->hand_in && d->hand_root >= x->first) t.in_lay = d->hand_in;
+    const struct fpi_dnnl_layer *di = dw ? dw->dnnl : d; /* whose input is read */
+    if (x->handoff && di->hand_in && di->hand_root >= x->first) t.in_lay = di->hand_in;
     if (x->handoff && d->hand_out && d->hand_to <= x->last && (pooled || d->pool_layer < 0)) t.out_lay = d->hand_out;
     if (!d->by_rows && !d->dw_blocks) {
         /* channel split: the whole input, once, in the layout every piece reads */
@@ -1402,7 +1504,7 @@ static int fpi_dnnl_run(const fpi_layer *l, const float *const *src, float *out,
 int fpi_conv_dnnl(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x)
 {
     if (l->dnnl && l->dnnl->is_pool) return 0;
-    return fpi_dnnl_run(l, src, out, NULL, x);
+    return fpi_dnnl_run(l, src, out, NULL, x, NULL);
 }
 
 typedef struct {
@@ -1445,7 +1547,17 @@ int fpi_conv_pool_dnnl(const fpi_layer *l, const fpi_layer *pool, const float *c
                        const fpi_exec *x)
 {
     if (!l->dnnl || l->dnnl->pool_layer < 0 || l->dnnl->pool_layer != pool->index) return 0;
-    return fpi_dnnl_run(l, src, NULL, pooled, x);
+    return fpi_dnnl_run(l, src, NULL, pooled, x, NULL);
+}
+
+int fpi_conv_dw_dnnl(const fpi_layer *l, const fpi_layer *next, const float *const *src, float *out, float *pooled,
+                     const fpi_exec *x)
+{
+    const struct fpi_dnnl_layer *d = l->dnnl;
+    if (!d || d->dw_into < 0 || d->dw_into != next->index || !x->handoff || next->index > x->last) return 0;
+    int pool = pooled && next->dnnl->pool_layer == next->index + 1 && next->index + 1 <= x->last;
+    if (!fpi_dnnl_run(next, src, pool ? NULL : out, pool ? pooled : NULL, x, l)) return 0;
+    return 2 + pool;
 }
 
 #else /* !FP_HAVE_DNNL: built without oneDNN */
@@ -1459,11 +1571,17 @@ const char *fpi_dnnl_layer_impl(const fpi_layer *l) { return NULL; }
 void fpi_dnnl_set_sizes(double min_flops, double piece_flops) { (void)min_flops, (void)piece_flops; }
 void fpi_dnnl_set_wino_v_max(size_t bytes) { (void)bytes; }
 int fpi_dnnl_fused_pool(const fpi_layer *l) { return -1; }
+int fpi_dnnl_dw_into(const fpi_layer *l) { return -1; }
 int fpi_dnnl_hands_to(const fpi_layer *l) { return -1; }
 int fpi_conv_dnnl(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x) { return 0; }
 int fpi_maxpool_dnnl(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x) { return 0; }
 int fpi_conv_pool_dnnl(const fpi_layer *l, const fpi_layer *pool, const float *const *src, float *pooled,
                        const fpi_exec *x)
+{
+    return 0;
+}
+int fpi_conv_dw_dnnl(const fpi_layer *l, const fpi_layer *next, const float *const *src, float *out, float *pooled,
+                     const fpi_exec *x)
 {
     return 0;
 }

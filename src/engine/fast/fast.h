@@ -21,6 +21,10 @@
  *           pieces of such layers cut by rows run it in place of oneDNN's
  *           kernel when oneDNN works in nChw8c (dnnl.c), reading a
  *           handed-on input where it lies instead of copying its rows out.
+ *   dw3x3.c  3x3 stride-1 depthwise convolutions over 8-channel vectors
+ *           (AVX2 + FMA), for the depthwise layers oneDNN would cut by
+ *           blocks of channels in nChw8c (dnnl.c); a depthwise layer handed
+ *           on to a 1x1 layer of conv1x1.c is computed inside it, row by row.
  *   conv3x3.c  3x3 stride-1 convolutions over nChw8c maps (AVX2 + FMA), 3
  *           pixels x 32 filters a tile, the pixels any 3 in a row of the map;
  *           the pieces of such layers run it on the memories oneDNN's kernel
@@ -31,7 +35,7 @@
  *           layers oneDNN would cut by rows, up to 64 input channels (their
  *           weights transformed once, at setup), the 2x2/2 max pool after
  *           them fused.
- *   avx2.h  helpers those four share (bias and activation on a vector).
+ *   avx2.h  helpers those five share (bias and activation on a vector).
  *   blas.c  OpenBLAS loaded with dlopen on first use, after steering its
  *           kernel choice (OPENBLAS_CORETYPE) from those features and pinning
  *           it to one thread (the engine's pool parallelises). Absent library:
@@ -163,6 +167,10 @@ const char *fpi_dnnl_layer_impl(const fpi_layer *l);
  * layer: they are read while its output is written. */
 int fpi_dnnl_fused_pool(const fpi_layer *l);
 
+/* The 1x1 layer depthwise layer l is fused into (fpi_conv_dw_dnnl), or -1.
+ * The arena keeps l's inputs alive until that layer (or its fused pool). */
+int fpi_dnnl_dw_into(const fpi_layer *l);
+
 /* The layer l hands its result to in oneDNN's blocked layout (when both run in
  * one fp_net_run without a callback), or -1; for the first-layer kernel, the
  * layer after its fused pool. */
@@ -176,6 +184,14 @@ int fpi_dnnl_hands_to(const fpi_layer *l);
  * so (then run both layers as usual). */
 int fpi_conv_pool_dnnl(const fpi_layer *l, const fpi_layer *pool, const float *const *src, float *pooled,
                        const fpi_exec *x);
+
+/* A depthwise layer l fused into the 1x1 layer `next` after it (dnnl.c,
+ * fpi_dnnl_setup: l's result handed on to next alone): when both run now
+ * without a callback, runs next from l's input src, computing l's rows as
+ * it goes, into out, or into `pooled` when next's max pool is fused and
+ * runs now too. Returns the layers run (2, or 3 with the pool), else 0. */
+int fpi_conv_dw_dnnl(const fpi_layer *l, const fpi_layer *next, const float *const *src, float *out, float *pooled,
+                     const fpi_exec *x);
 
 /* A [maxpool] layer prepared by fpi_dnnl_setup (one the fusion leaves, fed
  * in oneDNN's layout by the layer before it): pools in that layout when
@@ -212,6 +228,21 @@ void fpi_maxpool_vec(const fpi_vmap *in, const fpi_vmap *out, int nb, int lanes,
  * A pooled run gives the same bits as an unpooled one pooled after. */
 void fpi_conv1x1_avx2(const fpi_vmap *in, int nbi, const float *w, const float *bias, int nbo, fp_activation act,
                       int y0, int y1, int wd, const fpi_vmap *out, int pool);
+
+/* A 3x3 stride-1 depthwise convolution with padding 1 over maps of 8-channel
+ * vectors (dw3x3.c; x86-64 with AVX2 and FMA, which the caller checks):
+ * output rows [y0, y1) of nb blocks of 8 channels of an h x wd map from in
+ * (its row 0 is the map's), weights w [block][ky][kx][8], bias and act
+ * (linear, leaky, relu) into out, whose row 0 is row y0. */
+void fpi_dw3x3_avx2(const fpi_vmap *in, int h, int wd, const float *w, const float *bias, fp_activation act,
+                    int nb, int y0, int y1, const fpi_vmap *out);
+
+/* One output row of it from its three input rows: r[k] lane 0 of block 0's
+ * row (NULL: outside the map), the blocks in->sb apart, columns in->sx,
+ * lanes in->sl (in->p and in->sy unused); into o (out: the strides). */
+void fpi_dw3x3_row_avx2(const float *const *r, const fpi_vmap *in, int wd, const float *w, const float *bias,
+                        fp_activation act, int nb, float *o, const fpi_vmap *out);
+
 
 /* A 3x3 stride-1 convolution with padding 1 over nChw8c maps (conv3x3.c;
  * x86-64 with AVX2 and FMA, which the caller checks): `rows` output rows of
