@@ -185,6 +185,15 @@ fp_status fp_net_setup(fp_net *net)
                 if (last[net->layers[i].src[k] + 1] < i + 1) last[net->layers[i].src[k] + 1] = i + 1;
     /* So does a depthwise layer computed inside the 1x1 layer after it
      * (fast/dnnl.c), while that one's output (or its pool's) is written. */
+    /* And a first layer whose pooled rows are made as such a depthwise
+     * layer needs them: its input lives until that 1x1 layer (or its pool). */
+    for (int i = net->first; i < net->last; i++) {
+        const fpi_layer *l = &net->layers[i];
+        if (!l->conv_first_pool || l->first_chain < 0 || l->first_chain > net->last) continue;
+        int c = l->first_chain, end = fpi_fused_pool(&net->layers[c]) == c + 1 ? c + 1 : c;
+        for (int k = 0; k < l->n_src; k++)
+            if (last[l->src[k] + 1] < end) last[l->src[k] + 1] = end;
+    }
     for (int i = net->first; i < net->last; i++)
         if (fpi_dnnl_dw_into(&net->layers[i]) == i + 1) {
             int end = fpi_fused_pool(&net->layers[i + 1]) == i + 2 ? i + 2 : i + 1;
@@ -317,6 +326,17 @@ fp_status fp_net_run(fp_net *net, int first, int last, fp_layer_cb cb, void *use
         /* a convolution and the max pool that alone reads it, in one pass
          * (fast/conv_first.c, fast/dnnl.c); only without a callback, which
          * would see l's output */
+        if (!cb && l->conv_first_pool && l->first_chain >= 0 && l->first_chain <= last) {
+            /* a first layer, its pool, a depthwise and a 1x1 layer (and its
+             * pool) in one pass, the pooled map never whole */
+            int c = l->first_chain;
+            int k = fpi_first_chain_dnnl(l, &net->layers[c], src[0], fpi_tensor(net, c),
+                                         c < last ? fpi_tensor(net, c + 1) : NULL, &x);
+            if (k) {
+                i += k - 1;
+                continue;
+            }
+        }
         if (!cb && i < last && l->dnnl) {
             /* a depthwise layer computed inside the 1x1 layer after it
              * (and that one's max pool) */

@@ -104,6 +104,8 @@ typedef struct fpi_layer {
                                * layout (fpi_dnnl_setup; when both run in one fp_net_run without a
                                * callback), or -1 */
     int first_hand_blk;       /* ... that layout's block: 8 (nChw8c) or 16 (nChw16c) */
+    int first_chain;          /* the 1x1 layer its pooled rows are made for as it goes, through
+                               * the depthwise layer between (fpi_first_chain_dnnl), or -1 */
 } fpi_layer;
 
 struct fpi_pool;

@@ -116,7 +116,7 @@ void fpi_first_setup(fp_net *net)
     for (int i = net->first; i <= net->last; i++) {
         fpi_layer *l = &net->layers[i];
         l->conv_first = l->conv_first_pool = 0;
-        l->first_hand_to = -1;
+        l->first_hand_to = l->first_chain = -1;
         if (!fpi_fast_enabled() || !fpi_conv_first_takes(l)) continue;
         l->conv_first = 1;
         l->conv_first_pool = fpi_fusable_pool(net, i) && l->out.h % 2 == 0 && l->out.w % 2 == 0;
@@ -134,6 +134,8 @@ typedef struct {
     float *out;    /* the layer's output, or NULL */
     float *pooled; /* the fused pool's output, or NULL */
     int blk;       /* pooled in oneDNN's blocked layout of this block (handed on), or 0: C x H x W */
+    size_t psb;    /* pooled: floats between its blocks (blk) or planes */
+    int py0;       /* pooled: the row at `pooled` */
     float *ws;
     fpi_first_geom g;
     atomic_int next;
@@ -358,8 +360,8 @@ static void fpi_first_pair(const fpi_first_task *t, int y, float *pad, float *ro
             }
         int ph = oh / 2, pwo = ow / 2, blk = t->blk;
         for (int f0 = 0; f0 < f_n; f0 += 4) {
-            float *o = blk ? t->pooled + (((size_t)(f0 / blk) * ph + y / 2) * pwo) * blk + f0 % blk
-                           : t->pooled + ((size_t)f0 * ph + y / 2) * pwo;
+            float *o = blk ? t->pooled + (size_t)(f0 / blk) * t->psb + (size_t)(y / 2 - t->py0) * pwo * blk + f0 % blk
+                           : t->pooled + (size_t)f0 * t->psb + (size_t)(y / 2 - t->py0) * pwo;
             for (int i = 0; i < pwo; i += 8)
                 fpi_first_block_pool(pad, pe, l->kernel + (size_t)f0 * ksz, ksz, l->bias + f0, l->act, c_in, i,
                                      o + (size_t)i * (blk ? blk : 1), (size_t)ph * pwo, pwo - i < 8 ? pwo - i : 8,
@@ -408,7 +410,8 @@ static int fpi_first_run(const fpi_layer *l, const float *in, float *out, float 
     if (!l->conv_first || !fpi_fast_enabled() || !x->workspace) return 0;
     /* handed on when the layer it goes to runs now, unseen */
     int blk = pooled && x->handoff && l->first_hand_to >= 0 && l->first_hand_to <= x->last ? l->first_hand_blk : 0;
-    fpi_first_task t = {l, in, out, pooled, blk, x->workspace, fpi_first_geometry(l), 0};
+    size_t plane = (size_t)(l->out.h / 2) * (l->out.w / 2);
+    fpi_first_task t = {l, in, out, pooled, blk, blk ? plane * blk : plane, 0, x->workspace, fpi_first_geometry(l), 0};
     int tasks = fpi_pool_threads(x->pool);
     fpi_parallel_for(x->pool, tasks < t.g.bands ? tasks : t.g.bands, fpi_first_task_run, &t);
     return 1;
@@ -417,6 +420,17 @@ static int fpi_first_run(const fpi_layer *l, const float *in, float *out, float 
 int fpi_conv_first(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x)
 {
     return fpi_first_run(l, src[0], out, NULL, x);
+}
+
+size_t fpi_first_row_floats(const fpi_layer *l)
+{
+    return (size_t)l->in.c * 4 * 2 * fpi_first_geometry(l).pe;
+}
+
+void fpi_first_pooled_row(const fpi_layer *l, const float *in, int py, float *o, size_t osb, float *scratch)
+{
+    fpi_first_task t = {l, in, NULL, o, 8, osb, py, NULL, fpi_first_geometry(l), 0};
+    fpi_first_pair(&t, 2 * py, scratch, NULL);
 }
 
 int fpi_conv_pool_first(const fpi_layer *l, const fpi_layer *pool, const float *const *src, float *pooled,
@@ -433,6 +447,11 @@ int fpi_conv_first_cpu(void) { return 0; }
 int fpi_conv_first_takes(const fpi_layer *l) { return 0; }
 void fpi_first_setup(fp_net *net) { (void)net; }
 int fpi_conv_first(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x) { return 0; }
+size_t fpi_first_row_floats(const fpi_layer *l) { return 0; }
+void fpi_first_pooled_row(const fpi_layer *l, const float *in, int py, float *o, size_t osb, float *scratch)
+{
+    (void)l, (void)in, (void)py, (void)o, (void)osb, (void)scratch;
+}
 int fpi_conv_pool_first(const fpi_layer *l, const fpi_layer *pool, const float *const *src, float *pooled,
                         const fpi_exec *x)
 {

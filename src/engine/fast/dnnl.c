@@ -1113,6 +1113,18 @@ static int fpi_dnnl_first_hands(fp_net *net, int nx)
     return 1;
 }
 
+/* Tasks a first layer chained to a depthwise and a 1x1 layer runs in
+ * (fpi_first_chain_dnnl), at most, and the floats of each one's slot: the
+ * first layer's scratch, a ring of 4 of its pooled rows (nChw8c), 2
+ * depthwise rows. */
+enum { FPI_CHAIN_TASKS = 16 };
+
+static size_t fpi_chain_slot(const fpi_layer *a, const fpi_layer *dw)
+{
+    size_t row = (size_t)dw->in.c * dw->in.w;
+    return (fpi_first_row_floats(a) + 6 * row + 15) & ~(size_t)15;
+}
+
 fp_status fpi_dnnl_setup(fp_net *net)
 {
     double t0 = fpi_now();
@@ -1205,6 +1217,15 @@ fp_status fpi_dnnl_setup(fp_net *net)
         d->dw_into = i + 1;
         dn->dw_from = i;
         FPI_INFO("layer %d -> %d: depthwise computed row by row in the 1x1 layer", i, i + 1);
+        /* and when its input is the first-layer kernel's pooled map, handed
+         * on to it: that map's rows made as the depthwise rows need them,
+         * into a ring of 4 in each task's scratch (fpi_first_chain_dnnl) */
+        fpi_layer *a = i - 2 >= net->first ? &net->layers[i - 2] : NULL;
+        if (!a || !a->conv_first_pool || a->first_hand_to != i || a->first_hand_blk != 8 || l->in.c % 8) continue;
+        a->first_chain = i + 1;
+        size_t chain = (size_t)FPI_CHAIN_TASKS * fpi_chain_slot(a, l);
+        if (chain > a->workspace) a->workspace = chain;
+        FPI_INFO("layer %d -> %d: pooled rows made as layer %d needs them", i - 2, i + 1, i);
     }
     return FP_OK;
 }
@@ -1560,6 +1581,66 @@ int fpi_conv_dw_dnnl(const fpi_layer *l, const fpi_layer *next, const float *con
     return 2 + pool;
 }
 
+typedef struct {
+    const fpi_layer *a, *d, *c; /* the first layer, the depthwise one, the 1x1 one */
+    const float *in;            /* the first layer's input */
+    fpi_vmap out;               /* the 1x1 layer's output, or its pool's (row 0) */
+    int pooled, per;            /* steps of 1 + pooled rows of the 1x1 layer per task */
+    float *ws;
+    size_t slot;
+} fpi_chain_task;
+
+/* Task k: the 1x1 layer's rows [k per, (k + 1) per) steps, each step's
+ * depthwise rows from the ring of the first layer's pooled rows, made as
+ * they are needed (a task's first two again at its start). */
+static void fpi_chain_run(int k, void *vctx)
+{
+    const fpi_chain_task *t = vctx;
+    const fpi_layer *d = t->d, *c = t->c;
+    int h = d->in.h, w = d->in.w, nb = d->in.c / 8, step = 1 + t->pooled;
+    int y0 = k * t->per * step, y1 = y0 + t->per * step < h ? y0 + t->per * step : h;
+    size_t row = (size_t)nb * w * 8;
+    float *scratch = t->ws + (size_t)k * t->slot, *ring = scratch + fpi_first_row_floats(t->a), *dws = ring + 4 * row;
+    fpi_vmap rv = {NULL, (size_t)w * 8, 0, 8, 1}, sv = {dws, 2 * (size_t)w * 8, (size_t)w * 8, 8, 1};
+    int next = y0 > 0 ? y0 - 1 : 0; /* the next pooled row to make */
+    for (int y = y0; y < y1; y += step) {
+        int rows = t->pooled && y + 1 < h ? 2 : 1, need = y + rows < h ? y + rows : h - 1;
+        for (; next <= need; next++) fpi_first_pooled_row(t->a, t->in, next, ring + (size_t)(next % 4) * row, (size_t)w * 8, scratch);
+        for (int r = 0; r < rows; r++) {
+            int yy = y + r;
+            const float *rr[3] = {yy > 0 ? ring + (size_t)((yy - 1) % 4) * row : NULL, ring + (size_t)(yy % 4) * row,
+                                  yy + 1 < h ? ring + (size_t)((yy + 1) % 4) * row : NULL};
+            fpi_dw3x3_row_avx2(rr, &rv, w, d->dnnl->dw_w, d->bias, d->act, nb, dws + (size_t)r * w * 8, &sv);
+        }
+        fpi_vmap ov = t->out;
+        ov.p += (size_t)(y / step) * ov.sy;
+        fpi_conv1x1_avx2(&sv, nb, c->dnnl->piece[0].weights, c->bias, c->out.c / 8, c->act, 0, rows, w, &ov,
+                         t->pooled);
+    }
+}
+
+int fpi_first_chain_dnnl(const fpi_layer *a, const fpi_layer *c, const float *in, float *out, float *pooled,
+                         const fpi_exec *x)
+{
+    if (a->first_chain < 0 || a->first_chain != c->index || !x->handoff || c->index > x->last || !x->workspace ||
+        !fpi_fast_enabled() || !fpi_dnnl_mode_allows())
+        return 0;
+    const struct fpi_dnnl_layer *dc = c->dnnl;
+    const fpi_layer *d = c - 1;
+    int pool = pooled && dc->pool_layer == c->index + 1 && c->index + 1 <= x->last;
+    /* the 1x1 layer's output as fpi_dnnl_run would write it */
+    int out_lay = dc->hand_out && dc->hand_to <= x->last && (pool || dc->pool_layer < 0) ? dc->hand_out : 0;
+    const fpi_layer *ol = pool ? c + 1 : c;
+    int steps = (d->in.h + pool) / (1 + pool), tasks = fpi_pool_threads(x->pool);
+    if (tasks > FPI_CHAIN_TASKS) tasks = FPI_CHAIN_TASKS;
+    if (tasks > steps) tasks = steps;
+    fpi_chain_task t = {a, d, c, in, fpi_dnnl_vmap(pool ? pooled : out, out_lay, 0, 0, c->out.c, ol->out.h, ol->out.w),
+                        pool, (steps + tasks - 1) / tasks, x->workspace, fpi_chain_slot(a, d)};
+    tasks = (steps + t.per - 1) / t.per;
+    fpi_parallel_for(x->pool, tasks, fpi_chain_run, &t);
+    return 4 + pool; /* the first layer, its pool, the depthwise layer, the 1x1 layer (, its pool) */
+}
+
 #else /* !FP_HAVE_DNNL: built without oneDNN */
 
 int fpi_dnnl_available(void) { return 0; }
@@ -1582,6 +1663,11 @@ int fpi_conv_pool_dnnl(const fpi_layer *l, const fpi_layer *pool, const float *c
 }
 int fpi_conv_dw_dnnl(const fpi_layer *l, const fpi_layer *next, const float *const *src, float *out, float *pooled,
                      const fpi_exec *x)
+{
+    return 0;
+}
+int fpi_first_chain_dnnl(const fpi_layer *a, const fpi_layer *c, const float *in, float *out, float *pooled,
+                         const fpi_exec *x)
 {
     return 0;
 }

@@ -193,6 +193,15 @@ int fpi_conv_pool_dnnl(const fpi_layer *l, const fpi_layer *pool, const float *c
 int fpi_conv_dw_dnnl(const fpi_layer *l, const fpi_layer *next, const float *const *src, float *out, float *pooled,
                      const fpi_exec *x);
 
+/* A first layer a whose pooled map goes to a depthwise layer fused into
+ * the 1x1 layer c (a->first_chain, set by fpi_dnnl_setup): when all run now
+ * without a callback, runs them in one pass from a's input in, c's tasks
+ * making the pooled rows as the depthwise rows need them (never the whole
+ * map), into c's output out, or into `pooled` when c's max pool is fused and
+ * runs now too. Returns the layers run (4, or 5 with that pool), else 0. */
+int fpi_first_chain_dnnl(const fpi_layer *a, const fpi_layer *c, const float *in, float *out, float *pooled,
+                         const fpi_exec *x);
+
 /* A [maxpool] layer prepared by fpi_dnnl_setup (one the fusion leaves, fed
  * in oneDNN's layout by the layer before it): pools in that layout when
  * the input came so in this run; 0 otherwise (the other kernels run). */
@@ -324,6 +333,13 @@ int fpi_fused_pool(const fpi_layer *l);
 /* The first-layer kernel: the convolution alone, or with its fused max pool
  * (pooled: the pool's output; 0 when l was not prepared so). */
 int fpi_conv_first(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x);
+
+/* Row py of a first layer's fused pool (l->conv_first_pool) from its input
+ * in (C x H x W), every filter, into o in nChw8c (block b's row at
+ * o + b * osb), with scratch of fpi_first_row_floats(l) floats: the same
+ * values as the layer's run. */
+size_t fpi_first_row_floats(const fpi_layer *l);
+void fpi_first_pooled_row(const fpi_layer *l, const float *in, int py, float *o, size_t osb, float *scratch);
 int fpi_conv_pool_first(const fpi_layer *l, const fpi_layer *pool, const float *const *src, float *pooled,
                         const fpi_exec *x);
 
