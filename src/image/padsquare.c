@@ -74,6 +74,25 @@ FPI_SIMD_CLONES static void fpi_pad_vrow(float *dst, const float *top, const flo
     for (int c = 0; c < n; c++) dst[c] = top[c] + (bottom[c] - top[c]) * fy;
 }
 
+#if defined(__x86_64__)
+/* The same with streaming stores, for a dst 32-byte aligned and n a
+ * multiple of 8: the row goes to memory without being read into the cache
+ * first (an output larger than the caches would be read from memory for
+ * each line it writes, then written back). The face detector's 2 MB input
+ * at 416, one thread, the network run between preparations: median 0.79-0.92
+ * -> 0.63-0.71 ms (3 alternating runs of 300 on an AMD EPYC, Zen 3). The
+ * caller fences. */
+__attribute__((target("avx2"))) static void fpi_pad_vrow_stream(float *dst, const float *top, const float *bottom,
+                                                               float fy, int n)
+{
+    __m256 f = _mm256_set1_ps(fy);
+    for (int c = 0; c < n; c += 8) {
+        __m256 t = _mm256_loadu_ps(top + c), b = _mm256_loadu_ps(bottom + c);
+        _mm256_stream_ps(dst + c, _mm256_add_ps(t, _mm256_mul_ps(_mm256_sub_ps(b, t), f)));
+    }
+}
+#endif
+
 /* Separable: each source row is interpolated across once (into one of two
  * row buffers, which consecutive output rows share), then each output row
  * down from two of them: the same operations, in the same order, as
@@ -102,6 +121,9 @@ fp_status fpi_image_pad_square_into(const fp_image *im, int size, float *dst)
         if (x1[c] < im->w) inside = c + 1;
     }
 #if defined(__x86_64__)
+    /* streaming stores for an output past 1 MiB (fpi_pad_vrow_stream) */
+    int stream = __builtin_cpu_supports("avx2") && (size_t)im->c * size * size * sizeof(float) > (1u << 20) &&
+                 size % 8 == 0 && ((uintptr_t)dst & 31) == 0;
     /* the groups of four columns one load reaches (fpi_pad_groups) */
     fpi_pad_groups grp = {0, NULL, NULL};
     if (__builtin_cpu_supports("avx2")) {
@@ -154,9 +176,19 @@ fp_status fpi_image_pad_square_into(const fp_image *im, int size, float *dst)
                 }
                 hr[j] = hrow[b];
             }
-            fpi_pad_vrow(dst + ((size_t)k * (size_t)size + (size_t)r) * (size_t)size, hr[0], hr[1], fy, size);
+            float *o = dst + ((size_t)k * (size_t)size + (size_t)r) * (size_t)size;
+#if defined(__x86_64__)
+            if (stream) {
+                fpi_pad_vrow_stream(o, hr[0], hr[1], fy, size);
+                continue;
+            }
+#endif
+            fpi_pad_vrow(o, hr[0], hr[1], fy, size);
         }
     }
+#if defined(__x86_64__)
+    if (stream) _mm_sfence();
+#endif
     fpi_free(cols);
     fpi_free(buf);
 #if defined(__x86_64__)
