@@ -31,6 +31,7 @@
  * a 4 x 8 transpose per store), which saves that layer its reorder. Work:
  * bands of row pairs, handed out over the engine's pool, each task in its
  * own slot of the layer's workspace. */
+#include <limits.h>
 #include <string.h>
 
 #include "engine/fast/fast.h"
@@ -64,6 +65,10 @@ enum { FPI_FIRST_BANDS = 16 };
 
 /* Output columns per block: 3 vectors x 4 filters = 12 accumulators. */
 enum { FPI_FIRST_COLS = 24 };
+
+/* Floats at the start of a pooled run's scratch that say which input row
+ * each split row holds (ints; 4 per channel). */
+enum { FPI_FIRST_HELD = 16 };
 
 static int fpi_first_forced;
 
@@ -106,7 +111,7 @@ static fpi_first_geom fpi_first_geometry(const fpi_layer *l)
      * floats each (blocks of 8 pooled columns read 9) */
     g.pe = ((l->out.w / 2 + 7) / 8) * 8 + 8;
     size_t pad = (size_t)l->in.c * 4 * g.pw, rows = (size_t)l->p.conv.filters * 2 * g.wr;
-    if (pad < (size_t)l->in.c * 4 * 2 * g.pe) pad = (size_t)l->in.c * 4 * 2 * g.pe;
+    if (pad < FPI_FIRST_HELD + (size_t)l->in.c * 4 * 2 * g.pe) pad = FPI_FIRST_HELD + (size_t)l->in.c * 4 * 2 * g.pe;
     g.slot = (pad + rows + 15) & ~(size_t)15;
     return g;
 }
@@ -268,17 +273,17 @@ __attribute__((target("avx2"))) static void fpi_first_split(const float *src, in
 
 /* Sums of output row oy of the pair for filters f0..f0+3 (w: f0's weights,
  * filters ksz apart) at the even (ev) and odd (od) output columns 2i ..
- * 2i + 15, from the split rows (channel c's row r: even columns at eo +
- * (c * 4 + r) * 2 * pe, odd ones pe after): taps in (c, ky, kx) order as fpi_first_block, so the
- * same sums bit for bit. 8 accumulators. */
-__attribute__((target("avx2,fma"))) static inline void fpi_first_eo(const float *eo, size_t pe, int c_in, int oy,
+ * 2i + 15, from the split rows (channel c's row r of the pair's four: even
+ * columns at eo[c * 4 + r], odd ones pe after): taps in (c, ky, kx) order
+ * as fpi_first_block, so the same sums bit for bit. 8 accumulators. */
+__attribute__((target("avx2,fma"))) static inline void fpi_first_eo(const float *const *eo, size_t pe, int c_in, int oy,
                                                                     const float *w, size_t ksz, int i, __m256 *ev,
                                                                     __m256 *od)
 {
     __m256 e0 = _mm256_setzero_ps(), e1 = e0, e2 = e0, e3 = e0, o0 = e0, o1 = e0, o2 = e0, o3 = e0;
     for (int c = 0; c < c_in; c++)
         for (int ky = 0; ky < 3; ky++) {
-            const float *re = eo + ((size_t)c * 4 + oy + ky) * 2 * pe + i, *ro = re + pe;
+            const float *re = eo[c * 4 + oy + ky] + i, *ro = re + pe;
             /* padded columns 2i' (xe), 2i' + 1 (xo), 2i' + 2 (xe1), 2i' + 3 (xo1) */
             __m256 xe = _mm256_loadu_ps(re), xo = _mm256_loadu_ps(ro), xe1 = _mm256_loadu_ps(re + 1),
                    xo1 = _mm256_loadu_ps(ro + 1);
@@ -309,7 +314,7 @@ __attribute__((target("avx2,fma"))) static inline void fpi_first_eo(const float 
  * activation (x -> act(x + b) never decreases, so the values are those of
  * the unfused kernel pooled, bit for bit) into o + f * plane, or, when blk,
  * the blocked layout (fpi_first_store_blk). */
-__attribute__((target("avx2,fma"))) static void fpi_first_block_pool(const float *eo, size_t pe, const float *w,
+__attribute__((target("avx2,fma"))) static void fpi_first_block_pool(const float *const *eo, size_t pe, const float *w,
                                                                      size_t ksz, const float *bias,
                                                                      fp_activation act, int c_in, int i, float *o,
                                                                      size_t plane, int nv, int blk)
@@ -351,10 +356,17 @@ static void fpi_first_pair(const fpi_first_task *t, int y, float *pad, float *ro
          * straight into the pool's output: C x H x W, or blocked (filters
          * f0..f0+3 are lanes f0 % blk.. of block f0 / blk) */
         size_t pe = (size_t)t->g.pe;
+        /* each input row split once for the two pairs that read it: a slot
+         * of 4 per channel (row iy in slot iy mod 4; fpi_first_rows_reset) */
+        int *held = (int *)pad;
+        const float *eo[12];
         for (int c = 0; c < c_in; c++)
             for (int r = 0; r < 4; r++) {
-                float *e = pad + ((size_t)c * 4 + r) * 2 * pe;
-                int iy = y - p + r;
+                int iy = y - p + r, k = c * 4 + ((iy + 4) & 3);
+                float *e = pad + FPI_FIRST_HELD + (size_t)k * 2 * pe;
+                eo[c * 4 + r] = e;
+                if (held[k] == iy) continue;
+                held[k] = iy;
                 if (iy < 0 || iy >= h) memset(e, 0, 2 * pe * sizeof *e);
                 else fpi_first_split(t->in + ((size_t)c * h + iy) * w, w, p, e, e + pe, (int)pe);
             }
@@ -363,7 +375,7 @@ static void fpi_first_pair(const fpi_first_task *t, int y, float *pad, float *ro
             float *o = blk ? t->pooled + (size_t)(f0 / blk) * t->psb + (size_t)(y / 2 - t->py0) * pwo * blk + f0 % blk
                            : t->pooled + (size_t)f0 * t->psb + (size_t)(y / 2 - t->py0) * pwo;
             for (int i = 0; i < pwo; i += 8)
-                fpi_first_block_pool(pad, pe, l->kernel + (size_t)f0 * ksz, ksz, l->bias + f0, l->act, c_in, i,
+                fpi_first_block_pool(eo, pe, l->kernel + (size_t)f0 * ksz, ksz, l->bias + f0, l->act, c_in, i,
                                      o + (size_t)i * (blk ? blk : 1), (size_t)ph * pwo, pwo - i < 8 ? pwo - i : 8,
                                      blk);
         }
@@ -399,6 +411,7 @@ static void fpi_first_task_run(int k, void *vctx)
 {
     fpi_first_task *t = vctx;
     float *pad = t->ws + (size_t)k * t->g.slot, *rows = pad + (size_t)t->l->in.c * 4 * t->g.pw;
+    if (t->pooled) fpi_first_rows_reset(t->l, pad);
     for (int b; (b = atomic_fetch_add(&t->next, 1)) < t->g.bands;) {
         int p1 = (b + 1) * t->g.per < t->g.pairs ? (b + 1) * t->g.per : t->g.pairs;
         for (int p = b * t->g.per; p < p1; p++) fpi_first_pair(t, 2 * p, pad, rows);
@@ -424,7 +437,13 @@ int fpi_conv_first(const fpi_layer *l, const float *const *src, float *out, cons
 
 size_t fpi_first_row_floats(const fpi_layer *l)
 {
-    return (size_t)l->in.c * 4 * 2 * fpi_first_geometry(l).pe;
+    return FPI_FIRST_HELD + (size_t)l->in.c * 4 * 2 * fpi_first_geometry(l).pe;
+}
+
+void fpi_first_rows_reset(const fpi_layer *l, float *scratch)
+{
+    int *held = (int *)scratch;
+    for (int k = 0; k < 4 * l->in.c; k++) held[k] = INT_MIN;
 }
 
 void fpi_first_pooled_row(const fpi_layer *l, const float *in, int py, float *o, size_t osb, float *scratch)
@@ -448,6 +467,7 @@ int fpi_conv_first_takes(const fpi_layer *l) { return 0; }
 void fpi_first_setup(fp_net *net) { (void)net; }
 int fpi_conv_first(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x) { return 0; }
 size_t fpi_first_row_floats(const fpi_layer *l) { return 0; }
+void fpi_first_rows_reset(const fpi_layer *l, float *scratch) { (void)l, (void)scratch; }
 void fpi_first_pooled_row(const fpi_layer *l, const float *in, int py, float *o, size_t osb, float *scratch)
 {
     (void)l, (void)in, (void)py, (void)o, (void)osb, (void)scratch;

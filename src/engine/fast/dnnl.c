@@ -1603,6 +1603,7 @@ static void fpi_chain_run(int k, void *vctx)
     float *scratch = t->ws + (size_t)k * t->slot, *ring = scratch + fpi_first_row_floats(t->a), *dws = ring + 4 * row;
     fpi_vmap rv = {NULL, (size_t)w * 8, 0, 8, 1}, sv = {dws, 2 * (size_t)w * 8, (size_t)w * 8, 8, 1};
     int next = y0 > 0 ? y0 - 1 : 0; /* the next pooled row to make */
+    fpi_first_rows_reset(t->a, scratch);
     for (int y = y0; y < y1; y += step) {
         int rows = t->pooled && y + 1 < h ? 2 : 1, need = y + rows < h ? y + rows : h - 1;
         for (; next <= need; next++) fpi_first_pooled_row(t->a, t->in, next, ring + (size_t)(next % 4) * row, (size_t)w * 8, scratch);
