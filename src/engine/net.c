@@ -189,8 +189,9 @@ fp_status fp_net_setup(fp_net *net)
      * layer needs them: its input lives until that 1x1 layer (or its pool). */
     for (int i = net->first; i < net->last; i++) {
         const fpi_layer *l = &net->layers[i];
-        if (!l->conv_first_pool || l->first_chain < 0 || l->first_chain > net->last) continue;
-        int c = l->first_chain, end = fpi_fused_pool(&net->layers[c]) == c + 1 ? c + 1 : c;
+        if (!l->conv_first_pool || l->first_chain < 0) continue;
+        int c = l->first_chain > net->last ? net->last : l->first_chain;
+        int end = c < net->last && fpi_fused_pool(&net->layers[c]) == c + 1 ? c + 1 : c;
         for (int k = 0; k < l->n_src; k++)
             if (last[l->src[k] + 1] < end) last[l->src[k] + 1] = end;
     }
@@ -326,14 +327,12 @@ fp_status fp_net_run(fp_net *net, int first, int last, fp_layer_cb cb, void *use
         /* a convolution and the max pool that alone reads it, in one pass
          * (fast/conv_first.c, fast/dnnl.c); only without a callback, which
          * would see l's output */
-        if (!cb && l->conv_first_pool && l->first_chain >= 0 && l->first_chain <= last) {
-            /* a first layer, its pool, a depthwise and a 1x1 layer (and its
-             * pool) in one pass, the pooled map never whole */
-            int c = l->first_chain;
-            int k = fpi_first_chain_dnnl(l, &net->layers[c], src[0], fpi_tensor(net, c),
-                                         c < last ? fpi_tensor(net, c + 1) : NULL, &x);
-            if (k) {
-                i += k - 1;
+        if (!cb && l->conv_first_pool && l->first_chain >= 0) {
+            /* a first layer and the depthwise-separable stages after it in
+             * one pass, the maps between never whole (fast/dnnl.c) */
+            int end = fpi_first_chain_end(net, l, &x);
+            if (end >= 0 && fpi_first_chain_dnnl(net, l, src[0], fpi_tensor(net, end), &x)) {
+                i = end;
                 continue;
             }
         }

@@ -56,6 +56,7 @@
  * and their hand-offs.
  * The logistic activation is applied after the reorder with fpi_activate,
  * as on every other path (such a layer hands nothing on). */
+#include <limits.h>
 #include <string.h>
 
 #include "common/common.h"
@@ -1113,16 +1114,39 @@ static int fpi_dnnl_first_hands(fp_net *net, int nx)
     return 1;
 }
 
-/* Tasks a first layer chained to a depthwise and a 1x1 layer runs in
- * (fpi_first_chain_dnnl), at most, and the floats of each one's slot: the
- * first layer's scratch, a ring of 4 of its pooled rows (nChw8c), 2
- * depthwise rows. */
-enum { FPI_CHAIN_TASKS = 16 };
+/* A first layer's trunk (fpi_first_chain_dnnl): its pooled map goes to a
+ * depthwise layer computed inside a 1x1 layer (a stage), whose result goes
+ * to the next stage's depthwise layer, and so on to the 1x1 layer
+ * a->first_chain. Up to FPI_CHAIN_STAGES stages; tasks, at most
+ * FPI_CHAIN_TASKS, each with a slot of fpi_chain_slot floats: the first
+ * layer's scratch, then per stage a ring of 4 of its input rows and 2
+ * depthwise rows (nChw8c). */
+enum { FPI_CHAIN_TASKS = 16, FPI_CHAIN_STAGES = 8 };
 
-static size_t fpi_chain_slot(const fpi_layer *a, const fpi_layer *dw)
+/* The depthwise layers of the trunk from first layer a whose stages run
+ * now, up to layer `last` (each stage's 1x1 layer, and its pool, at most
+ * last; INT_MAX: all), into dw[]; returns their number. */
+static int fpi_chain_stages(const fp_net *net, const fpi_layer *a, int last, const fpi_layer **dw)
 {
-    size_t row = (size_t)dw->in.c * dw->in.w;
-    return (fpi_first_row_floats(a) + 6 * row + 15) & ~(size_t)15;
+    int n = 0, d = a->first_hand_to;
+    while (n < FPI_CHAIN_STAGES && d >= 0 && d <= net->last) {
+        const fpi_layer *dl = &net->layers[d];
+        int c = dl->dnnl ? dl->dnnl->dw_into : -1;
+        if (c < 0 || c > last) break;
+        const struct fpi_dnnl_layer *dc = net->layers[c].dnnl;
+        if (dc->pool_layer == c + 1 && c + 1 > last) break; /* its pool not now: the stage is not whole */
+        dw[n++] = dl;
+        if (c == a->first_chain) break;
+        d = dc->hand_out == FPI_LAY_BLK ? dc->hand_to : -1;
+    }
+    return n;
+}
+
+static size_t fpi_chain_slot(const fpi_layer *a, const fpi_layer *const *dw, int n)
+{
+    size_t f = fpi_first_row_floats(a);
+    for (int k = 0; k < n; k++) f += 6 * (size_t)dw[k]->in.c * dw[k]->in.w;
+    return (f + 15) & ~(size_t)15;
 }
 
 fp_status fpi_dnnl_setup(fp_net *net)
@@ -1217,15 +1241,25 @@ fp_status fpi_dnnl_setup(fp_net *net)
         d->dw_into = i + 1;
         dn->dw_from = i;
         FPI_INFO("layer %d -> %d: depthwise computed row by row in the 1x1 layer", i, i + 1);
-        /* and when its input is the first-layer kernel's pooled map, handed
-         * on to it: that map's rows made as the depthwise rows need them,
-         * into a ring of 4 in each task's scratch (fpi_first_chain_dnnl) */
-        fpi_layer *a = i - 2 >= net->first ? &net->layers[i - 2] : NULL;
-        if (!a || !a->conv_first_pool || a->first_hand_to != i || a->first_hand_blk != 8 || l->in.c % 8) continue;
-        a->first_chain = i + 1;
-        size_t chain = (size_t)FPI_CHAIN_TASKS * fpi_chain_slot(a, l);
+    }
+    /* A first-layer kernel's pooled map handed on to such a depthwise layer
+     * starts a trunk (fpi_first_chain_dnnl): the map's rows made as the
+     * depthwise rows need them, and the 1x1 layer's (pooled) rows as the
+     * next stage's depthwise rows need them, and so on, each into a ring
+     * of 4 rows in the task's scratch, so none of the maps between is
+     * written whole. Stages follow while the 1x1 layer's result is handed
+     * on to a depthwise layer fused in turn. */
+    for (int i = net->first; i <= net->last; i++) {
+        fpi_layer *a = &net->layers[i];
+        if (!a->conv_first_pool || a->first_hand_to < 0 || a->first_hand_blk != 8) continue;
+        const fpi_layer *dw[FPI_CHAIN_STAGES];
+        a->first_chain = INT_MAX; /* as far as it goes */
+        int n = fpi_chain_stages(net, a, INT_MAX, dw);
+        a->first_chain = n ? dw[n - 1]->dnnl->dw_into : -1;
+        if (!n) continue;
+        size_t chain = (size_t)FPI_CHAIN_TASKS * fpi_chain_slot(a, dw, n);
         if (chain > a->workspace) a->workspace = chain;
-        FPI_INFO("layer %d -> %d: pooled rows made as layer %d needs them", i - 2, i + 1, i);
+        FPI_INFO("layers %d -> %d: a trunk of %d stage%s made row by row", i, a->first_chain, n, n > 1 ? "s" : "");
     }
     return FP_OK;
 }
@@ -1581,65 +1615,119 @@ int fpi_conv_dw_dnnl(const fpi_layer *l, const fpi_layer *next, const float *con
     return 2 + pool;
 }
 
+/* A stage of a trunk in a task: its depthwise layer d, computed inside its
+ * 1x1 layer c (pooled when c's pool is fused), and its rows. */
 typedef struct {
-    const fpi_layer *a, *d, *c; /* the first layer, the depthwise one, the 1x1 one */
-    const float *in;            /* the first layer's input */
-    fpi_vmap out;               /* the 1x1 layer's output, or its pool's (row 0) */
-    int pooled, per;            /* steps of 1 + pooled rows of the 1x1 layer per task */
+    const fpi_layer *d, *c;
+    int pooled;
+    float *ring;  /* d's input rows: row y at y % 4 */
+    float *dws;   /* d's output rows, 2 */
+    int next;     /* the next input row to make */
+} fpi_chain_stage;
+
+typedef struct {
+    const fp_net *net;
+    const fpi_layer *a;          /* the first layer */
+    const fpi_layer *dw[FPI_CHAIN_STAGES];
+    int n;                       /* stages */
+    const float *in;             /* the first layer's input */
+    fpi_vmap out;                /* the last stage's output (row 0) */
+    int per;                     /* its output rows per task */
     float *ws;
     size_t slot;
 } fpi_chain_task;
 
-/* Task k: the 1x1 layer's rows [k per, (k + 1) per) steps, each step's
- * depthwise rows from the ring of the first layer's pooled rows, made as
- * they are needed (a task's first two again at its start). */
+/* Row r of stage s's result (its 1x1 layer's output, or its pool's) into o
+ * (where that row goes): the input rows it needs made first, into the
+ * stage's ring (by the first layer, or the stage before), then its
+ * depthwise rows, then the 1x1 over them. */
+static void fpi_chain_row(const fpi_chain_task *t, fpi_chain_stage *st, int s, int r, const fpi_vmap *o,
+                          float *scratch)
+{
+    fpi_chain_stage *g = &st[s];
+    const fpi_layer *d = g->d, *c = g->c;
+    int h = d->in.h, w = d->in.w, nb = d->in.c / 8, y = r * (1 + g->pooled);
+    int rows = g->pooled && y + 1 < h ? 2 : 1, need = y + rows < h ? y + rows : h - 1;
+    size_t row = (size_t)nb * w * 8;
+    for (; g->next <= need; g->next++) {
+        float *at = g->ring + (size_t)(g->next % 4) * row;
+        if (s == 0) {
+            fpi_first_pooled_row(t->a, t->in, g->next, at, (size_t)w * 8, scratch);
+        } else {
+            fpi_vmap ro = {at, (size_t)w * 8, 0, 8, 1};
+            fpi_chain_row(t, st, s - 1, g->next, &ro, scratch);
+        }
+    }
+    fpi_vmap rv = {NULL, (size_t)w * 8, 0, 8, 1}, sv = {g->dws, 2 * (size_t)w * 8, (size_t)w * 8, 8, 1};
+    for (int k = 0; k < rows; k++) {
+        int yy = y + k;
+        const float *rr[3] = {yy > 0 ? g->ring + (size_t)((yy - 1) % 4) * row : NULL, g->ring + (size_t)(yy % 4) * row,
+                              yy + 1 < h ? g->ring + (size_t)((yy + 1) % 4) * row : NULL};
+        fpi_dw3x3_row_avx2(rr, &rv, w, d->dnnl->dw_w, d->bias, d->act, nb, g->dws + (size_t)k * w * 8, &sv);
+    }
+    fpi_conv1x1_avx2(&sv, nb, c->dnnl->piece[0].weights, c->bias, c->out.c / 8, c->act, 0, rows, w, o, g->pooled);
+}
+
+/* Task k: the last stage's rows [k per, (k + 1) per); each stage starts at
+ * the row above the first its next one needs (made again by the task
+ * before). */
 static void fpi_chain_run(int k, void *vctx)
 {
     const fpi_chain_task *t = vctx;
-    const fpi_layer *d = t->d, *c = t->c;
-    int h = d->in.h, w = d->in.w, nb = d->in.c / 8, step = 1 + t->pooled;
-    int y0 = k * t->per * step, y1 = y0 + t->per * step < h ? y0 + t->per * step : h;
-    size_t row = (size_t)nb * w * 8;
-    float *scratch = t->ws + (size_t)k * t->slot, *ring = scratch + fpi_first_row_floats(t->a), *dws = ring + 4 * row;
-    fpi_vmap rv = {NULL, (size_t)w * 8, 0, 8, 1}, sv = {dws, 2 * (size_t)w * 8, (size_t)w * 8, 8, 1};
-    int next = y0 > 0 ? y0 - 1 : 0; /* the next pooled row to make */
+    const fpi_layer *cl = t->dw[t->n - 1]->dnnl ? &t->net->layers[t->dw[t->n - 1]->dnnl->dw_into] : NULL;
+    int step = 1 + (cl->dnnl->pool_layer == cl->index + 1);
+    int oh = (t->dw[t->n - 1]->in.h + step - 1) / step;
+    int r0 = k * t->per, r1 = r0 + t->per < oh ? r0 + t->per : oh;
+    float *scratch = t->ws + (size_t)k * t->slot, *at = scratch + fpi_first_row_floats(t->a);
+    fpi_chain_stage st[FPI_CHAIN_STAGES];
+    int first = r0; /* the first row of stage s's result needed */
+    for (int s = t->n - 1; s >= 0; s--) {
+        const fpi_layer *d = t->dw[s], *c = &t->net->layers[d->dnnl->dw_into];
+        int pooled = c->dnnl->pool_layer == c->index + 1;
+        size_t row = (size_t)d->in.c * d->in.w;
+        int y = first * (1 + pooled);
+        st[s] = (fpi_chain_stage){d, c, pooled, at, at + 4 * row, y > 0 ? y - 1 : 0};
+        at += 6 * row;
+        first = st[s].next;
+    }
     fpi_first_rows_reset(t->a, scratch);
-    for (int y = y0; y < y1; y += step) {
-        int rows = t->pooled && y + 1 < h ? 2 : 1, need = y + rows < h ? y + rows : h - 1;
-        for (; next <= need; next++) fpi_first_pooled_row(t->a, t->in, next, ring + (size_t)(next % 4) * row, (size_t)w * 8, scratch);
-        for (int r = 0; r < rows; r++) {
-            int yy = y + r;
-            const float *rr[3] = {yy > 0 ? ring + (size_t)((yy - 1) % 4) * row : NULL, ring + (size_t)(yy % 4) * row,
-                                  yy + 1 < h ? ring + (size_t)((yy + 1) % 4) * row : NULL};
-            fpi_dw3x3_row_avx2(rr, &rv, w, d->dnnl->dw_w, d->bias, d->act, nb, dws + (size_t)r * w * 8, &sv);
-        }
-        fpi_vmap ov = t->out;
-        ov.p += (size_t)(y / step) * ov.sy;
-        fpi_conv1x1_avx2(&sv, nb, c->dnnl->piece[0].weights, c->bias, c->out.c / 8, c->act, 0, rows, w, &ov,
-                         t->pooled);
+    for (int r = r0; r < r1; r++) {
+        fpi_vmap o = t->out;
+        o.p += (size_t)r * o.sy;
+        fpi_chain_row(t, st, t->n - 1, r, &o, scratch);
     }
 }
 
-int fpi_first_chain_dnnl(const fpi_layer *a, const fpi_layer *c, const float *in, float *out, float *pooled,
-                         const fpi_exec *x)
+int fpi_first_chain_end(const fp_net *net, const fpi_layer *a, const fpi_exec *x)
 {
-    if (a->first_chain < 0 || a->first_chain != c->index || !x->handoff || c->index > x->last || !x->workspace ||
-        !fpi_fast_enabled() || !fpi_dnnl_mode_allows())
-        return 0;
+    if (a->first_chain < 0 || !x->handoff || !x->workspace || !fpi_fast_enabled() || !fpi_dnnl_mode_allows())
+        return -1;
+    const fpi_layer *dw[FPI_CHAIN_STAGES];
+    int n = fpi_chain_stages(net, a, x->last, dw);
+    if (!n) return -1;
+    int c = dw[n - 1]->dnnl->dw_into;
+    return net->layers[c].dnnl->pool_layer == c + 1 ? c + 1 : c;
+}
+
+int fpi_first_chain_dnnl(const fp_net *net, const fpi_layer *a, const float *in, float *out, const fpi_exec *x)
+{
+    if (fpi_first_chain_end(net, a, x) < 0) return 0;
+    fpi_chain_task t = {net, a, {NULL}, 0, in, {NULL, 0, 0, 0, 0}, 0, x->workspace, 0};
+    t.n = fpi_chain_stages(net, a, x->last, t.dw);
+    const fpi_layer *c = &net->layers[t.dw[t.n - 1]->dnnl->dw_into];
     const struct fpi_dnnl_layer *dc = c->dnnl;
-    const fpi_layer *d = c - 1;
-    int pool = pooled && dc->pool_layer == c->index + 1 && c->index + 1 <= x->last;
-    /* the 1x1 layer's output as fpi_dnnl_run would write it */
-    int out_lay = dc->hand_out && dc->hand_to <= x->last && (pool || dc->pool_layer < 0) ? dc->hand_out : 0;
+    int pool = dc->pool_layer == c->index + 1;
+    /* its output as fpi_dnnl_run would write it */
+    int out_lay = dc->hand_out && dc->hand_to <= x->last ? dc->hand_out : 0;
     const fpi_layer *ol = pool ? c + 1 : c;
-    int steps = (d->in.h + pool) / (1 + pool), tasks = fpi_pool_threads(x->pool);
+    t.out = fpi_dnnl_vmap(out, out_lay, 0, 0, c->out.c, ol->out.h, ol->out.w);
+    t.slot = fpi_chain_slot(a, t.dw, t.n);
+    int rows = ol->out.h, tasks = fpi_pool_threads(x->pool);
     if (tasks > FPI_CHAIN_TASKS) tasks = FPI_CHAIN_TASKS;
-    if (tasks > steps) tasks = steps;
-    fpi_chain_task t = {a, d, c, in, fpi_dnnl_vmap(pool ? pooled : out, out_lay, 0, 0, c->out.c, ol->out.h, ol->out.w),
-                        pool, (steps + tasks - 1) / tasks, x->workspace, fpi_chain_slot(a, d)};
-    tasks = (steps + t.per - 1) / t.per;
-    fpi_parallel_for(x->pool, tasks, fpi_chain_run, &t);
-    return 4 + pool; /* the first layer, its pool, the depthwise layer, the 1x1 layer (, its pool) */
+    if (tasks > rows) tasks = rows;
+    t.per = (rows + tasks - 1) / tasks;
+    fpi_parallel_for(x->pool, (rows + t.per - 1) / t.per, fpi_chain_run, &t);
+    return 1;
 }
 
 #else /* !FP_HAVE_DNNL: built without oneDNN */
@@ -1667,8 +1755,8 @@ int fpi_conv_dw_dnnl(const fpi_layer *l, const fpi_layer *next, const float *con
 {
     return 0;
 }
-int fpi_first_chain_dnnl(const fpi_layer *a, const fpi_layer *c, const float *in, float *out, float *pooled,
-                         const fpi_exec *x)
+int fpi_first_chain_end(const fp_net *net, const fpi_layer *a, const fpi_exec *x) { return -1; }
+int fpi_first_chain_dnnl(const fp_net *net, const fpi_layer *a, const float *in, float *out, const fpi_exec *x)
 {
     return 0;
 }

@@ -193,14 +193,16 @@ int fpi_conv_pool_dnnl(const fpi_layer *l, const fpi_layer *pool, const float *c
 int fpi_conv_dw_dnnl(const fpi_layer *l, const fpi_layer *next, const float *const *src, float *out, float *pooled,
                      const fpi_exec *x);
 
-/* A first layer a whose pooled map goes to a depthwise layer fused into
- * the 1x1 layer c (a->first_chain, set by fpi_dnnl_setup): when all run now
- * without a callback, runs them in one pass from a's input in, c's tasks
- * making the pooled rows as the depthwise rows need them (never the whole
- * map), into c's output out, or into `pooled` when c's max pool is fused and
- * runs now too. Returns the layers run (4, or 5 with that pool), else 0. */
-int fpi_first_chain_dnnl(const fpi_layer *a, const fpi_layer *c, const float *in, float *out, float *pooled,
-                         const fpi_exec *x);
+/* A first layer a whose pooled map goes to a depthwise layer fused into a
+ * 1x1 layer, and on through such stages to a->first_chain (a trunk, set by
+ * fpi_dnnl_setup): runs the stages that run now (without a callback, up
+ * to x->last) in one pass from a's input, each task making the rows of the
+ * maps between as the next stage needs them (never a whole map), the last
+ * stage's result (its 1x1 layer's output, or its fused pool's) into out.
+ * Returns 1, or 0 when it does not run. fpi_first_chain_end: the layer whose
+ * output that is, or -1 when the trunk does not run now. */
+int fpi_first_chain_end(const fp_net *net, const fpi_layer *a, const fpi_exec *x);
+int fpi_first_chain_dnnl(const fp_net *net, const fpi_layer *a, const float *in, float *out, const fpi_exec *x);
 
 /* A [maxpool] layer prepared by fpi_dnnl_setup (one the fusion leaves, fed
  * in oneDNN's layout by the layer before it): pools in that layout when
