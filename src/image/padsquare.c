@@ -161,6 +161,15 @@ fp_status fpi_image_pad_square_into(const fp_image *im, int size, float *dst)
                         /* a row of the image; rows past it are the zero padding */
                         const float *src = plane + (size_t)y[j] * (size_t)im->w;
 #if defined(__x86_64__)
+                        /* the rows are read in order: the one two below
+                         * asked for now (the network run between two
+                         * preparations leaves none of the image in cache;
+                         * the face detector at 416, one thread: median
+                         * 0.67-1.08 -> 0.64-0.79 ms, 4 alternating runs) */
+                        if (y[j] + 2 < im->h) {
+                            const char *nx = (const char *)(src + 2 * (size_t)im->w);
+                            for (size_t q = 0; q < (size_t)im->w * sizeof(float); q += 64) __builtin_prefetch(nx + q);
+                        }
                         if (grp.ng)
                             fpi_pad_hrow_avx2(h, src, x0, x1, fcols, inside, &grp);
                         else
