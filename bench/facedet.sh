@@ -3,15 +3,22 @@
 # input size SIZE (default 416), one thread, fogpipe (bench_facedet: prepare
 # + network + boxes on a decoded image) side by side with face-api on TF.js's
 # WASM backend (bench/facedet_faceapi.js: detectAllFaces on a decoded image),
-# interleaved over ROUNDS rounds of LOOPS timed runs each (the machine is
-# shared and noisy); prints the median of the rounds' medians and the ratio.
+# interleaved over ROUNDS rounds (the machine is shared and noisy): each
+# round times LOOPS runs of face-api and FP_LOOPS (default 16 x LOOPS) of
+# fogpipe, so that both sample about the same stretch of time (fogpipe's
+# image takes about 1/16 to 1/22 of face-api's here; a few of its runs
+# would catch a fast or a slow second of this VM where face-api's span
+# both); prints the median of the rounds' medians and the ratio.
 #   bench/facedet.sh [LOOPS=20] [ROUNDS=3] [SIZE=416]   (or: make bench-facedet)
+#   FP_LOOPS=N bench/facedet.sh ...                   (fogpipe's runs per round)
 # Needs what scripts/setup.sh installs into data/ (model, npm packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LOOPS=${1:-20}
 ROUNDS=${2:-3}
 SIZE=${3:-416}
+FP_LOOPS=${FP_LOOPS:-$((16 * LOOPS < 10000 ? 16 * LOOPS : 10000))}
+[ "$FP_LOOPS" -ge 1 ] && [ "$FP_LOOPS" -le 10000 ] || { echo "FP_LOOPS must be 1..10000" >&2; exit 2; }
 B=${FP_BUILD:-build}
 MODEL=data/face-api
 MODS=data/node/node_modules
@@ -28,14 +35,14 @@ field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
 : > "$tmp/fp"; : > "$tmp/fpnet"; : > "$tmp/fa"
 for r in $(seq "$ROUNDS"); do
   echo "  round $r/$ROUNDS" >&2
-  "${pin1[@]}" "$B/bench_facedet" "$MODEL/tiny_face_detector_model-weights_manifest.json" "$tmp/img.ppm" "$SIZE" "$LOOPS" 1 > "$tmp/o"
+  "${pin1[@]}" "$B/bench_facedet" "$MODEL/tiny_face_detector_model-weights_manifest.json" "$tmp/img.ppm" "$SIZE" "$FP_LOOPS" 1 > "$tmp/o"
   field median_ms < "$tmp/o" >> "$tmp/fp"; field net_ms < "$tmp/o" >> "$tmp/fpnet"
   "${pin1[@]}" node bench/facedet_faceapi.js "$MODS" "$MODEL" "$tmp/img.ppm" "$SIZE" "$LOOPS" 2>/dev/null > "$tmp/o"
   grep -q 'backend=wasm threads=1' "$tmp/o" || { echo "face-api did not run on WASM with 1 thread: $(cat "$tmp/o")" >&2; exit 1; }
   field median_ms < "$tmp/o" >> "$tmp/fa"
 done
 fp=$(med < "$tmp/fp"); fpnet=$(med < "$tmp/fpnet"); fa=$(med < "$tmp/fa")
-echo "face detector, $(basename "$IMG"), input $SIZE, 1 thread (CPU $CPU1), median of $ROUNDS rounds x $LOOPS runs:"
+echo "face detector, $(basename "$IMG"), input $SIZE, 1 thread (CPU $CPU1), median of $ROUNDS rounds (fogpipe $FP_LOOPS runs, face-api $LOOPS each):"
 printf "  %-36s %8.1f ms per image (network alone %.1f ms)\n" "fogpipe" "$fp" "$fpnet"
 printf "  %-36s %8.1f ms per image\n" "face-api, TF.js $(sed -n 's/.*"version": "\(.*\)".*/\1/p' "$MODS/@tensorflow/tfjs/package.json") WASM backend" "$fa"
 printf "  %-36s %8.2f x\n" "face-api / fogpipe" "$(awk -v a="$fa" -v b="$fp" 'BEGIN{print a/b}')"
