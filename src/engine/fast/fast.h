@@ -196,8 +196,8 @@ int fpi_conv_dw_dnnl(const fpi_layer *l, const fpi_layer *next, const float *con
 /* A first layer a whose pooled map goes to a depthwise layer fused into a
  * 1x1 layer, and on through such stages to a->first_chain (a trunk, set by
  * fpi_dnnl_setup): runs the stages that run now (without a callback, up
- * to x->last) in one pass from a's input, each task making the rows of the
- * maps between as the next stage needs them (never a whole map), the last
+ * to x->last, on one thread) in one pass from a's input, making the rows of
+ * the maps between as the next stage needs them (never a whole map), the last
  * stage's result (its 1x1 layer's output, or its fused pool's) into out.
  * Returns 1, or 0 when it does not run. fpi_first_chain_end: the layer whose
  * output that is, or -1 when the trunk does not run now. */
