@@ -276,7 +276,7 @@ __attribute__((target("avx2"))) static void fpi_first_split(const float *src, in
  * 2i + 15, from the split rows (channel c's row r of the pair's four: even
  * columns at eo[c * 4 + r], odd ones pe after): taps in (c, ky, kx) order
  * as fpi_first_block, so the same sums bit for bit. 8 accumulators. */
-__attribute__((target("avx2,fma"))) static inline void fpi_first_eo(const float *const *eo, size_t pe, int c_in, int oy,
+__attribute__((target("avx2,fma"), always_inline)) static inline void fpi_first_eo(const float *const *eo, size_t pe, int c_in, int oy,
                                                                     const float *w, size_t ksz, int i, __m256 *ev,
                                                                     __m256 *od)
 {
@@ -320,8 +320,13 @@ __attribute__((target("avx2,fma"))) static void fpi_first_block_pool(const float
                                                                      size_t plane, int nv, int blk)
 {
     __m256 e0[4], o0[4], e1[4], o1[4], r[4];
-    fpi_first_eo(eo, pe, c_in, 0, w, ksz, i, e0, o0);
-    fpi_first_eo(eo, pe, c_in, 1, w, ksz, i, e1, o1);
+    if (c_in == 3) { /* an image: the taps' loop unrolled whole */
+        fpi_first_eo(eo, pe, 3, 0, w, 27, i, e0, o0);
+        fpi_first_eo(eo, pe, 3, 1, w, 27, i, e1, o1);
+    } else {
+        fpi_first_eo(eo, pe, c_in, 0, w, ksz, i, e0, o0);
+        fpi_first_eo(eo, pe, c_in, 1, w, ksz, i, e1, o1);
+    }
     for (int f = 0; f < 4; f++) {
         __m256 m = _mm256_max_ps(o0[f], e0[f]);
         m = _mm256_max_ps(e1[f], m);
