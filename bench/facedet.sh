@@ -8,7 +8,9 @@
 # fogpipe, so that both sample about the same stretch of time (fogpipe's
 # image takes about 1/16 to 1/22 of face-api's here; a few of its runs
 # would catch a fast or a slow second of this VM where face-api's span
-# both); prints the median of the rounds' medians and the ratio.
+# both), which goes first alternating; prints the median of the rounds'
+# medians, their ratio, and the median of the rounds' own ratios (each
+# round's two measured back to back).
 #   bench/facedet.sh [LOOPS=20] [ROUNDS=3] [SIZE=416]   (or: make bench-facedet)
 #   FP_LOOPS=N bench/facedet.sh ...                   (fogpipe's runs per round)
 # Needs what scripts/setup.sh installs into data/ (model, npm packages).
@@ -33,16 +35,26 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 med() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
 : > "$tmp/fp"; : > "$tmp/fpnet"; : > "$tmp/fa"
-for r in $(seq "$ROUNDS"); do
-  echo "  round $r/$ROUNDS" >&2
+run_fp() {
   "${pin1[@]}" "$B/bench_facedet" "$MODEL/tiny_face_detector_model-weights_manifest.json" "$tmp/img.ppm" "$SIZE" "$FP_LOOPS" 1 > "$tmp/o"
   field median_ms < "$tmp/o" >> "$tmp/fp"; field net_ms < "$tmp/o" >> "$tmp/fpnet"
+}
+run_fa() {
   "${pin1[@]}" node bench/facedet_faceapi.js "$MODS" "$MODEL" "$tmp/img.ppm" "$SIZE" "$LOOPS" 2>/dev/null > "$tmp/o"
   grep -q 'backend=wasm threads=1' "$tmp/o" || { echo "face-api did not run on WASM with 1 thread: $(cat "$tmp/o")" >&2; exit 1; }
   field median_ms < "$tmp/o" >> "$tmp/fa"
+}
+# the two alternate which goes first, so neither always follows the other
+for r in $(seq "$ROUNDS"); do
+  echo "  round $r/$ROUNDS" >&2
+  if [ $((r % 2)) = 1 ]; then run_fp; run_fa; else run_fa; run_fp; fi
 done
 fp=$(med < "$tmp/fp"); fpnet=$(med < "$tmp/fpnet"); fa=$(med < "$tmp/fa")
+# each round's ratio, the two measured back to back
+paste "$tmp/fa" "$tmp/fp" | awk '{printf "%.4f\n", $1 / $2}' | sort -n > "$tmp/ratio"
 echo "face detector, $(basename "$IMG"), input $SIZE, 1 thread (CPU $CPU1), median of $ROUNDS rounds (fogpipe $FP_LOOPS runs, face-api $LOOPS each):"
 printf "  %-36s %8.1f ms per image (network alone %.1f ms)\n" "fogpipe" "$fp" "$fpnet"
 printf "  %-36s %8.1f ms per image\n" "face-api, TF.js $(sed -n 's/.*"version": "\(.*\)".*/\1/p' "$MODS/@tensorflow/tfjs/package.json") WASM backend" "$fa"
 printf "  %-36s %8.2f x\n" "face-api / fogpipe" "$(awk -v a="$fa" -v b="$fp" 'BEGIN{print a/b}')"
+printf "  %-36s %8.2f x (rounds: %s)\n" "median of the rounds' ratios" "$(med < "$tmp/ratio")" \
+  "$(awk '{s = s (NR > 1 ? " " : "") sprintf("%.1f", $1)} END {print s}' "$tmp/ratio")"
