@@ -1616,8 +1616,8 @@ int fpi_conv_dw_dnnl(const fpi_layer *l, const fpi_layer *next, const float *con
     return 2 + pool;
 }
 
-/* A stage of a trunk in a task: its depthwise layer d, computed inside its
- * 1x1 layer c (pooled when c's pool is fused), and its rows. */
+/* A stage of a trunk: its depthwise layer d, computed inside its 1x1 layer
+ * c (pooled when c's pool is fused), and its rows. */
 typedef struct {
     const fpi_layer *d, *c;
     int pooled;
@@ -1626,6 +1626,7 @@ typedef struct {
     int next;     /* the next input row to make */
 } fpi_chain_stage;
 
+/* What the trunk's first stage reads from. */
 typedef struct {
     const fpi_layer *a;          /* the first layer */
     const float *in;             /* its input */
