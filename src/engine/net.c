@@ -179,28 +179,18 @@ fp_status fp_net_setup(fp_net *net)
     /* A convolution run fused with the max pool after it (fast/conv_first.c,
      * fast/dnnl.c) still reads its inputs while the pool's output is
      * written: they live on. */
-    for (int i = net->first; i < net->last; i++)
-        if (fpi_fused_pool(&net->layers[i]) == i + 1)
-            for (int k = 0; k < net->layers[i].n_src; k++)
-                if (last[net->layers[i].src[k] + 1] < i + 1) last[net->layers[i].src[k] + 1] = i + 1;
     /* So does a depthwise layer computed inside the 1x1 layer after it
-     * (fast/dnnl.c), while that one's output (or its pool's) is written. */
-    /* And a first layer whose pooled rows are made as such a depthwise
-     * layer needs them: its input lives until that 1x1 layer (or its pool). */
+     * (fast/dnnl.c), while that one's output (or its pool's) is written, and
+     * a first layer whose pooled rows are made as such a depthwise layer
+     * needs them, until the last 1x1 layer of its trunk (or its pool). */
     for (int i = net->first; i < net->last; i++) {
         const fpi_layer *l = &net->layers[i];
-        if (!l->conv_first_pool || l->first_chain < 0) continue;
-        int c = l->first_chain > net->last ? net->last : l->first_chain;
-        int end = c < net->last && fpi_fused_pool(&net->layers[c]) == c + 1 ? c + 1 : c;
+        int end = fpi_fused_pool(l) == i + 1 ? i + 1 : -1, c = fpi_dnnl_dw_into(l);
+        if (l->conv_first_pool && l->first_chain >= 0) c = l->first_chain;
+        if (c > i) end = c < net->last && fpi_fused_pool(&net->layers[c]) == c + 1 ? c + 1 : c;
         for (int k = 0; k < l->n_src; k++)
             if (last[l->src[k] + 1] < end) last[l->src[k] + 1] = end;
     }
-    for (int i = net->first; i < net->last; i++)
-        if (fpi_dnnl_dw_into(&net->layers[i]) == i + 1) {
-            int end = fpi_fused_pool(&net->layers[i + 1]) == i + 2 ? i + 2 : i + 1;
-            for (int k = 0; k < net->layers[i].n_src; k++)
-                if (last[net->layers[i].src[k] + 1] < end) last[net->layers[i].src[k] + 1] = end;
-        }
     size_t ws = 0;
     int n_plan = 0;
     net->input_off = FPI_NO_TENSOR;

@@ -166,10 +166,7 @@ fp_status fpi_image_pad_square_into(const fp_image *im, int size, float *dst)
                          * preparations leaves none of the image in cache;
                          * the face detector at 416, one thread: median
                          * 0.67-1.08 -> 0.64-0.79 ms, 4 alternating runs) */
-                        if (y[j] + 2 < im->h) {
-                            const char *nx = (const char *)(src + 2 * (size_t)im->w);
-                            for (size_t q = 0; q < (size_t)im->w * sizeof(float); q += 64) __builtin_prefetch(nx + q);
-                        }
+                        if (y[j] + 2 < im->h) fpi_prefetch(src + 2 * (size_t)im->w, (size_t)im->w * sizeof(float));
                         if (grp.ng)
                             fpi_pad_hrow_avx2(h, src, x0, x1, fcols, inside, &grp);
                         else

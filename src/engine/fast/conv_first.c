@@ -381,10 +381,7 @@ static void fpi_first_pair(const fpi_first_task *t, int y, float *pad, float *ro
                  * comes from memory (the preparation streams it there);
                  * the face detector end to end, one thread, median of
                  * 12 alternating runs of 100: 1.012x, no run slower */
-                if (iy + 2 < h) {
-                    const char *nx = (const char *)(t->in + ((size_t)c * h + iy + 2) * w);
-                    for (size_t q = 0; q < (size_t)w * sizeof(float); q += 64) __builtin_prefetch(nx + q);
-                }
+                if (iy + 2 < h) fpi_prefetch(t->in + ((size_t)c * h + iy + 2) * w, (size_t)w * sizeof(float));
             }
         int ph = oh / 2, pwo = ow / 2, blk = t->blk;
         for (int f0 = 0; f0 < f_n; f0 += 4) {

@@ -1254,8 +1254,7 @@ fp_status fpi_dnnl_setup(fp_net *net)
         fpi_layer *a = &net->layers[i];
         if (!a->conv_first_pool || a->first_hand_to < 0 || a->first_hand_blk != 8) continue;
         const fpi_layer *dw[FPI_CHAIN_STAGES];
-        a->first_chain = INT_MAX; /* as far as it goes */
-        int n = fpi_chain_stages(net, a, INT_MAX, dw);
+        int n = fpi_chain_stages(net, a, INT_MAX, dw); /* a->first_chain is -1: as far as it goes */
         a->first_chain = n ? dw[n - 1]->dnnl->dw_into : -1;
         if (!n) continue;
         size_t chain = fpi_chain_slot(a, dw, n);
@@ -1663,13 +1662,20 @@ static void fpi_chain_row(const fpi_chain_task *t, fpi_chain_stage *st, int s, i
     fpi_conv1x1_avx2(&sv, nb, c->dnnl->piece[0].weights, c->bias, c->out.c / 8, c->act, 0, rows, w, o, g->pooled);
 }
 
-int fpi_first_chain_end(const fp_net *net, const fpi_layer *a, const fpi_exec *x)
+/* The stages of a's trunk that run now (into dw[]), or 0 when it does not
+ * run: a callback, more than one thread, fast kernels or oneDNN off. */
+static int fpi_chain_now(const fp_net *net, const fpi_layer *a, const fpi_exec *x, const fpi_layer **dw)
 {
     if (a->first_chain < 0 || !x->handoff || !x->workspace || fpi_pool_threads(x->pool) != 1 ||
         !fpi_fast_enabled() || !fpi_dnnl_mode_allows())
-        return -1;
+        return 0;
+    return fpi_chain_stages(net, a, x->last, dw);
+}
+
+int fpi_first_chain_end(const fp_net *net, const fpi_layer *a, const fpi_exec *x)
+{
     const fpi_layer *dw[FPI_CHAIN_STAGES];
-    int n = fpi_chain_stages(net, a, x->last, dw);
+    int n = fpi_chain_now(net, a, x, dw);
     if (!n) return -1;
     int c = dw[n - 1]->dnnl->dw_into;
     return net->layers[c].dnnl->pool_layer == c + 1 ? c + 1 : c;
@@ -1677,9 +1683,9 @@ int fpi_first_chain_end(const fp_net *net, const fpi_layer *a, const fpi_exec *x
 
 int fpi_first_chain_dnnl(const fp_net *net, const fpi_layer *a, const float *in, float *out, const fpi_exec *x)
 {
-    if (fpi_first_chain_end(net, a, x) < 0) return 0;
     const fpi_layer *dw[FPI_CHAIN_STAGES];
-    int n = fpi_chain_stages(net, a, x->last, dw);
+    int n = fpi_chain_now(net, a, x, dw);
+    if (!n) return 0;
     fpi_chain_task t = {a, in, x->workspace};
     fpi_chain_stage st[FPI_CHAIN_STAGES];
     float *at = x->workspace + fpi_first_row_floats(a);
