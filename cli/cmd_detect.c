@@ -52,17 +52,16 @@ static fp_command fp_det_cmd = {
 static int fp_detect_one(fp_net *net, const char *path, float thresh, float nms,
                          const fp_names *nm, const char *annotate)
 {
-    fp_image im = {0}, sized = {0};
+    fp_image im = {0};
     fp_detection *d = NULL;
     int n = 0, rc = 0;
     fp_shape in = fp_net_input_shape(net);
     if (fp_image_load(path, &im)) return fp_cli_fail();
-    fp_status st = fp_detect_prepare(net, &im, &sized);
-    if (!st && sized.c != in.c)
-        st = fpi_error(FP_EUNSUPPORTED, "%s: the network takes %d channels; images decode to %d (RGB)",
-                       path, in.c, sized.c);
-    if (!st) memcpy(fp_net_input(net), sized.data, fp_shape_count(in) * sizeof(float));
-    if (st || fp_net_run(net, 0, fp_net_layer_count(net) - 1, NULL, NULL) ||
+    fp_status st = FP_OK;
+    if (im.c != in.c)
+        st = fpi_error(FP_EUNSUPPORTED, "%s: the network takes %d channels; images decode to %d (RGB)", path, in.c,
+                       im.c);
+    if (st || fp_detect_run(net, &im, fp_net_layer_count(net) - 1) ||
         fp_detect_boxes(net, im.w, im.h, thresh, nms, &d, &n)) {
         rc = fp_cli_fail();
         goto done;
@@ -76,7 +75,6 @@ static int fp_detect_one(fp_net *net, const char *path, float thresh, float nms,
     }
 done:
     free(d);
-    fp_image_free(&sized);
     fp_image_free(&im);
     return rc;
 }

@@ -80,7 +80,7 @@ static int check_layer(const char *cfg, const char *what, int threads, fast_hook
         if (fabs(ref[i]) > mag) mag = fabs(ref[i]);
     fast = malloc(nout * sizeof *fast);
     const float *src[1] = {fp_net_input(net)};
-    fpi_exec x = {net->workspace, net->pool, 0, 0, 0}; /* no hand-offs: the hook writes plain C x H x W */
+    fpi_exec x = {net->workspace, net->pool, 0, 0, 0, NULL}; /* no hand-offs: the hook writes plain C x H x W */
     static const fpi_fast_mode modes[] = {FPI_FAST_AUTO, FPI_FAST_NO_DNNL, FPI_FAST_NO_BLAS};
     static const char *const mode_names[] = {"auto", "no-dnnl", "no-blas"};
     for (int mi = 0; mi < 3 && fast; mi++) {

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/common.h"
+#include "engine/fast/fast.h"
 #include "engine/net_impl.h"
 #include "fogpipe/detect.h"
 #include "fogpipe/image.h"
@@ -260,7 +261,10 @@ static void test_malformed(void)
 /* ---- a synthetic tiny face detector ----------------------------------- */
 
 enum { NBLK = 5 };
-static const int ch[NBLK + 1] = {4, 6, 8, 8, 10, 12}; /* conv0..conv5 outputs (small) */
+static const int ch_small[NBLK + 1] = {4, 6, 8, 8, 10, 12}; /* conv0..conv5 outputs (small) */
+/* the real model's shape of channels (multiples of 8, doubling), smaller */
+static const int ch_wide[NBLK + 1] = {16, 16, 32, 32, 64, 64};
+static const int *ch = ch_small; /* the set written (write_face) */
 
 typedef struct {
     const char *name;
@@ -654,6 +658,67 @@ static void test_prepare_input(void)
     }
 }
 
+/* fp_detect_run gives the same bits as fp_detect_prepare_input then
+ * fp_net_run, whole and up to a layer in the trunk, at 1 and 2 threads,
+ * for images padded on the right or the bottom, shrunk or grown; where the
+ * first layer makes the input's rows as it reads them (one thread, the
+ * first-layer kernel and oneDNN present) the input tensor is left as it
+ * was, which shows that path ran; fpi_net_run_rows on a network that does
+ * not take rows writes them into the input tensor first. */
+static void test_detect_run(void)
+{
+    ch = ch_wide;
+    write_face("wide.json", NULL, NULL, NULL, NULL);
+    ch = ch_small;
+    static const int sizes[] = {160, 224}, dims[][2] = {{211, 157}, {157, 211}, {500, 300}, {96, 96}};
+    int trunk = fpi_conv_first_cpu() && fpi_dnnl_available() && fpi_fast_enabled();
+    for (size_t si = 0; si < 2; si++)
+        for (int threads = 1; threads <= 2; threads++) {
+            fp_net *net = NULL;
+            CHECK_OK(fp_net_load_tfjs(at("wide.json"), sizes[si], &net));
+            if (!net) continue;
+            CHECK_OK(fp_net_set_threads(net, threads));
+            CHECK_OK(fp_net_setup(net));
+            int n = fp_net_layer_count(net), lasts[2] = {n - 1, 6};
+            size_t nin = fp_shape_count(fp_net_input_shape(net));
+            float *in = fp_net_input(net);
+            for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++)
+                for (int li = 0; li < 2; li++) {
+                    int last = lasts[li];
+                    fp_image im = {0};
+                    CHECK_OK(fp_image_make(dims[di][0], dims[di][1], 3, 0, &im));
+                    uint32_t seed = 11 + (uint32_t)di;
+                    for (size_t i = 0; im.data && i < (size_t)im.w * im.h * 3; i++) im.data[i] = (urand(&seed) + 1.f) * .5f;
+                    fp_layer_info info;
+                    CHECK_OK(fp_net_layer_info(net, last, &info));
+                    size_t nout = fp_shape_count(info.out);
+                    float *want = malloc(nout * sizeof *want), *prep = malloc(nin * sizeof *prep);
+                    CHECK_OK(fp_detect_prepare_input(net, &im));
+                    memcpy(prep, in, nin * sizeof *prep);
+                    CHECK_OK(fp_net_run(net, 0, last, NULL, NULL));
+                    memcpy(want, fp_net_output(net, last), nout * sizeof *want);
+                    int takes = fpi_net_takes_rows(net, last);
+                    CHECK_MSG(takes == (trunk && threads == 1), "size %d, %d thread(s), up to layer %d: takes rows %d",
+                              sizes[si], threads, last, takes);
+                    for (size_t i = 0; i < nin; i++) in[i] = -7.f;
+                    CHECK_OK(fp_detect_run(net, &im, last));
+                    CHECK_MSG(!memcmp(fp_net_output(net, last), want, nout * sizeof *want),
+                              "size %d, %d thread(s), %dx%d image, up to layer %d: fp_detect_run's output differs",
+                              sizes[si], threads, im.w, im.h, last);
+                    int untouched = 1;
+                    for (size_t i = 0; i < nin; i++) untouched &= in[i] == -7.f;
+                    CHECK_MSG(takes ? untouched : !memcmp(in, prep, nin * sizeof *in),
+                              "size %d, %d thread(s): the input tensor %s", sizes[si], threads,
+                              takes ? "was written" : "is not the prepared image");
+                    free(want);
+                    free(prep);
+                    fp_image_free(&im);
+                }
+            fp_net_destroy(net);
+        }
+    CHECK_ERR(fp_detect_run(NULL, NULL, 0), FP_EINVAL);
+}
+
 TEST_LIST = {
     {"storage", test_storage},
     {"malformed", test_malformed},
@@ -662,5 +727,6 @@ TEST_LIST = {
     {"face_oom", test_face_oom},
     {"pad_square", test_pad_square},
     {"prepare_input", test_prepare_input},
+    {"detect_run", test_detect_run},
     {NULL, NULL},
 };

@@ -10,9 +10,8 @@
  * padded to a square (fp_image_pad_square). fp_detect_prepare() does the
  * right one; fp_detect_input_prep() says which.
  *
- *     fp_image sized; fp_detection *dets; int n; float thresh, nms;
- *     fp_detect_prepare(net, &im, &sized);
- *     memcpy(fp_net_input(net), sized.data, ...); fp_net_run(net, ...);
+ *     fp_detection *dets; int n; float thresh, nms;
+ *     fp_detect_run(net, &im, fp_net_layer_count(net) - 1);
  *     fp_detect_defaults(net, &thresh, &nms);
  *     fp_detect_boxes(net, im.w, im.h, thresh, nms, &dets, &n);
  *     for (int i = 0; i < n; i++) printf("%d %.2f\n", dets[i].cls, dets[i].score);
@@ -63,6 +62,14 @@ fp_status fp_detect_prepare(const fp_net *net, const fp_image *im, fp_image *out
  * (TF.js models). FP_EUNSUPPORTED when the image's channels are not the
  * input's, else as fp_detect_prepare, and FP_ESTATE before fp_net_setup. */
 fp_status fp_detect_prepare_input(fp_net *net, const fp_image *im);
+
+/* fp_detect_prepare_input, then fp_net_run of layers 0..last without a
+ * callback: the network's input made from `im` and run. Where the first
+ * layer makes its input rows as it goes (TF.js models, one thread, the fast
+ * kernels), the prepared rows are made as it reads them, never written
+ * whole: the input tensor (fp_net_input) is then left as it was. The
+ * results are the same bits either way. Errors as those two. */
+fp_status fp_detect_run(fp_net *net, const fp_image *im, int last);
 
 /* The model's default score and NMS IoU thresholds: darknet's (YOLOv1
  * 0.2 / 0.4, YOLOv2/v3 0.5 / 0.45) or the TF.js model's (face-api: 0.5 /

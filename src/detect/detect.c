@@ -67,6 +67,27 @@ fp_status fp_detect_prepare_input(fp_net *net, const fp_image *im)
     return st;
 }
 
+static const float *fpi_detect_pad_row(void *ctx, int c, int y) { return fpi_pad_rows_row(ctx, c, y); }
+
+fp_status fp_detect_run(fp_net *net, const fp_image *im, int last)
+{
+    if (!net || !fpi_image_valid(im)) return fpi_error(FP_EINVAL, "fp_detect_run: invalid network or image");
+    /* TF.js models whose first layer makes its rows as it goes: the
+     * prepared rows made as it reads them, never written whole */
+    if (fp_detect_input_prep(net) == FP_DETECT_PREP_PAD_SQUARE && net->input.w == net->input.h &&
+        im->c == net->input.c && fpi_net_takes_rows(net, last)) {
+        fpi_pad_rows *p;
+        fp_status st = fpi_pad_rows_new(im, net->input.w, &p);
+        if (st) return st;
+        fpi_rows rows = {fpi_detect_pad_row, p};
+        st = fpi_net_run_rows(net, last, &rows);
+        fpi_pad_rows_free(p);
+        return st;
+    }
+    fp_status st = fp_detect_prepare_input(net, im);
+    return st ? st : fp_net_run(net, 0, last, NULL, NULL);
+}
+
 void fp_detect_defaults(const fp_net *net, float *thresh, float *nms)
 {
     int v1 = fp_detect_input_prep(net) == FP_DETECT_PREP_STRETCH;

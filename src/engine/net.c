@@ -293,7 +293,50 @@ static float *fpi_tensor(const fp_net *net, int j)
     return (float *)(net->arena + (j < 0 ? net->input_off : net->layers[j].out_off));
 }
 
+/* Whether layer a, run with x, reads the network input row by row (x->in_rows):
+ * the first layer of a trunk that runs now, and no other layer up to x->last
+ * reads the input. */
+static int fpi_reads_rows(const fp_net *net, const fpi_layer *a, const fpi_exec *x)
+{
+    if (a->index != 0 || x->first != 0 || !a->conv_first_pool || a->first_chain < 0 || a->n_src != 1 ||
+        a->src[0] != -1 || fpi_first_chain_end(net, a, x) < 0)
+        return 0;
+    for (int i = 1; i <= x->last; i++)
+        for (int k = 0; k < net->layers[i].n_src; k++)
+            if (net->layers[i].src[k] == -1) return 0;
+    return 1;
+}
+
+static fp_status fpi_run(fp_net *net, int first, int last, fp_layer_cb cb, void *user, const fpi_rows *rows);
+
+int fpi_net_takes_rows(const fp_net *net, int last)
+{
+    if (!net || !net->arena || net->first != 0 || last < 0 || last > net->last || net->input_off == FPI_NO_TENSOR)
+        return 0;
+    fpi_exec x = {net->workspace, net->pool, 0, last, 1, NULL};
+    return fpi_reads_rows(net, &net->layers[0], &x);
+}
+
+fp_status fpi_net_run_rows(fp_net *net, int last, const fpi_rows *rows)
+{
+    if (rows && !fpi_net_takes_rows(net, last) && net && net->arena && net->input_off != FPI_NO_TENSOR) {
+        /* read from the input tensor: the rows go there first */
+        float *in = fpi_tensor(net, -1);
+        for (int c = 0; c < net->input.c; c++)
+            for (int y = 0; y < net->input.h; y++)
+                memcpy(in + ((size_t)c * net->input.h + y) * net->input.w, rows->row(rows->ctx, c, y),
+                       (size_t)net->input.w * sizeof(float));
+        rows = NULL;
+    }
+    return fpi_run(net, 0, last, NULL, NULL, rows);
+}
+
 fp_status fp_net_run(fp_net *net, int first, int last, fp_layer_cb cb, void *user)
+{
+    return fpi_run(net, first, last, cb, user, NULL);
+}
+
+static fp_status fpi_run(fp_net *net, int first, int last, fp_layer_cb cb, void *user, const fpi_rows *rows)
 {
     if (!net) return fpi_error(FP_EINVAL, "fp_net_run: NULL network");
     if (!net->arena) return fpi_error(FP_ESTATE, "fp_net_run: call fp_net_setup first");
@@ -308,7 +351,9 @@ fp_status fp_net_run(fp_net *net, int first, int last, fp_layer_cb cb, void *use
         if (st) return st;
         net->kernels_released = 0;
     }
-    fpi_exec x = {net->workspace, net->pool, first, last, cb == NULL};
+    fpi_exec x = {net->workspace, net->pool, first, last, cb == NULL, NULL};
+    /* rows only where fpi_net_run_rows found the trunk takes them */
+    if (rows && fpi_reads_rows(net, &net->layers[0], &x)) x.in_rows = rows;
     for (int i = first; i <= last; i++) {
         const fpi_layer *l = &net->layers[i];
         const float *src[FP_MAX_ROUTE];

@@ -110,6 +110,14 @@ typedef struct fpi_layer {
 
 struct fpi_pool;
 
+/* The network input's rows made as a run reads them, instead of read from
+ * the input tensor (fpi_net_run_rows): row(ctx, c, y) gives channel c's row
+ * y (in.w floats), valid until the next call for channel c. */
+typedef struct fpi_rows {
+    const float *(*row)(void *ctx, int c, int y);
+    void *ctx;
+} fpi_rows;
+
 /* What a kernel gets besides its inputs and output. */
 typedef struct fpi_exec {
     float *workspace;         /* scratch of at least layer->workspace floats */
@@ -117,6 +125,9 @@ typedef struct fpi_exec {
     int first, last;          /* the layers fp_net_run runs */
     int handoff;              /* no callback sees the layers' outputs: adjacent oneDNN
                                * layers may hand tensors on in their own layout (fast/dnnl.c) */
+    const fpi_rows *in_rows;  /* the network input's rows (fpi_net_run_rows): read by the layer
+                               * that reads the input when it makes its rows as it goes (the
+                               * trunk of fast/dnnl.c), or NULL: the input tensor holds them */
 } fpi_exec;
 
 /* Shape inference context while building from a cfg. */
@@ -195,6 +206,16 @@ struct fp_net {
     float def_thresh;         /* the model's default score threshold, or 0: the head's */
     float def_nms;            /* the model's default NMS IoU threshold, or 0: the head's */
 };
+
+/* fp_net_run of layers 0..last without a callback, the input's rows made by
+ * `rows` as they are read (each channel's in order) instead of read from
+ * the input tensor, when the layer that reads the input makes its rows as
+ * it goes (fpi_net_takes_rows: the trunk of fast/dnnl.c); otherwise they
+ * are written into the input tensor first. Either way the result is the
+ * same bits as with those rows in the input tensor; in the first case the
+ * input tensor is left as it was. */
+int fpi_net_takes_rows(const fp_net *net, int last);
+fp_status fpi_net_run_rows(fp_net *net, int last, const fpi_rows *rows);
 
 /* out_off / input_off of a tensor a restricted network holds no space for. */
 #define FPI_NO_TENSOR ((size_t)-1)

@@ -24,4 +24,14 @@ fp_status fpi_image_alloc(int w, int h, int c, fp_image *out);
  * after the other) instead of a new image; im must be valid. */
 fp_status fpi_image_pad_square_into(const fp_image *im, int size, float *dst);
 
+/* The same rows one at a time, as a reader asks for them: fpi_pad_rows_new
+ * (im valid, and alive until fpi_pad_rows_free), then fpi_pad_rows_row for
+ * channel k's row r (0 <= r < size; size floats, the same bits as
+ * fpi_image_pad_square_into's, valid until the next call for channel k).
+ * Cheapest when each channel's rows come in order. */
+typedef struct fpi_pad_rows fpi_pad_rows;
+fp_status fpi_pad_rows_new(const fp_image *im, int size, fpi_pad_rows **out);
+const float *fpi_pad_rows_row(fpi_pad_rows *p, int k, int r);
+void fpi_pad_rows_free(fpi_pad_rows *p);
+
 #endif /* FP_IMAGE_IMPL_H */

@@ -50,13 +50,15 @@ typedef struct {
  * multiply-add rounds once where TF rounds twice). The compiler's
  * vectorisation of the plain loop assembles the neighbours one by one, and
  * AVX2's gathers are slower still on an AMD EPYC; a load and a permute per
- * four columns are not. */
+ * four columns are not. ahead: floats past src of the row to ask the cache
+ * for as this one is read, or 0. */
 __attribute__((target("avx2"))) static void fpi_pad_hrow_avx2(float *dst, const float *src, const int *x0,
                                                               const int *x1, const float *fx, int n,
-                                                              const fpi_pad_groups *g)
+                                                              const fpi_pad_groups *g, size_t ahead)
 {
     int k = 0;
     for (; k + 2 <= g->ng; k += 2) {
+        if (ahead) __builtin_prefetch(src + g->base[k] + ahead);
         __m256 a = _mm256_permutevar8x32_ps(_mm256_loadu_ps(src + g->base[k]),
                                             _mm256_loadu_si256((const __m256i *)g->idx[k]));
         __m256 b = _mm256_permutevar8x32_ps(_mm256_loadu_ps(src + g->base[k + 1]),
@@ -99,108 +101,170 @@ __attribute__((target("avx2"))) static void fpi_pad_vrow_stream(float *dst, cons
  * interpolating every output pixel from its four neighbours. In float, as
  * TF.js's WASM backend (face-api's fastest in Node) computes them; TF.js's
  * CPU backend computes in double and rounds the result, which differs in
- * the last bit at times. */
-fp_status fpi_image_pad_square_into(const fp_image *im, int size, float *dst)
+ * the last bit at times. fpi_pad_rows holds the column tables and, per
+ * channel, the two interpolated source rows; whole images
+ * (fpi_image_pad_square_into) and rows asked for one at a time
+ * (fpi_pad_rows_row) go through the same fpi_pad_out_row. */
+struct fpi_pad_rows {
+    const fp_image *im;
+    int size, m, inside, stream;
+    float ratio;
+    int *x0, *x1;
+    float *fcols;
+    float *hrow;  /* per channel: two interpolated source rows, then an output row */
+    int *held;    /* per channel: the source row in each of its two buffers */
+#if defined(__x86_64__)
+    fpi_pad_groups grp;
+#endif
+};
+
+void fpi_pad_rows_free(fpi_pad_rows *p)
 {
-    const int m = im->w > im->h ? im->w : im->h;
-    int *cols = fpi_malloc(2 * (size_t)size * sizeof *cols);
-    float *buf = fpi_malloc(3 * (size_t)size * sizeof *buf); /* fcols, two interpolated rows */
-    if (!cols || !buf) {
-        fpi_free(cols);
-        fpi_free(buf);
+    if (!p) return;
+    fpi_free(p->x0);
+    fpi_free(p->fcols);
+    fpi_free(p->hrow);
+    fpi_free(p->held);
+#if defined(__x86_64__)
+    fpi_free(p->grp.base);
+    fpi_free(p->grp.idx);
+#endif
+    fpi_free(p);
+}
+
+fp_status fpi_pad_rows_new(const fp_image *im, int size, fpi_pad_rows **out)
+{
+    fpi_pad_rows *p = fpi_calloc(1, sizeof *p);
+    if (p) {
+        p->x0 = fpi_malloc(2 * (size_t)size * sizeof *p->x0);
+        p->fcols = fpi_malloc((size_t)size * sizeof *p->fcols);
+        p->hrow = fpi_malloc(3 * (size_t)im->c * (size_t)size * sizeof *p->hrow);
+        p->held = fpi_malloc(2 * (size_t)im->c * sizeof *p->held);
+    }
+    if (!p || !p->x0 || !p->fcols || !p->hrow || !p->held) {
+        fpi_pad_rows_free(p);
         return fpi_error(FP_ENOMEM, "fp_image_pad_square: out of memory");
     }
-    int *x0 = cols, *x1 = cols + size;
-    float *fcols = buf, *hrow[2] = {buf + size, buf + 2 * size};
-    const float ratio = (float)m / (float)size;
+    p->im = im;
+    p->size = size;
+    p->m = im->w > im->h ? im->w : im->h;
+    p->x1 = p->x0 + size;
+    p->ratio = (float)p->m / (float)size;
+    for (int k = 0; k < 2 * im->c; k++) p->held[k] = -1;
     /* the neighbours only grow with the column: columns [0, inside) have
      * both in the image, the rest one or both in the padding */
-    int inside = 0;
     for (int c = 0; c < size; c++) {
-        fpi_tf_source(c, ratio, m, &x0[c], &x1[c], &fcols[c]);
-        if (x1[c] < im->w) inside = c + 1;
+        fpi_tf_source(c, p->ratio, p->m, &p->x0[c], &p->x1[c], &p->fcols[c]);
+        if (p->x1[c] < im->w) p->inside = c + 1;
     }
 #if defined(__x86_64__)
-    /* streaming stores for an output past 1 MiB (fpi_pad_vrow_stream) */
-    int stream = __builtin_cpu_supports("avx2") && (size_t)im->c * size * size * sizeof(float) > (1u << 20) &&
-                 size % 8 == 0 && ((uintptr_t)dst & 31) == 0;
     /* the groups of four columns one load reaches (fpi_pad_groups) */
-    fpi_pad_groups grp = {0, NULL, NULL};
     if (__builtin_cpu_supports("avx2")) {
-        grp.base = fpi_malloc(((size_t)size / 4 + 1) * sizeof *grp.base);
-        grp.idx = fpi_malloc(((size_t)size / 4 + 1) * sizeof *grp.idx);
-        if (!grp.base || !grp.idx) {
-            fpi_free(cols), fpi_free(buf), fpi_free(grp.base), fpi_free(grp.idx);
+        p->grp.base = fpi_malloc(((size_t)size / 4 + 1) * sizeof *p->grp.base);
+        p->grp.idx = fpi_malloc(((size_t)size / 4 + 1) * sizeof *p->grp.idx);
+        if (!p->grp.base || !p->grp.idx) {
+            fpi_pad_rows_free(p);
             return fpi_error(FP_ENOMEM, "fp_image_pad_square: out of memory");
         }
-        for (int c = 0; c + 4 <= inside; c += 4) {
-            int b = x0[c];
-            if (b + 8 > im->w || x1[c + 3] - b > 7) break;
-            grp.base[grp.ng] = b;
-            for (int k = 0; k < 4; k++) grp.idx[grp.ng][k] = x0[c + k] - b, grp.idx[grp.ng][4 + k] = x1[c + k] - b;
-            grp.ng++;
+        for (int c = 0; c + 4 <= p->inside; c += 4) {
+            int b = p->x0[c];
+            if (b + 8 > im->w || p->x1[c + 3] - b > 7) break;
+            p->grp.base[p->grp.ng] = b;
+            for (int k = 0; k < 4; k++)
+                p->grp.idx[p->grp.ng][k] = p->x0[c + k] - b, p->grp.idx[p->grp.ng][4 + k] = p->x1[c + k] - b;
+            p->grp.ng++;
         }
     }
 #endif
-    for (int k = 0; k < im->c; k++) {
-        const float *plane = im->data + (size_t)k * (size_t)im->h * (size_t)im->w;
-        int held[2] = {-1, -1}; /* the source row in each of hrow[] */
-        for (int r = 0; r < size; r++) {
-            int y[2];
-            float fy;
-            fpi_tf_source(r, ratio, m, &y[0], &y[1], &fy);
-            const float *hr[2];
-            for (int j = 0; j < 2; j++) {
-                int b = held[0] == y[j] ? 0 : held[1] == y[j] ? 1 : -1;
-                if (b < 0) {
-                    /* not the buffer holding the pair's other row */
-                    b = held[0] == y[1 - j] ? 1 : 0;
-                    float *h = hrow[b];
-                    int c = 0;
-                    if (y[j] < im->h) {
-                        /* a row of the image; rows past it are the zero padding */
-                        const float *src = plane + (size_t)y[j] * (size_t)im->w;
+    *out = p;
+    return FP_OK;
+}
+
+/* Output row r of channel k into o (size floats), streamed when `stream`
+ * (fpi_pad_vrow_stream; the caller fences). */
+static void fpi_pad_out_row(fpi_pad_rows *p, int k, int r, float *o, int stream)
+{
+    const fp_image *im = p->im;
+    const int size = p->size;
+    const float *plane = im->data + (size_t)k * (size_t)im->h * (size_t)im->w;
+    int *held = p->held + 2 * k; /* the source row in each of hrow[] */
+    float *hrow[2] = {p->hrow + 3 * (size_t)k * size, p->hrow + (3 * (size_t)k + 1) * size};
+    int y[2];
+    float fy;
+    fpi_tf_source(r, p->ratio, p->m, &y[0], &y[1], &fy);
+    const float *hr[2];
+    for (int j = 0; j < 2; j++) {
+        int b = held[0] == y[j] ? 0 : held[1] == y[j] ? 1 : -1;
+        if (b < 0) {
+            /* not the buffer holding the pair's other row */
+            b = held[0] == y[1 - j] ? 1 : 0;
+            float *h = hrow[b];
+            int c = 0;
+            if (y[j] < im->h) {
+                /* a row of the image; rows past it are the zero padding */
+                const float *src = plane + (size_t)y[j] * (size_t)im->w;
 #if defined(__x86_64__)
-                        /* the rows are read in order: the one two below
-                         * asked for now (the network run between two
-                         * preparations leaves none of the image in cache;
-                         * the face detector at 416, one thread: median
-                         * 0.67-1.08 -> 0.64-0.79 ms, 4 alternating runs) */
-                        if (y[j] + 2 < im->h) fpi_prefetch(src + 2 * (size_t)im->w, (size_t)im->w * sizeof(float));
-                        if (grp.ng)
-                            fpi_pad_hrow_avx2(h, src, x0, x1, fcols, inside, &grp);
-                        else
+                /* the rows are read in order: the one two below asked
+                 * for as this one is read (fpi_pad_hrow_avx2), a line at a
+                 * time (the network run between two preparations leaves
+                 * none of the image in cache; a whole row asked for at once
+                 * stalls on the misses in flight: the face detector at 416,
+                 * one thread, end to end, 1.02-1.03x over 2 x 400 paired
+                 * runs, made whole or as the first layer reads the rows) */
+                size_t ahead = y[j] + 2 < im->h ? 2 * (size_t)im->w : 0;
+                if (p->grp.ng) {
+                    fpi_pad_hrow_avx2(h, src, p->x0, p->x1, p->fcols, p->inside, &p->grp, ahead);
+                } else {
+                    if (ahead) fpi_prefetch(src + ahead, (size_t)im->w * sizeof(float));
 #endif
-                            fpi_pad_hrow(h, src, x0, x1, fcols, inside);
-                        for (c = inside; c < size && x0[c] < im->w; c++) {
-                            float l = src[x0[c]];
-                            h[c] = l + (0.0f - l) * fcols[c];
-                        }
-                    }
-                    for (; c < size; c++) h[c] = 0.0f;
-                    held[b] = y[j];
+                    fpi_pad_hrow(h, src, p->x0, p->x1, p->fcols, p->inside);
+#if defined(__x86_64__)
                 }
-                hr[j] = hrow[b];
-            }
-            float *o = dst + ((size_t)k * (size_t)size + (size_t)r) * (size_t)size;
-#if defined(__x86_64__)
-            if (stream) {
-                fpi_pad_vrow_stream(o, hr[0], hr[1], fy, size);
-                continue;
-            }
 #endif
-            fpi_pad_vrow(o, hr[0], hr[1], fy, size);
+                for (c = p->inside; c < size && p->x0[c] < im->w; c++) {
+                    float l = src[p->x0[c]];
+                    h[c] = l + (0.0f - l) * p->fcols[c];
+                }
+            }
+            for (; c < size; c++) h[c] = 0.0f;
+            held[b] = y[j];
         }
+        hr[j] = hrow[b];
     }
+#if defined(__x86_64__)
+    if (stream) {
+        fpi_pad_vrow_stream(o, hr[0], hr[1], fy, size);
+        return;
+    }
+#endif
+    (void)stream;
+    fpi_pad_vrow(o, hr[0], hr[1], fy, size);
+}
+
+const float *fpi_pad_rows_row(fpi_pad_rows *p, int k, int r)
+{
+    float *o = p->hrow + (3 * (size_t)k + 2) * p->size;
+    fpi_pad_out_row(p, k, r, o, 0);
+    return o;
+}
+
+fp_status fpi_image_pad_square_into(const fp_image *im, int size, float *dst)
+{
+    fpi_pad_rows *p;
+    fp_status st = fpi_pad_rows_new(im, size, &p);
+    if (st) return st;
+    /* streaming stores for an output past 1 MiB (fpi_pad_vrow_stream) */
+    int stream = 0;
+#if defined(__x86_64__)
+    stream = __builtin_cpu_supports("avx2") && (size_t)im->c * size * size * sizeof(float) > (1u << 20) &&
+             size % 8 == 0 && ((uintptr_t)dst & 31) == 0;
+#endif
+    for (int k = 0; k < im->c; k++)
+        for (int r = 0; r < size; r++) fpi_pad_out_row(p, k, r, dst + ((size_t)k * size + r) * size, stream);
 #if defined(__x86_64__)
     if (stream) _mm_sfence();
 #endif
-    fpi_free(cols);
-    fpi_free(buf);
-#if defined(__x86_64__)
-    fpi_free(grp.base);
-    fpi_free(grp.idx);
-#endif
+    fpi_pad_rows_free(p);
     return FP_OK;
 }
 

@@ -136,6 +136,7 @@ void fpi_first_setup(fp_net *net)
 typedef struct {
     const fpi_layer *l;
     const float *in;
+    const fpi_rows *rows; /* the input's rows as they are made (fpi_first_pooled_row), or NULL: in */
     float *out;    /* the layer's output, or NULL */
     float *pooled; /* the fused pool's output, or NULL */
     int blk;       /* pooled in oneDNN's blocked layout of this block (handed on), or 0: C x H x W */
@@ -376,6 +377,10 @@ static void fpi_first_pair(const fpi_first_task *t, int y, float *pad, float *ro
                     memset(e, 0, 2 * pe * sizeof *e);
                     continue;
                 }
+                if (t->rows) {
+                    fpi_first_split(t->rows->row(t->rows->ctx, c, iy), w, p, e, e + pe, (int)pe);
+                    continue;
+                }
                 fpi_first_split(t->in + ((size_t)c * h + iy) * w, w, p, e, e + pe, (int)pe);
                 /* the row the next pair splits asked for now: the input
                  * comes from memory (the preparation streams it there);
@@ -437,7 +442,7 @@ static int fpi_first_run(const fpi_layer *l, const float *in, float *out, float 
     /* handed on when the layer it goes to runs now, unseen */
     int blk = pooled && x->handoff && l->first_hand_to >= 0 && l->first_hand_to <= x->last ? l->first_hand_blk : 0;
     size_t plane = (size_t)(l->out.h / 2) * (l->out.w / 2);
-    fpi_first_task t = {l, in, out, pooled, blk, blk ? plane * blk : plane, 0, x->workspace, fpi_first_geometry(l), 0};
+    fpi_first_task t = {l, in, NULL, out, pooled, blk, blk ? plane * blk : plane, 0, x->workspace, fpi_first_geometry(l), 0};
     int tasks = fpi_pool_threads(x->pool);
     fpi_parallel_for(x->pool, tasks < t.g.bands ? tasks : t.g.bands, fpi_first_task_run, &t);
     return 1;
@@ -459,9 +464,10 @@ void fpi_first_rows_reset(const fpi_layer *l, float *scratch)
     for (int k = 0; k < 4 * l->in.c; k++) held[k] = INT_MIN;
 }
 
-void fpi_first_pooled_row(const fpi_layer *l, const float *in, int py, float *o, size_t osb, float *scratch)
+void fpi_first_pooled_row(const fpi_layer *l, const float *in, const fpi_rows *rows, int py, float *o, size_t osb,
+                          float *scratch)
 {
-    fpi_first_task t = {l, in, NULL, o, 8, osb, py, NULL, fpi_first_geometry(l), 0};
+    fpi_first_task t = {l, in, rows, NULL, o, 8, osb, py, NULL, fpi_first_geometry(l), 0};
     fpi_first_pair(&t, 2 * py, scratch, NULL);
 }
 
@@ -481,9 +487,10 @@ void fpi_first_setup(fp_net *net) { (void)net; }
 int fpi_conv_first(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x) { return 0; }
 size_t fpi_first_row_floats(const fpi_layer *l) { return 0; }
 void fpi_first_rows_reset(const fpi_layer *l, float *scratch) { (void)l, (void)scratch; }
-void fpi_first_pooled_row(const fpi_layer *l, const float *in, int py, float *o, size_t osb, float *scratch)
+void fpi_first_pooled_row(const fpi_layer *l, const float *in, const fpi_rows *rows, int py, float *o, size_t osb,
+                          float *scratch)
 {
-    (void)l, (void)in, (void)py, (void)o, (void)osb, (void)scratch;
+    (void)l, (void)in, (void)rows, (void)py, (void)o, (void)osb, (void)scratch;
 }
 int fpi_conv_pool_first(const fpi_layer *l, const fpi_layer *pool, const float *const *src, float *pooled,
                         const fpi_exec *x)

@@ -1629,6 +1629,7 @@ typedef struct {
 typedef struct {
     const fpi_layer *a;          /* the first layer */
     const float *in;             /* its input */
+    const fpi_rows *rows;        /* or the network input's rows as they are made (fpi_exec.in_rows) */
     float *scratch;              /* its scratch (fpi_first_pooled_row) */
 } fpi_chain_task;
 
@@ -1646,7 +1647,7 @@ static void fpi_chain_row(const fpi_chain_task *t, fpi_chain_stage *st, int s, i
     for (; g->next <= need; g->next++) {
         float *at = g->ring + (size_t)(g->next % 4) * row;
         if (s == 0) {
-            fpi_first_pooled_row(t->a, t->in, g->next, at, (size_t)w * 8, t->scratch);
+            fpi_first_pooled_row(t->a, t->in, t->rows, g->next, at, (size_t)w * 8, t->scratch);
         } else {
             fpi_vmap ro = {at, (size_t)w * 8, 0, 8, 1};
             fpi_chain_row(t, st, s - 1, g->next, &ro);
@@ -1686,7 +1687,7 @@ int fpi_first_chain_dnnl(const fp_net *net, const fpi_layer *a, const float *in,
     const fpi_layer *dw[FPI_CHAIN_STAGES];
     int n = fpi_chain_now(net, a, x, dw);
     if (!n) return 0;
-    fpi_chain_task t = {a, in, x->workspace};
+    fpi_chain_task t = {a, in, a->src[0] == -1 ? x->in_rows : NULL, x->workspace};
     fpi_chain_stage st[FPI_CHAIN_STAGES];
     float *at = x->workspace + fpi_first_row_floats(a);
     for (int s = 0; s < n; s++) {

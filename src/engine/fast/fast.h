@@ -337,13 +337,15 @@ int fpi_fused_pool(const fpi_layer *l);
 int fpi_conv_first(const fpi_layer *l, const float *const *src, float *out, const fpi_exec *x);
 
 /* Row py of a first layer's fused pool (l->conv_first_pool) from its input
- * in (C x H x W), every filter, into o in nChw8c (block b's row at
+ * in (C x H x W; or, when rows is not NULL, the network input's rows it
+ * makes: fpi_rows, each channel's asked for in order), every filter, into o in nChw8c (block b's row at
  * o + b * osb), with scratch of fpi_first_row_floats(l) floats, which keeps
  * the input rows split for the next row (reset it first with
  * fpi_first_rows_reset): the same values as the layer's run. */
 size_t fpi_first_row_floats(const fpi_layer *l);
 void fpi_first_rows_reset(const fpi_layer *l, float *scratch); /* before a task's first row */
-void fpi_first_pooled_row(const fpi_layer *l, const float *in, int py, float *o, size_t osb, float *scratch);
+void fpi_first_pooled_row(const fpi_layer *l, const float *in, const fpi_rows *rows, int py, float *o, size_t osb,
+                          float *scratch);
 int fpi_conv_pool_first(const fpi_layer *l, const fpi_layer *pool, const float *const *src, float *pooled,
                         const fpi_exec *x);
 
