@@ -1,8 +1,9 @@
 /* bench_facedet.c — fogpipe's side of bench/facedet.sh: milliseconds per
  * image of face-api's tiny face detector, end to end on an already decoded
  * image (fp_detect_run: preparation and network; fp_detect_boxes), median of
- * LOOPS after two warm-up runs; then the network alone (fp_net_run on an
- * input fp_detect_prepare_input wrote), median of LOOPS / 4 (at least 3).
+ * LOOPS after two warm-up runs; and the network alone (fp_net_run on an
+ * input fp_detect_prepare_input wrote) after every fourth of those runs,
+ * median of those (at least 3).
  *
  *   bench_facedet MANIFEST IMAGE [SIZE=416] [LOOPS=20] [THREADS=1]
  *
@@ -57,7 +58,8 @@ int main(int argc, char **argv)
     }
     fp_net *net = NULL;
     fp_image im = {0};
-    int nloops = loops / 4 > 3 ? loops / 4 : 3;
+    /* the network alone after every fourth pass (at least 3 times) */
+    int nloops = (loops + 3) / 4 > 3 ? (loops + 3) / 4 : 3;
     double *ms = calloc((size_t)loops, sizeof *ms), *nms = calloc((size_t)nloops, sizeof *nms);
     int faces = -1;
     if (!ms || !nms || fp_net_load_tfjs(argv[1], size, &net) || fp_net_set_threads(net, threads) ||
@@ -66,13 +68,15 @@ int main(int argc, char **argv)
         return 1;
     }
     for (int i = 0; i < 2; i++) faces = fp_pass(net, &im);
-    for (int i = 0; i < loops && faces >= 0; i++) {
-        double t0 = fpi_now();
-        faces = fp_pass(net, &im);
-        ms[i] = (fpi_now() - t0) * 1e3;
+    for (int i = 0, k = 0; (i < loops || k < nloops) && faces >= 0; i++) {
+        if (i < loops) {
+            double t0 = fpi_now();
+            faces = fp_pass(net, &im);
+            ms[i] = (fpi_now() - t0) * 1e3;
+        }
+        if ((i % 4 == 3 || i >= loops) && k < nloops && faces >= 0 && (nms[k++] = fp_net_alone(net, &im)) < 0)
+            faces = -1;
     }
-    for (int i = 0; i < nloops && faces >= 0; i++)
-        if ((nms[i] = fp_net_alone(net, &im)) < 0) faces = -1;
     if (faces < 0) {
         fprintf(stderr, "bench_facedet: %s\n", fp_last_error());
         return 1;
