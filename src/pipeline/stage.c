@@ -322,21 +322,36 @@ static fp_status fpi_load_tensors(fpi_stage *s, const fp_frame *f)
     return FP_OK;
 }
 
-/* Decodes and prepares an image for the network (stage 0). */
-static fp_status fpi_load_image(fpi_stage *s, fp_frame *f)
+/* Decodes an image frame (stage 0) into *im, which must have the
+ * network's channels. */
+static fp_status fpi_load_image(const fpi_stage *s, fp_frame *f, fp_image *im)
 {
     char name[64];
     snprintf(name, sizeof name, "frame %llu", (unsigned long long)f->id);
-    fp_image im = {0};
     const fp_frame_tensor *t = &f->tensors[0];
-    fp_status st = fp_image_decode(t->data, t->len, name, &im);
-    if (!st && (st = fp_detect_prepare_input(s->net, &im))) st = fpi_error_context(st, "%s", name);
+    fp_status st = fp_image_decode(t->data, t->len, name, im);
+    int c = fp_net_input_shape(s->net).c;
+    if (!st && im->c != c)
+        st = fpi_error(FP_EUNSUPPORTED, "%s: the network takes %d channels; the image has %d", name, c, im->c);
     if (!st) {
-        f->image_w = (uint32_t)im.w;
-        f->image_h = (uint32_t)im.h;
+        f->image_w = (uint32_t)im->w;
+        f->image_h = (uint32_t)im->h;
     }
-    fp_image_free(&im);
     return st;
+}
+
+/* Stage 0: the image prepared for the network and the stage's layers run
+ * (fp_detect_run: where the first layer reads the input row by row, the
+ * rows are prepared as it reads them). */
+static fp_status fpi_run_image(fpi_stage *s, const fp_frame *f, const fp_image *im)
+{
+    fp_status st;
+    if (s->ps->first == 0) {
+        st = fp_detect_run(s->net, im, s->ps->last);
+    } else if (!(st = fp_detect_prepare_input(s->net, im))) {
+        st = fp_net_run(s->net, s->ps->first, s->ps->last, NULL, NULL);
+    }
+    return st ? fpi_error_context(st, "frame %llu", (unsigned long long)f->id) : FP_OK;
 }
 
 /* The last stage: boxes into a cached result frame. */
@@ -404,6 +419,7 @@ static void fpi_process(fpi_stage *s, const uint8_t *buf, size_t len)
         return;
     }
     double t0 = fpi_now();
+    fp_image im = {0};
     if (f.kind == FP_FRAME_IMAGE) {
         if (s->index != 0) {
             fpi_error(FP_EPROTO, "an image frame reached stage %d (only stage 0 decodes images)", s->index);
@@ -411,7 +427,8 @@ static void fpi_process(fpi_stage *s, const uint8_t *buf, size_t len)
             return;
         }
         fpp_metrics_add(s->metrics, "fogpipe_frames_in_total", "image", 1);
-        if ((st = fpi_load_image(s, &f))) {
+        if ((st = fpi_load_image(s, &f, &im))) {
+            fp_image_free(&im);
             fpi_send_error(s, &f, "image");
             return;
         }
@@ -423,7 +440,8 @@ static void fpi_process(fpi_stage *s, const uint8_t *buf, size_t len)
         fpp_metrics_add(s->metrics, "fogpipe_frames_in_total", "features", 1);
     }
     double t1 = fpi_now();
-    st = fp_net_run(s->net, s->ps->first, s->ps->last, NULL, NULL);
+    st = im.data ? fpi_run_image(s, &f, &im) : fp_net_run(s->net, s->ps->first, s->ps->last, NULL, NULL);
+    fp_image_free(&im);
     double t2 = fpi_now();
     fpp_metrics_observe(s->metrics, "fogpipe_compute_seconds", NULL, t2 - t1);
     if (!st) st = s->last_stage ? fpi_make_result(s, &f) : fpi_features_frame(s, &f);
