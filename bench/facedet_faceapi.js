@@ -7,6 +7,11 @@
 //   node facedet_faceapi.js MODULES MODEL_DIR IMAGE.ppm SIZE LOOPS
 //
 // Prints: faceapi backend=wasm threads=1 size=S median_ms=M min_ms=A max_ms=B faces=N
+//
+// With LOOPS `serve` it warms up, prints `ready backend=wasm threads=1
+// faces=N`, then for each line N (1..10000) on stdin times N runs and prints
+// `median_ms=M min_ms=A`, until stdin ends (bench/facedet.sh's paired runs,
+// with bench_facedet answering the same way).
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -37,14 +42,28 @@ async function main() {
   const opts = new faceapi.TinyFaceDetectorOptions({ inputSize: Number(size), scoreThreshold: 0.5 });
   let faces = 0;
   for (let i = 0; i < 2; i++) faces = (await faceapi.detectAllFaces(t, opts)).length;
-  const ms = [];
-  for (let i = 0; i < Number(loops); i++) {
-    const t0 = process.hrtime.bigint();
-    await faceapi.detectAllFaces(t, opts);
-    ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
-  }
-  ms.sort((a, b) => a - b);
   const threads = typeof tf.getThreadsCount === 'function' ? tf.getThreadsCount() : 1;
+  const timed = async (n) => {
+    const ms = [];
+    for (let i = 0; i < n; i++) {
+      const t0 = process.hrtime.bigint();
+      await faceapi.detectAllFaces(t, opts);
+      ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    return ms.sort((a, b) => a - b);
+  };
+  if (loops === 'serve') {
+    process.stdout.write(`ready backend=${tf.getBackend()} threads=${threads} faces=${faces}\n`);
+    const rl = require('readline').createInterface({ input: process.stdin });
+    for await (const line of rl) {
+      const n = Number(line);
+      if (!Number.isInteger(n) || n < 1 || n > 10000) throw new Error(`expected a number of runs 1..10000, got: ${line}`);
+      const ms = await timed(n);
+      process.stdout.write(`median_ms=${ms[(n - 1) >> 1].toFixed(3)} min_ms=${ms[0].toFixed(3)}\n`);
+    }
+    return;
+  }
+  const ms = await timed(Number(loops));
   process.stdout.write(`faceapi backend=${tf.getBackend()} threads=${threads} size=${size} ` +
     `median_ms=${ms[(ms.length - 1) >> 1].toFixed(3)} min_ms=${ms[0].toFixed(3)} max_ms=${ms[ms.length - 1].toFixed(3)} faces=${faces}\n`);
 }
