@@ -12,6 +12,8 @@
  *     max pools, separable convs, 1x1 head), output by output;
  *   - the graph's shapes for input sizes 128..608, bad sizes, wrong tensors;
  *   - fp_image_pad_square against TF's resize written plainly (in float);
+ *   - fp_detect_run (rows prepared as the first layer reads them) against
+ *     fp_detect_prepare_input + fp_net_run, bit for bit;
  *   - an allocation-failure sweep over fp_net_load_tfjs.
  */
 #include <stdint.h>
@@ -658,13 +660,32 @@ static void test_prepare_input(void)
     }
 }
 
+/* A source of the input's rows for fpi_net_run_rows: served from a
+ * prepared input, the calls counted and their order kept. */
+typedef struct {
+    const float *prep;
+    int w, h, calls, out_of_order, next[3], first_c1; /* first_c1: calls before channel 1's first row */
+} test_rows;
+
+static const float *test_row(void *ctx, int c, int y)
+{
+    test_rows *r = ctx;
+    if (y != r->next[c]) r->out_of_order++;
+    r->next[c] = y + 1;
+    if (c == 1 && r->first_c1 < 0) r->first_c1 = r->calls;
+    r->calls++;
+    return r->prep + ((size_t)c * r->h + y) * r->w;
+}
+
 /* fp_detect_run gives the same bits as fp_detect_prepare_input then
  * fp_net_run, whole and up to a layer in the trunk, at 1 and 2 threads,
- * for images padded on the right or the bottom, shrunk or grown; where the
- * first layer makes the input's rows as it reads them (one thread, the
- * first-layer kernel and oneDNN present) the input tensor is left as it
- * was, which shows that path ran; fpi_net_run_rows on a network that does
- * not take rows writes them into the input tensor first. */
+ * for images padded on the right or the bottom, shrunk or grown, whatever
+ * the input tensor held before. fpi_net_run_rows asks for each row once,
+ * each channel's in order, and gives the same bits: where the first layer
+ * makes the input's rows as it reads them (one thread, the first-layer
+ * kernel and oneDNN present) it asks for the channels' rows in turn, as
+ * the layer reads them; elsewhere a channel's rows all come before the
+ * next channel's (written into the input tensor first). */
 static void test_detect_run(void)
 {
     ch = ch_wide;
@@ -693,6 +714,7 @@ static void test_detect_run(void)
                     CHECK_OK(fp_net_layer_info(net, last, &info));
                     size_t nout = fp_shape_count(info.out);
                     float *want = malloc(nout * sizeof *want), *prep = malloc(nin * sizeof *prep);
+                    if (!want || !prep) abort();
                     CHECK_OK(fp_detect_prepare_input(net, &im));
                     memcpy(prep, in, nin * sizeof *prep);
                     CHECK_OK(fp_net_run(net, 0, last, NULL, NULL));
@@ -705,11 +727,19 @@ static void test_detect_run(void)
                     CHECK_MSG(!memcmp(fp_net_output(net, last), want, nout * sizeof *want),
                               "size %d, %d thread(s), %dx%d image, up to layer %d: fp_detect_run's output differs",
                               sizes[si], threads, im.w, im.h, last);
-                    int untouched = 1;
-                    for (size_t i = 0; i < nin; i++) untouched &= in[i] == -7.f;
-                    CHECK_MSG(takes ? untouched : !memcmp(in, prep, nin * sizeof *in),
-                              "size %d, %d thread(s): the input tensor %s", sizes[si], threads,
-                              takes ? "was written" : "is not the prepared image");
+                    fp_shape is = fp_net_input_shape(net);
+                    test_rows src = {prep, is.w, is.h, 0, 0, {0, 0, 0}, -1};
+                    fpi_rows rows = {test_row, &src};
+                    for (size_t i = 0; i < nin; i++) in[i] = -7.f;
+                    CHECK_OK(fpi_net_run_rows(net, last, &rows));
+                    CHECK_MSG(!memcmp(fp_net_output(net, last), want, nout * sizeof *want),
+                              "size %d, %d thread(s), up to layer %d: fpi_net_run_rows's output differs", sizes[si],
+                              threads, last);
+                    CHECK_MSG(src.calls == is.c * is.h && src.out_of_order == 0 &&
+                                  (src.first_c1 < is.h) == takes,
+                              "size %d, %d thread(s), up to layer %d: %d rows asked for (%d out of order), channel 1's "
+                              "first after %d (takes rows %d)",
+                              sizes[si], threads, last, src.calls, src.out_of_order, src.first_c1, takes);
                     free(want);
                     free(prep);
                     fp_image_free(&im);

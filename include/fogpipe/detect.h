@@ -67,8 +67,9 @@ fp_status fp_detect_prepare_input(fp_net *net, const fp_image *im);
  * callback: the network's input made from `im` and run. Where the first
  * layer makes its input rows as it goes (TF.js models, one thread, the fast
  * kernels), the prepared rows are made as it reads them, never written
- * whole: the input tensor (fp_net_input) is then left as it was. The
- * results are the same bits either way. Errors as those two. */
+ * whole: the input tensor (fp_net_input) is then not written (after any
+ * run its contents are the arena's: later layers may reuse its memory).
+ * The results are the same bits either way. Errors as those two. */
 fp_status fp_detect_run(fp_net *net, const fp_image *im, int last);
 
 /* The model's default score and NMS IoU thresholds: darknet's (YOLOv1

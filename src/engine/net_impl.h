@@ -213,7 +213,7 @@ struct fp_net {
  * it goes (fpi_net_takes_rows: the trunk of fast/dnnl.c); otherwise they
  * are written into the input tensor first. Either way the result is the
  * same bits as with those rows in the input tensor; in the first case the
- * input tensor is left as it was. */
+ * input tensor is not written. */
 int fpi_net_takes_rows(const fp_net *net, int last);
 fp_status fpi_net_run_rows(fp_net *net, int last, const fpi_rows *rows);
 

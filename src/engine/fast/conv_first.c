@@ -442,7 +442,8 @@ static int fpi_first_run(const fpi_layer *l, const float *in, float *out, float 
     /* handed on when the layer it goes to runs now, unseen */
     int blk = pooled && x->handoff && l->first_hand_to >= 0 && l->first_hand_to <= x->last ? l->first_hand_blk : 0;
     size_t plane = (size_t)(l->out.h / 2) * (l->out.w / 2);
-    fpi_first_task t = {l, in, NULL, out, pooled, blk, blk ? plane * blk : plane, 0, x->workspace, fpi_first_geometry(l), 0};
+    fpi_first_task t = {l, in, NULL, out, pooled, blk, blk ? plane * blk : plane, 0, x->workspace,
+                        fpi_first_geometry(l), 0};
     int tasks = fpi_pool_threads(x->pool);
     fpi_parallel_for(x->pool, tasks < t.g.bands ? tasks : t.g.bands, fpi_first_task_run, &t);
     return 1;

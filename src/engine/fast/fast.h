@@ -338,8 +338,8 @@ int fpi_conv_first(const fpi_layer *l, const float *const *src, float *out, cons
 
 /* Row py of a first layer's fused pool (l->conv_first_pool) from its input
  * in (C x H x W; or, when rows is not NULL, the network input's rows it
- * makes: fpi_rows, each channel's asked for in order), every filter, into o in nChw8c (block b's row at
- * o + b * osb), with scratch of fpi_first_row_floats(l) floats, which keeps
+ * makes: fpi_rows, each channel's asked for in order), every filter, into
+ * o in nChw8c (block b's row at o + b * osb), with scratch of fpi_first_row_floats(l) floats, which keeps
  * the input rows split for the next row (reset it first with
  * fpi_first_rows_reset): the same values as the layer's run. */
 size_t fpi_first_row_floats(const fpi_layer *l);
