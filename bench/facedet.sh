@@ -82,13 +82,14 @@ exec 3> "$tmp/fp.in" 4< "$tmp/fp.out"
 "${pin1[@]}" node bench/facedet_faceapi.js "$MODS" "$MODEL" "$tmp/img.ppm" "$SIZE" serve < "$tmp/fa.in" > "$tmp/fa.out" 2> "$tmp/fa.err" &
 fa_pid=$!
 exec 5> "$tmp/fa.in" 6< "$tmp/fa.out"
-trap 'exec 3>&- 5>&-; wait $fp_pid $fa_pid 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'rc=$?; exec 3>&- 5>&-; wait $fp_pid $fa_pid 2>/dev/null || true; rm -rf "$tmp"; exit $rc' EXIT
+trap '' PIPE # a side that stopped: its write fails (below) instead of killing this script
 read -r l <&4 || { echo "bench_facedet did not start" >&2; exit 1; }
 read -r l <&6 && [[ "$l" == *"backend=wasm threads=1"* ]] ||
   { echo "face-api did not start on WASM with 1 thread: $l $(cat "$tmp/fa.err")" >&2; exit 1; }
 ask() { # ask FD_OUT FD_IN N: the median of N runs
-  echo "$3" >&"$1"
   local a
+  echo "$3" >&"$1" || { echo "a side of the paired runs stopped" >&2; exit 1; }
   read -r a <&"$2" || { echo "a side of the paired runs stopped" >&2; exit 1; }
   sed -n 's/.*median_ms=\([0-9.]*\).*/\1/p' <<< "$a"
 }
@@ -96,6 +97,7 @@ ask() { # ask FD_OUT FD_IN N: the median of N runs
 for s in $(seq "$PAIRS"); do
   [ $((s % 20)) = 0 ] && echo "  step $s/$PAIRS" >&2
   if [ $((s % 2)) = 1 ]; then a=$(ask 3 4 "$FP_PAIR_LOOPS"); b=$(ask 5 6 1); else b=$(ask 5 6 1); a=$(ask 3 4 "$FP_PAIR_LOOPS"); fi
+  [ -n "$a" ] && [ -n "$b" ] || { echo "a side of the paired runs stopped at step $s" >&2; exit 1; }
   echo "$a" >> "$tmp/pfp"; echo "$b" >> "$tmp/pfa"
 done
 [ -z "${FACEDET_STEPS:-}" ] || paste "$tmp/pfa" "$tmp/pfp" > "$FACEDET_STEPS"
