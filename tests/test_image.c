@@ -827,7 +827,7 @@ static void test_alloc_failures(void)
     uint8_t *jpg = encode(&im, "oom.jpg", &jlen), *png = encode(&im, "oom.png", &plen);
     const char *path = spit("oom.ppm", "P6 2 1 255\n\1\2\3\4\5\6", 17);
     CHECK(jpg && png);
-    for (int op = 0; jpg && png && op < 5; op++) {
+    for (int op = 0; jpg && png && op < 6; op++) {
         int ok = 0;
         for (long i = 0; i < 20 && !ok; i++) {
             fp_image out = {0};
@@ -838,6 +838,7 @@ static void test_alloc_failures(void)
             case 1: st = fp_image_decode(png, plen, "oom.png", &out); break;
             case 2: st = fp_image_resize(&im, 50, 30, &out); break;
             case 3: st = fp_image_letterbox(&im, 32, 32, &out); break;
+            case 4: st = fp_image_pad_square(&im, 32, &out); break;
             default: st = fp_image_load(path, &out); break;
             }
             fpi_alloc_fail_after(-1);

@@ -107,7 +107,7 @@ __attribute__((target("avx2"))) static void fpi_pad_vrow_stream(float *dst, cons
  * (fpi_pad_rows_row) go through the same fpi_pad_out_row. */
 struct fpi_pad_rows {
     const fp_image *im;
-    int size, m, inside, stream;
+    int size, m, inside;
     float ratio;
     int *x0, *x1;
     float *fcols;
