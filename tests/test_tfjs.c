@@ -747,6 +747,33 @@ static void test_detect_run(void)
             fp_net_destroy(net);
         }
     CHECK_ERR(fp_detect_run(NULL, NULL, 0), FP_EINVAL);
+    /* every allocation of a run failing in turn: FP_ENOMEM and nothing
+     * leaked (the asan build), or the same bits */
+    fp_net *net = NULL;
+    fp_image im = {0};
+    CHECK_OK(fp_net_load_tfjs(at("wide.json"), 160, &net));
+    CHECK_OK(fp_image_make(211, 157, 3, .25f, &im));
+    if (net && !fp_net_setup(net) && im.data) {
+        int last = fp_net_layer_count(net) - 1, ok = 0;
+        fp_layer_info info;
+        CHECK_OK(fp_net_layer_info(net, last, &info));
+        size_t nout = fp_shape_count(info.out);
+        float *want = malloc(nout * sizeof *want);
+        CHECK_OK(fp_detect_run(net, &im, last));
+        if (want) memcpy(want, fp_net_output(net, last), nout * sizeof *want);
+        for (long i = 0; i < 20 && want && !ok; i++) {
+            fpi_alloc_fail_after(i);
+            fp_status st = fp_detect_run(net, &im, last);
+            fpi_alloc_fail_after(-1);
+            CHECK_MSG(st == FP_OK || st == FP_ENOMEM, "failing allocation %ld: %s", i, fp_status_name(st));
+            ok = st == FP_OK;
+            if (ok) CHECK(!memcmp(fp_net_output(net, last), want, nout * sizeof *want));
+        }
+        CHECK_MSG(ok, "fp_detect_run never succeeded with allocations failing");
+        free(want);
+    }
+    fp_image_free(&im);
+    fp_net_destroy(net);
 }
 
 TEST_LIST = {
