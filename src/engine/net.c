@@ -319,15 +319,6 @@ int fpi_net_takes_rows(const fp_net *net, int last)
 
 fp_status fpi_net_run_rows(fp_net *net, int last, const fpi_rows *rows)
 {
-    if (rows && !fpi_net_takes_rows(net, last) && net && net->arena && net->input_off != FPI_NO_TENSOR) {
-        /* read from the input tensor: the rows go there first */
-        float *in = fpi_tensor(net, -1);
-        for (int c = 0; c < net->input.c; c++)
-            for (int y = 0; y < net->input.h; y++)
-                memcpy(in + ((size_t)c * net->input.h + y) * net->input.w, rows->row(rows->ctx, c, y),
-                       (size_t)net->input.w * sizeof(float));
-        rows = NULL;
-    }
     return fpi_run(net, 0, last, NULL, NULL, rows);
 }
 
@@ -352,8 +343,16 @@ static fp_status fpi_run(fp_net *net, int first, int last, fp_layer_cb cb, void 
         net->kernels_released = 0;
     }
     fpi_exec x = {net->workspace, net->pool, first, last, cb == NULL, NULL};
-    /* rows only where fpi_net_run_rows found the trunk takes them */
-    if (rows && fpi_reads_rows(net, &net->layers[0], &x)) x.in_rows = rows;
+    if (rows && fpi_reads_rows(net, &net->layers[0], &x)) {
+        x.in_rows = rows; /* the trunk makes them as it reads them */
+    } else if (rows && net->input_off != FPI_NO_TENSOR) {
+        /* read from the input tensor: the rows go there first */
+        float *in = fpi_tensor(net, -1);
+        for (int c = 0; c < net->input.c; c++)
+            for (int y = 0; y < net->input.h; y++)
+                memcpy(in + ((size_t)c * net->input.h + y) * net->input.w, rows->row(rows->ctx, c, y),
+                       (size_t)net->input.w * sizeof(float));
+    }
     for (int i = first; i <= last; i++) {
         const fpi_layer *l = &net->layers[i];
         const float *src[FP_MAX_ROUTE];

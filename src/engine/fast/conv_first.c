@@ -377,16 +377,13 @@ static void fpi_first_pair(const fpi_first_task *t, int y, float *pad, float *ro
                     memset(e, 0, 2 * pe * sizeof *e);
                     continue;
                 }
-                if (t->rows) {
-                    fpi_first_split(t->rows->row(t->rows->ctx, c, iy), w, p, e, e + pe, (int)pe);
-                    continue;
-                }
-                fpi_first_split(t->in + ((size_t)c * h + iy) * w, w, p, e, e + pe, (int)pe);
+                fpi_first_split(t->rows ? t->rows->row(t->rows->ctx, c, iy) : t->in + ((size_t)c * h + iy) * w, w, p,
+                                e, e + pe, (int)pe);
                 /* the row the next pair splits asked for now: the input
                  * comes from memory (the preparation streams it there);
                  * the face detector end to end, one thread, median of
                  * 12 alternating runs of 100: 1.012x, no run slower */
-                if (iy + 2 < h) fpi_prefetch(t->in + ((size_t)c * h + iy + 2) * w, (size_t)w * sizeof(float));
+                if (!t->rows && iy + 2 < h) fpi_prefetch(t->in + ((size_t)c * h + iy + 2) * w, (size_t)w * sizeof(float));
             }
         int ph = oh / 2, pwo = ow / 2, blk = t->blk;
         for (int f0 = 0; f0 < f_n; f0 += 4) {
