@@ -243,6 +243,69 @@ static void test_maxpool(void)
         }
 }
 
+/* fpi_maxpool_vec (pools in oneDNN's layouts) against the windows taken
+ * scalar in the reference's order (m = -FLT_MAX, then v > m ? v : m), bit
+ * for bit, with +0/-0 and ties among the values: whole maps and bands of
+ * rows, 8 lanes (the last block whole or not) and 16, into the blocked
+ * layout or C x H x W. */
+static void test_maxpool_vec(void)
+{
+    static const struct { int k, s, before, w, h; } cases[] = {
+        {2, 1, 0, 13, 13}, {2, 2, 0, 13, 11}, {2, 2, 0, 12, 8},  {3, 1, 1, 9, 7}, {3, 2, 1, 10, 9},
+        {2, 1, 0, 1, 1},   {2, 2, 1, 7, 6},   {3, 3, 0, 11, 5},  {1, 1, 0, 5, 3}, {2, 1, 0, 2, 5},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int lanes = 8; lanes <= 16; lanes += 8)
+            for (int chw = 0; chw <= 1; chw++)
+                for (int last = lanes - 3; last <= lanes; last += 3) {
+                    int k = cases[i].k, s = cases[i].s, b4 = cases[i].before, w = cases[i].w, h = cases[i].h;
+                    int pw = (w + 2 * b4 - k) / s + 1, ph = (h + 2 * b4 - k) / s + 1, nb = 3;
+                    if (k == 2 && s == 1 && b4 == 0) pw = w, ph = h; /* darknet's 2x2/1: padding 1 at the end */
+                    size_t sx = (size_t)lanes, sy = (size_t)w * sx, sb = (size_t)h * sy, plane = (size_t)ph * pw;
+                    /* the output blocked, or C x H x W (a lane per plane) */
+                    size_t osl = chw ? plane : 1, osx = chw ? 1 : (size_t)lanes, osy = (size_t)pw * osx,
+                           osb = (size_t)lanes * plane;
+                    float *in = malloc(nb * sb * sizeof(float)), *out = calloc(nb * osb, sizeof(float));
+                    if (!in || !out) {
+                        free(in), free(out);
+                        CHECK_MSG(0, "out of memory");
+                        return;
+                    }
+                    for (size_t j = 0; j < nb * sb; j++) {
+                        unsigned v = (unsigned)(j * 2654435761u) >> 27; /* 0..31: ties */
+                        in[j] = v == 0 ? -0.0f : v == 1 ? 0.0f : (float)((int)v - 16) / 4;
+                    }
+                    /* two bands of rows, as fpi_dnnl_run pools a piece's rows */
+                    int mid = ph / 2;
+                    for (int band = 0; band < 2; band++) {
+                        int py0 = band ? mid : 0, py1 = band ? ph : mid;
+                        if (py0 >= py1) continue;
+                        int r0 = py0 * s - b4 < 0 ? 0 : py0 * s - b4;
+                        int r1 = (py1 - 1) * s - b4 + k > h ? h : (py1 - 1) * s - b4 + k;
+                        fpi_vmap vi = {in + (size_t)r0 * sy, sb, sy, sx, 1};
+                        fpi_vmap vo = {out + (size_t)py0 * osy, osb, osy, osx, osl};
+                        fpi_maxpool_vec(&vi, &vo, nb, lanes, last, r0, r1, w, py0, py1, pw, k, s, b4);
+                    }
+                    size_t diff = 0;
+                    for (int bk = 0; bk < nb; bk++)
+                        for (int y = 0; y < ph; y++)
+                            for (int x = 0; x < pw; x++)
+                                for (int j = 0; j < (bk == nb - 1 ? last : lanes); j++) {
+                                    float m = -FLT_MAX;
+                                    for (int yy = y * s - b4; yy < y * s - b4 + k; yy++)
+                                        for (int xx = x * s - b4; xx < x * s - b4 + k; xx++) {
+                                            if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
+                                            float v = in[bk * sb + yy * sy + xx * sx + (size_t)j];
+                                            m = v > m ? v : m;
+                                        }
+                                    diff += memcmp(&m, &out[bk * osb + y * osy + x * osx + j * osl], sizeof m) != 0;
+                                }
+                    CHECK_MSG(diff == 0, "maxpool_vec %dx%d/%d before %d, %dx%d, %d lanes (last %d), %s: %zu differ", k,
+                              k, s, b4, w, h, lanes, last, chw ? "C x H x W" : "blocked", diff);
+                    free(in), free(out);
+                }
+}
+
 /* ---- modes and the library ---------------------------------------------- */
 
 /* OpenBLAS is installed by scripts/setup.sh: it must load, with the kernel
@@ -1219,6 +1282,7 @@ TEST_LIST = {
     {"conv", test_conv},
     {"connected", test_connected},
     {"maxpool", test_maxpool},
+    {"maxpool_vec", test_maxpool_vec},
     {"whole_net", test_whole_net},
     {NULL, NULL},
 };

@@ -1074,7 +1074,7 @@ static fpi_dnnl_res fpi_dnnl_pool_create(int lay, struct fpi_dnnl_layer **out)
     if (!d) return FPI_DNNL_NOMEM;
     for (int i = 0; i < FPI_DNNL_PIECES; i++) d->piece[i].same = i;
     d->is_pool = 1;
-    d->pool_layer = -1;
+    d->pool_layer = d->dw_into = d->dw_from = -1;
     d->lay_in = d->lay_out = lay;
     snprintf(d->impl, sizeof d->impl, "vector kernel in %s", fpi_dnnl_lay_name(lay));
     *out = d;
