@@ -158,9 +158,13 @@ static void test_conv(void)
         {6, 6, 64, 48, 3, 1, 0, 1},    /* valid 3x3 (face detector) */
         {14, 14, 8, 20, 5, 2, 0, 1},   /* 5x5/2 valid, last column dropped */
         {21, 17, 40, 40, 3, 1, 1, 40}, /* depthwise in blocks of channels (AVX2), a short last piece */
-        {50, 9, 16, 16, 3, 1, 1, 16},  /* the depthwise vector kernel (AVX2): groups of 8 columns, the last overlapping */
-        {10, 6, 24, 24, 3, 1, 1, 24},  /* one group of 8 and the edges */
-        {9, 12, 16, 16, 3, 1, 1, 16},  /* narrower than a group: column by column */
+        /* the depthwise vector kernel (AVX2) in oneDNN's place, from C x H x W
+         * input: column by column (test_dw3x3 takes its groups of 8 columns) */
+        {50, 9, 16, 16, 3, 1, 1, 16},
+        {10, 6, 24, 24, 3, 1, 1, 24},
+        {9, 12, 16, 16, 3, 1, 1, 16},
+        {13, 13, 8, 8, 3, 1, 1, 8},    /* one block of channels: oneDNN's own kernel */
+        {16, 7, 16, 16, 3, 1, 1, 16},
         {19, 15, 48, 48, 3, 2, 1, 48}, /* depthwise in blocks of channels, stride 2 */
     };
     int n = 0;
@@ -187,7 +191,8 @@ static void test_conv(void)
                 int direct = cg == 1 || (cases[i].groups == 1 && cg * cases[i].size * cases[i].size <= 32 && ow >= 16);
                 for (int t = 1; t <= 2; t++) {
                     if (!sizes) check_layer(cfg, what, t, fpi_conv_fast, direct ? NEEDS_NOTHING : NEEDS_BLAS, TOL);
-                    if (cases[i].groups == 1)
+                    /* oneDNN's pieces, and fogpipe's depthwise vector kernel (AVX2) in their place */
+                    if (cases[i].groups == 1 || (cases[i].groups == cases[i].c && cases[i].f == cases[i].c))
                         check_layer(cfg, what, t, fpi_conv_dnnl,
                                     cases[i].pad >= cases[i].size ? NEEDS_DNNL_MAY_DECLINE : NEEDS_DNNL, TOL);
                     n++;
@@ -757,6 +762,73 @@ static void test_wino(void)
 #endif
 }
 
+/* ---- 3x3 depthwise convolutions over 8-channel vectors (dw3x3.c) -------- */
+
+/* The kernel alone, wherever AVX2 and FMA exist: against sums in double for
+ * widths from 1 column to several groups of 8 (the first and last columns,
+ * and a last group overlapping the one before), every activation it takes;
+ * nChw8c input (groups of 8 columns) and C x H x W input (column by column)
+ * give the same bits, and so do rows computed in two bands. */
+static void test_dw3x3(void)
+{
+#if defined(__x86_64__)
+    static const struct { int h, w, c; } cases[] = {{5, 1, 8},  {3, 2, 16}, {4, 7, 8},   {6, 8, 16}, {5, 9, 8},
+                                                    {7, 10, 24}, {13, 13, 16}, {4, 16, 8}, {3, 17, 16}, {6, 26, 8},
+                                                    {2, 50, 16}, {1, 12, 8}};
+    if (!fpi_cpu_get()->avx2 || !fpi_cpu_get()->fma) {
+        printf("     no AVX2 + FMA here: the depthwise kernel does not run\n");
+        return;
+    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fp_activation act = i % 3 == 0 ? FP_ACT_LINEAR : i % 3 == 1 ? FP_ACT_LEAKY : FP_ACT_RELU;
+        int h = cases[i].h, w = cases[i].w, c = cases[i].c, nb = c / 8;
+        size_t hw = (size_t)h * w, n = (size_t)c * hw;
+        float *blk = malloc(n * sizeof(float)), *chw = malloc(n * sizeof(float)), *wt = malloc((size_t)c * 9 * sizeof(float)),
+              *bias = malloc(c * sizeof(float)), *o1 = malloc(n * sizeof(float)), *o2 = malloc(n * sizeof(float)),
+              *o3 = malloc(n * sizeof(float));
+        CHECK(blk && chw && wt && bias && o1 && o2 && o3);
+        if (blk && chw && wt && bias && o1 && o2 && o3) {
+            fill_input(chw, n, 5 + (uint32_t)i);
+            fill_input(wt, (size_t)c * 9, 11 + (uint32_t)i); /* [block][ky][kx][8] */
+            fill_input(bias, c, 13);
+            for (int ch = 0; ch < c; ch++)
+                for (size_t q = 0; q < hw; q++) blk[(ch / 8 * hw + q) * 8 + ch % 8] = chw[ch * hw + q];
+            fpi_vmap in_b = {blk, hw * 8, (size_t)w * 8, 8, 1}, in_p = {chw, hw * 8, (size_t)w, 1, hw};
+            fpi_vmap out_b = {o1, hw * 8, (size_t)w * 8, 8, 1}, out_b2 = {o2, hw * 8, (size_t)w * 8, 8, 1};
+            fpi_dw3x3_avx2(&in_b, h, w, wt, bias, act, nb, 0, h, &out_b);
+            fpi_dw3x3_avx2(&in_p, h, w, wt, bias, act, nb, 0, h, &out_b2);
+            CHECK_MSG(memcmp(o1, o2, n * sizeof(float)) == 0, "dw3x3 %zu: C x H x W input gives other bits", i);
+            /* in two bands of rows, each written from its own row 0 */
+            fpi_vmap top = {o3, hw * 8, (size_t)w * 8, 8, 1}, bottom = {o3 + (size_t)(h / 2) * w * 8, hw * 8, (size_t)w * 8, 8, 1};
+            fpi_dw3x3_avx2(&in_b, h, w, wt, bias, act, nb, 0, h / 2, &top);
+            fpi_dw3x3_avx2(&in_b, h, w, wt, bias, act, nb, h / 2, h, &bottom);
+            CHECK_MSG(memcmp(o1, o3, n * sizeof(float)) == 0, "dw3x3 %zu: rows in two bands give other bits", i);
+            size_t bad = 0;
+            for (int ch = 0; ch < c; ch++)
+                for (int y = 0; y < h; y++)
+                    for (int x = 0; x < w; x++) {
+                        double sum = bias[ch];
+                        for (int ky = 0; ky < 3; ky++)
+                            for (int kx = 0; kx < 3; kx++) {
+                                int yy = y + ky - 1, xx = x + kx - 1;
+                                if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
+                                sum += (double)wt[((size_t)(ch / 8) * 9 + ky * 3 + kx) * 8 + ch % 8] *
+                                       chw[(size_t)ch * hw + (size_t)yy * w + xx];
+                            }
+                        if (act == FP_ACT_LEAKY && sum < 0) sum *= .1;
+                        if (act == FP_ACT_RELU && sum < 0) sum = 0;
+                        float got = o1[(ch / 8 * hw + (size_t)y * w + x) * 8 + ch % 8];
+                        bad += !(fabs(got - sum) <= 1e-5 * (1 + fabs(sum)));
+                    }
+            CHECK_MSG(bad == 0, "dw3x3 %zu (%dx%dx%d, %s): %zu values off", i, h, w, c, act_names[act], bad);
+        }
+        free(blk), free(chw), free(wt), free(bias), free(o1), free(o2), free(o3);
+    }
+#else
+    printf("     not x86-64: no depthwise vector kernel\n");
+#endif
+}
+
 /* ---- 1x1 convolutions over 8-channel vectors (conv1x1.c) ----------------- */
 
 /* The kernel alone, wherever AVX2 and FMA exist (dnnl.c gives it layers only
@@ -1276,6 +1348,7 @@ TEST_LIST = {
     {"conv_pool", test_conv_pool},
     {"conv_first", test_conv_first},
     {"conv1x1", test_conv1x1},
+    {"dw3x3", test_dw3x3},
     {"conv3x3", test_conv3x3},
     {"wino", test_wino},
     {"dnnl_chains", test_dnnl_chains},
