@@ -243,7 +243,7 @@ FPI_AVX2 void fpi_conv1x1_avx2(const fpi_vmap *in, int nbi, const float *w, cons
              * input's lanes are one float apart, leaving 2 (or 1) for the
              * last group rather than 1: 4 -> 2 + 2, 8 -> 3 + 3 + 2 */
             nb = nbo - ob >= 5 || nbo - ob == 3 ? 3 : 2;
-            if (nb == 3 && in->sl == 1) {
+            if (nb == 3 && in->sl == 1 && nbi > 0) { /* (its loop runs at least once) */
                 fpi_c1_row3(in, nbi, w + (size_t)ob * nbi * 64, (size_t)nbi * 64, bias + ob * 8, act, r0, r1, wd,
                             o + (size_t)ob * out->sb, out, pool);
                 continue;

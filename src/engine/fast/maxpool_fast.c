@@ -247,7 +247,7 @@ __attribute__((target("avx2"))) static void fpi_maxpool_vec8_avx2(const float *i
         int px = 0;
         for (; px < pa; px++)
             _mm256_storeu_ps(o + (size_t)px * osx, fpi_maxpool_vec8_window(rows, sx, sy, ya, yb, px, w, k, s, before));
-        if (k == 2 && yb - ya == 2) {
+        if (k == 2 && yb - ya == 2 && px < pb) {
             const __m256 lowest = _mm256_set1_ps(-FLT_MAX);
             const float *r = rows + ((size_t)pa * s - before) * sx;
             for (; px < pb; px++, r += (size_t)s * sx) {
