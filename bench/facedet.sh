@@ -16,7 +16,9 @@
 # 16) fogpipe images back to back, which first alternating, so that the
 # two sides of a step fall within a fraction of a second of each other;
 # prints the medians over the steps and the median (and quartiles) of the
-# steps' own ratios.
+# steps' own ratios, then the same over the half of the steps in which
+# fogpipe ran fastest and the half in which it ran slowest (a shared VM's
+# faster and slower states, which slow the two unequally).
 #   bench/facedet.sh [LOOPS=20] [ROUNDS=3] [SIZE=416]   (or: make bench-facedet)
 #   FP_LOOPS=N bench/facedet.sh ...                   (fogpipe's runs per round)
 #   PAIRS=N FP_PAIR_LOOPS=K bench/facedet.sh ...      (the paired steps)
@@ -108,3 +110,16 @@ printf "  %-36s %8.1f ms per image (median over the steps)\n" "fogpipe" "$(q .5 
 printf "  %-36s %8.1f ms per image\n" "face-api" "$(q .5 < "$tmp/pfa")"
 printf "  %-36s %8.2f x (quartiles %.2f-%.2f)\n" "median of the steps' ratios" "$(q .5 < "$tmp/pratio")" \
   "$(q .25 < "$tmp/pratio")" "$(q .75 < "$tmp/pratio")"
+# the steps ordered by fogpipe's time, in two halves: a shared VM switches
+# between faster and slower states, which slow the two programs unequally
+paste "$tmp/pfp" "$tmp/pfa" | sort -n > "$tmp/bytime"
+half() { # half lo|hi LABEL: the medians over that half of the steps
+  awk -v h="$1" -v n="$(wc -l < "$tmp/bytime")" \
+    '(h == "lo" && NR <= int(n / 2)) || (h == "hi" && NR > n - int(n / 2)) {print $1, $2, $2 / $1}' \
+    "$tmp/bytime" > "$tmp/half"
+  [ -s "$tmp/half" ] || return 0
+  printf "  %-36s %8.2f x (fogpipe %.2f ms, face-api %.1f ms)\n" "$2" "$(cut -d' ' -f3 "$tmp/half" | q .5)" \
+    "$(cut -d' ' -f1 "$tmp/half" | q .5)" "$(cut -d' ' -f2 "$tmp/half" | q .5)"
+}
+half lo "the half fogpipe ran fastest in"
+half hi "the half fogpipe ran slowest in"
