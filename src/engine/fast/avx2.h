@@ -13,6 +13,15 @@
 
 #include "fogpipe/net.h"
 
+/* For the kernels' inline assembly: a token as a string, and ymm0-11 set
+ * to zero (their accumulators). */
+#define FPI_ASM_S(x) #x
+#define FPI_ASM_ZERO12                                                                                                 \
+    "vxorps %%xmm0, %%xmm0, %%xmm0\n\tvxorps %%xmm1, %%xmm1, %%xmm1\n\tvxorps %%xmm2, %%xmm2, %%xmm2\n\t"              \
+    "vxorps %%xmm3, %%xmm3, %%xmm3\n\tvxorps %%xmm4, %%xmm4, %%xmm4\n\tvxorps %%xmm5, %%xmm5, %%xmm5\n\t"              \
+    "vxorps %%xmm6, %%xmm6, %%xmm6\n\tvxorps %%xmm7, %%xmm7, %%xmm7\n\tvxorps %%xmm8, %%xmm8, %%xmm8\n\t"              \
+    "vxorps %%xmm9, %%xmm9, %%xmm9\n\tvxorps %%xmm10, %%xmm10, %%xmm10\n\tvxorps %%xmm11, %%xmm11, %%xmm11\n\t"
+
 /* act(v + b) for linear, leaky and relu, value for value as the reference
  * computes it (v > 0 ? v : .1f * v, or 0). */
 __attribute__((target("avx2,fma"))) static inline __m256 fpi_avx2_bias_act(__m256 v, __m256 b, fp_activation act)

@@ -90,33 +90,29 @@ FPI_AVX2 static inline void fpi_c1_tile1(const float *p0, const float *wa, const
  * With pool, the 4 pixels' 2x2 max in the reference's order (m = -FLT_MAX,
  * then MAXPS(v, m) = v > m ? v : m, pixels in order) goes to out[0..3), else
  * the sums to out[3k + j]. */
-#define FPI_C1A_S(x) #x
 #define FPI_C1A_PX(k, a, b, c, ii)                                                                                     \
-    "vbroadcastss 4*" FPI_C1A_S(ii) "(%[p" FPI_C1A_S(k) "]), %%ymm15\n\t"                                              \
-    "vfmadd231ps %%ymm12, %%ymm15, %%ymm" FPI_C1A_S(a) "\n\t"                                                         \
-    "vfmadd231ps %%ymm13, %%ymm15, %%ymm" FPI_C1A_S(b) "\n\t"                                                         \
-    "vfmadd231ps %%ymm14, %%ymm15, %%ymm" FPI_C1A_S(c) "\n\t"
+    "vbroadcastss 4*" FPI_ASM_S(ii) "(%[p" FPI_ASM_S(k) "]), %%ymm15\n\t"                                              \
+    "vfmadd231ps %%ymm12, %%ymm15, %%ymm" FPI_ASM_S(a) "\n\t"                                                         \
+    "vfmadd231ps %%ymm13, %%ymm15, %%ymm" FPI_ASM_S(b) "\n\t"                                                         \
+    "vfmadd231ps %%ymm14, %%ymm15, %%ymm" FPI_ASM_S(c) "\n\t"
 #define FPI_C1A_STEP(ii)                                                                                               \
-    "vmovups 32*" FPI_C1A_S(ii) "(%[w]), %%ymm12\n\t"                                                                  \
-    "vmovups 32*" FPI_C1A_S(ii) "(%[w],%[ws],1), %%ymm13\n\t"                                                          \
-    "vmovups 32*" FPI_C1A_S(ii) "(%[w],%[ws],2), %%ymm14\n\t"                                                          \
+    "vmovups 32*" FPI_ASM_S(ii) "(%[w]), %%ymm12\n\t"                                                                  \
+    "vmovups 32*" FPI_ASM_S(ii) "(%[w],%[ws],1), %%ymm13\n\t"                                                          \
+    "vmovups 32*" FPI_ASM_S(ii) "(%[w],%[ws],2), %%ymm14\n\t"                                                          \
     FPI_C1A_PX(0, 0, 1, 2, ii) FPI_C1A_PX(1, 3, 4, 5, ii) FPI_C1A_PX(2, 6, 7, 8, ii) FPI_C1A_PX(3, 9, 10, 11, ii)
 #define FPI_C1A_LOOP                                                                                                   \
-    "vxorps %%xmm0, %%xmm0, %%xmm0\n\tvxorps %%xmm1, %%xmm1, %%xmm1\n\tvxorps %%xmm2, %%xmm2, %%xmm2\n\t"              \
-    "vxorps %%xmm3, %%xmm3, %%xmm3\n\tvxorps %%xmm4, %%xmm4, %%xmm4\n\tvxorps %%xmm5, %%xmm5, %%xmm5\n\t"              \
-    "vxorps %%xmm6, %%xmm6, %%xmm6\n\tvxorps %%xmm7, %%xmm7, %%xmm7\n\tvxorps %%xmm8, %%xmm8, %%xmm8\n\t"              \
-    "vxorps %%xmm9, %%xmm9, %%xmm9\n\tvxorps %%xmm10, %%xmm10, %%xmm10\n\tvxorps %%xmm11, %%xmm11, %%xmm11\n\t"        \
+    FPI_ASM_ZERO12                                                                                                     \
     "1:\n\t" FPI_C1A_STEP(0) FPI_C1A_STEP(1) FPI_C1A_STEP(2) FPI_C1A_STEP(3) FPI_C1A_STEP(4) FPI_C1A_STEP(5)          \
         FPI_C1A_STEP(6) FPI_C1A_STEP(7)                                                                                \
     "add %[sb], %[p0]\n\tadd %[sb], %[p1]\n\tadd %[sb], %[p2]\n\tadd %[sb], %[p3]\n\t"                                 \
     "add $256, %[w]\n\t"                                                                                               \
     "dec %[n]\n\t"                                                                                                     \
     "jnz 1b\n\t"
-#define FPI_C1A_MAX(j, k) "vmaxps %%ymm" FPI_C1A_S(j) ", %%ymm" FPI_C1A_S(k) ", %%ymm" FPI_C1A_S(j) "\n\t"
+#define FPI_C1A_MAX(j, k) "vmaxps %%ymm" FPI_ASM_S(j) ", %%ymm" FPI_ASM_S(k) ", %%ymm" FPI_ASM_S(j) "\n\t"
 #define FPI_C1A_POOL(j, k1, k2, k3)                                                                                    \
-    "vmaxps %%ymm12, %%ymm" FPI_C1A_S(j) ", %%ymm" FPI_C1A_S(j) "\n\t" FPI_C1A_MAX(j, k1) FPI_C1A_MAX(j, k2)             \
-        FPI_C1A_MAX(j, k3) "vmovups %%ymm" FPI_C1A_S(j) ", 32*" FPI_C1A_S(j) "(%[out])\n\t"
-#define FPI_C1A_OUT(k) "vmovups %%ymm" FPI_C1A_S(k) ", 32*" FPI_C1A_S(k) "(%[out])\n\t"
+    "vmaxps %%ymm12, %%ymm" FPI_ASM_S(j) ", %%ymm" FPI_ASM_S(j) "\n\t" FPI_C1A_MAX(j, k1) FPI_C1A_MAX(j, k2)             \
+        FPI_C1A_MAX(j, k3) "vmovups %%ymm" FPI_ASM_S(j) ", 32*" FPI_ASM_S(j) "(%[out])\n\t"
+#define FPI_C1A_OUT(k) "vmovups %%ymm" FPI_ASM_S(k) ", 32*" FPI_ASM_S(k) "(%[out])\n\t"
 #define FPI_C1A_CLOBBERS                                                                                               \
     "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",   \
         "xmm12", "xmm13", "xmm14", "xmm15"
@@ -148,7 +144,6 @@ FPI_AVX2 static inline void fpi_c1_tile4x3(const float *const *p, const float *w
 #undef FPI_C1A_LOOP
 #undef FPI_C1A_STEP
 #undef FPI_C1A_PX
-#undef FPI_C1A_S
 
 /* Output row(s) of filter blocks ob .. ob + 2 (their weights w, ws floats
  * apart) from input rows r0 (and r1 below it, pooled), as fpi_c1_row does

@@ -323,23 +323,16 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void fpi_first_
  * activation). Per row, 4 input vectors and 3F broadcast weights feed 6F
  * FMAs; every weight at a one-byte displacement from one of two pointers,
  * wa and wb, which move 3 floats a row. */
-#define FPI_S(x) #x
 #define FPI_EOA_F(base, f, fb, od, kx, xa, xb)                                                                         \
-    "vbroadcastss 4*(27*" FPI_S(fb) "+" FPI_S(kx) ")-108(%[" base "]), %%ymm12\n\t"                                     \
-    "vfmadd231ps %%ymm12, %%ymm" FPI_S(xa) ", %%ymm" FPI_S(f) "\n\t"                                                   \
-    "vfmadd231ps %%ymm12, %%ymm" FPI_S(xb) ", %%ymm" FPI_S(od) "\n\t"
+    "vbroadcastss 4*(27*" FPI_ASM_S(fb) "+" FPI_ASM_S(kx) ")-108(%[" base "]), %%ymm12\n\t"                                     \
+    "vfmadd231ps %%ymm12, %%ymm" FPI_ASM_S(xa) ", %%ymm" FPI_ASM_S(f) "\n\t"                                                   \
+    "vfmadd231ps %%ymm12, %%ymm" FPI_ASM_S(xb) ", %%ymm" FPI_ASM_S(od) "\n\t"
 #define FPI_EOA_TAP5(kx, xa, xb)                                                                                       \
     FPI_EOA_F("wa", 0, 0, 6, kx, xa, xb) FPI_EOA_F("wa", 1, 1, 7, kx, xa, xb) FPI_EOA_F("wa", 2, 2, 8, kx, xa, xb)     \
         FPI_EOA_F("wb", 3, 0, 9, kx, xa, xb) FPI_EOA_F("wb", 4, 1, 10, kx, xa, xb)
 #define FPI_EOA_TAP6(kx, xa, xb) FPI_EOA_TAP5(kx, xa, xb) FPI_EOA_F("wb", 5, 2, 11, kx, xa, xb)
-#define FPI_EOA_ZERO                                                                                                   \
-    "vxorps %%xmm0, %%xmm0, %%xmm0\n\t"                                                                                \
-    "vxorps %%xmm1, %%xmm1, %%xmm1\n\tvxorps %%xmm2, %%xmm2, %%xmm2\n\tvxorps %%xmm3, %%xmm3, %%xmm3\n\t"              \
-    "vxorps %%xmm4, %%xmm4, %%xmm4\n\tvxorps %%xmm5, %%xmm5, %%xmm5\n\tvxorps %%xmm6, %%xmm6, %%xmm6\n\t"              \
-    "vxorps %%xmm7, %%xmm7, %%xmm7\n\tvxorps %%xmm8, %%xmm8, %%xmm8\n\tvxorps %%xmm9, %%xmm9, %%xmm9\n\t"              \
-    "vxorps %%xmm10, %%xmm10, %%xmm10\n\tvxorps %%xmm11, %%xmm11, %%xmm11\n\t"
 #define FPI_EOA_ROW(F, L)                                                                                              \
-    "mov $9, %[n]\n\t" FPI_S(L) ":\n\t"                                                                                \
+    "mov $9, %[n]\n\t" FPI_ASM_S(L) ":\n\t"                                                                                \
     "mov (%[rp]), %%rax\n\t"                                                                                           \
     "vmovups (%%rax,%[io]), %%ymm13\n\t"                                                                               \
     "vmovups (%%rax,%[po]), %%ymm14\n\t" FPI_EOA_TAP##F(0, 13, 14)                                                     \
@@ -349,12 +342,12 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void fpi_first_
     "add $12, %[wa]\n\t"                                                                                               \
     "add $12, %[wb]\n\t"                                                                                               \
     "dec %[n]\n\t"                                                                                                     \
-    "jnz " FPI_S(L) "b\n\t"
-#define FPI_EOA_MAX0(f, od) "vmaxps %%ymm" FPI_S(f) ", %%ymm" FPI_S(od) ", %%ymm" FPI_S(f) "\n\t" \
-    "vmovups %%ymm" FPI_S(f) ", 32*" FPI_S(f) "(%[out])\n\t"
-#define FPI_EOA_MAX1(f, od) "vmaxps 32*" FPI_S(f) "(%[out]), %%ymm" FPI_S(f) ", %%ymm" FPI_S(f) "\n\t" \
-    "vmaxps %%ymm" FPI_S(f) ", %%ymm" FPI_S(od) ", %%ymm" FPI_S(f) "\n\t" \
-    "vmovups %%ymm" FPI_S(f) ", 32*" FPI_S(f) "(%[out])\n\t"
+    "jnz " FPI_ASM_S(L) "b\n\t"
+#define FPI_EOA_MAX0(f, od) "vmaxps %%ymm" FPI_ASM_S(f) ", %%ymm" FPI_ASM_S(od) ", %%ymm" FPI_ASM_S(f) "\n\t" \
+    "vmovups %%ymm" FPI_ASM_S(f) ", 32*" FPI_ASM_S(f) "(%[out])\n\t"
+#define FPI_EOA_MAX1(f, od) "vmaxps 32*" FPI_ASM_S(f) "(%[out]), %%ymm" FPI_ASM_S(f) ", %%ymm" FPI_ASM_S(f) "\n\t" \
+    "vmaxps %%ymm" FPI_ASM_S(f) ", %%ymm" FPI_ASM_S(od) ", %%ymm" FPI_ASM_S(f) "\n\t" \
+    "vmovups %%ymm" FPI_ASM_S(f) ", 32*" FPI_ASM_S(f) "(%[out])\n\t"
 #define FPI_EOA_MAXES5(M) M(0, 6) M(1, 7) M(2, 8) M(3, 9) M(4, 10)
 #define FPI_EOA_MAXES6(M) FPI_EOA_MAXES5(M) M(5, 11)
 #define FPI_EOA_KERNEL(F)                                                                                              \
@@ -363,9 +356,9 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void fpi_first_
     {                                                                                                                  \
         const float *wa = w + 27, *wb = w + 4 * 27;                                                                    \
         long n;                                                                                                        \
-        __asm__ volatile(FPI_EOA_ZERO FPI_EOA_ROW(F, 1) FPI_EOA_MAXES##F(FPI_EOA_MAX0)                                 \
+        __asm__ volatile(FPI_ASM_ZERO12 FPI_EOA_ROW(F, 1) FPI_EOA_MAXES##F(FPI_EOA_MAX0)                                 \
                          "sub $108, %[wa]\n\t"                                                                         \
-                         "sub $108, %[wb]\n\t" FPI_EOA_ZERO FPI_EOA_ROW(F, 2) FPI_EOA_MAXES##F(FPI_EOA_MAX1)           \
+                         "sub $108, %[wb]\n\t" FPI_ASM_ZERO12 FPI_EOA_ROW(F, 2) FPI_EOA_MAXES##F(FPI_EOA_MAX1)           \
                          : [rp] "+r"(rp), [wa] "+r"(wa), [wb] "+r"(wb), [n] "=&r"(n)                                   \
                          : [io] "r"((size_t)i * sizeof(float)), [po] "r"((pe + (size_t)i) * sizeof(float)),            \
                            [out] "r"(out)                                                                              \
@@ -380,11 +373,9 @@ FPI_EOA_KERNEL(6)
 #undef FPI_EOA_MAX1
 #undef FPI_EOA_MAX0
 #undef FPI_EOA_ROW
-#undef FPI_EOA_ZERO
 #undef FPI_EOA_TAP6
 #undef FPI_EOA_TAP5
 #undef FPI_EOA_F
-#undef FPI_S
 
 /* An 8 x 8 transpose: r[f] holds filter f's 8 columns; column j's 8
  * filters go to o + j * 8, the first nv columns. */
@@ -414,17 +405,19 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void fpi_first_
 }
 
 /* An image's 16 filters pooled into nChw8c (o0, o1: the two blocks' pooled
- * row): for each 8 pooled columns, filters 0-5, 6-10 and 11-15 (12 and 10
+ * row) from the pair's split rows (eo as fpi_first_eo reads them): for each
+ * 8 pooled columns, filters 0-5, 6-10 and 11-15 (12 and 10
  * accumulators, which hide the FMA's latency where 8 do not), then bias
  * and activation and two 8 x 8 transposes. The face detector's first layer
  * alone, one thread, in one process against groups of 4 in C (3 x 300
  * paired passes): 1.09-1.11x; end to end 1.033x (2 x 300 paired steps).
  * (The stores are written out: a loop over them became a rep movsq
  * memcpy, which cost more than the kernel saved.) */
-__attribute__((target("avx2,fma"))) static void fpi_first_pool16(const float *const *rp, size_t pe,
+__attribute__((target("avx2,fma"))) static void fpi_first_pool16(const float *const *eo, size_t pe,
                                                                  const fpi_layer *l, float *o0, float *o1, int pwo)
 {
-    const float *w = l->kernel;
+    const float *w = l->kernel, *rp[18]; /* the rows (c, ky) of each output row */
+    for (int k = 0; k < 9; k++) rp[k] = eo[k / 3 * 4 + k % 3], rp[9 + k] = eo[k / 3 * 4 + 1 + k % 3];
     float m[16 * 8] __attribute__((aligned(32)));
     for (int i = 0; i < pwo; i += 8) {
         fpi_first_pool_image6(rp, pe, i, w, m);
@@ -516,10 +509,8 @@ static void fpi_first_pair(const fpi_first_task *t, int y, float *pad, float *ro
             }
         int ph = oh / 2, pwo = ow / 2, blk = t->blk;
         if (c_in == 3 && f_n == 16 && blk == 8) {
-            const float *rp[18];
-            for (int k = 0; k < 9; k++) rp[k] = eo[k / 3 * 4 + k % 3], rp[9 + k] = eo[k / 3 * 4 + 1 + k % 3];
             float *o = t->pooled + (size_t)(y / 2 - t->py0) * pwo * blk;
-            fpi_first_pool16(rp, pe, l, o, o + t->psb, pwo);
+            fpi_first_pool16(eo, pe, l, o, o + t->psb, pwo);
             return;
         }
         for (int f0 = 0; f0 < f_n; f0 += 4) {
