@@ -371,8 +371,13 @@ static void check_conv_pool(const char *cfg, const char *what, int fuse)
         CHECK_OK(fp_net_init_weights_random(net, 11));
         CHECK_OK(fp_net_set_threads(net, t ? t : 1));
         CHECK_OK(fp_net_setup(net));
-        if (t) CHECK_MSG((fpi_fused_pool(&net->layers[0]) == 1) == fuse, "%s: fused %d, expected %d", what,
-                         fpi_fused_pool(&net->layers[0]) == 1, fuse);
+        /* fuse 2: unless oneDNN's kernel is a brgconv one (AVX-512, deep
+         * 3x3 layers), which writes nhwc, where a short last block of
+         * channels is not one the pool kernel reads */
+        const char *impl = fpi_dnnl_layer_impl(&net->layers[0]);
+        int want = fuse == 2 ? !(impl && strstr(impl, "brg")) : fuse;
+        if (t) CHECK_MSG((fpi_fused_pool(&net->layers[0]) == 1) == want, "%s: fused %d, expected %d (%s)", what,
+                         fpi_fused_pool(&net->layers[0]) == 1, want, impl ? impl : "no oneDNN");
         fill_input(fp_net_input(net), fp_shape_count(fp_net_input_shape(net)), 21);
         fp_layer_info li;
         CHECK_OK(fp_net_layer_info(net, 1, &li));
@@ -419,11 +424,11 @@ static void test_conv_pool(void)
     static const struct {
         int w, h, c, f, size, stride, pad; /* input, convolution */
         int psize, pstride, ppad;          /* max pool (ppad < 0: darknet's default) */
-        int fuse;                          /* fusion expected */
+        int fuse;                          /* fusion expected (2: check_conv_pool) */
     } cases[] = {
         {64, 48, 3, 16, 3, 1, 1, 2, 2, -1, 1},   /* first layer, bands */
         {33, 27, 16, 40, 3, 1, 1, 2, 2, -1, 1},  /* odd sizes: partial windows on the bottom/right */
-        {13, 11, 96, 70, 3, 1, 1, 2, 2, -1, 1},  /* channel blocks, short last block */
+        {13, 11, 96, 70, 3, 1, 1, 2, 2, -1, 2},  /* channel blocks, short last block */
         {40, 31, 8, 24, 3, 2, 1, 2, 2, -1, 1},   /* stride-2 convolution */
         {30, 29, 8, 16, 3, 1, 1, 3, 3, -1, 0},   /* 3x3/3: windows start at row -1, not fused */
         {26, 26, 32, 48, 1, 1, 0, 2, 2, -1, 1},  /* 1x1 convolution */

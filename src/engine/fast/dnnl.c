@@ -493,7 +493,11 @@ static fpi_dnnl_res fpi_dnnl_piece_pd(const fpi_layer *l, int dw, const fpi_dnnl
     dnnl_format_tag_t src_tag = plain_src                             ? dnnl_nchw
                                 : lay == FPI_DNNL_BLK && c % blk == 0 ? fpi_dnnl.blk_tag
                                                                       : dnnl_format_tag_any;
-    dnnl_format_tag_t dst_tag = lay == FPI_DNNL_BLK && po % blk == 0 ? fpi_dnnl.blk_tag : dnnl_format_tag_any;
+    /* the blocked output even for a short block of filters (padded): with
+     * "any" oneDNN's AVX-512 kernels pick nhwc for such a piece, which the
+     * fused pool does not read (a 2x2/2 pool after 40x31x8 -> 24, stride 2,
+     * or a channel piece of 6 filters then ran as a layer of its own) */
+    dnnl_format_tag_t dst_tag = lay == FPI_DNNL_BLK ? fpi_dnnl.blk_tag : dnnl_format_tag_any;
     /* columns: clipped on the right as the rows are (darknet's output size
      * may leave the last input columns out) */
     int right = (ow - 1) * s - pad + k, ix1 = right < w ? right : w;
