@@ -462,6 +462,55 @@ static void test_conv_pool(void)
 
 /* ---- first layers on AVX2 (conv_first.c) -------------------------------- */
 
+/* Layer `layer`'s output of cfg (weights seed 11, input seed 21) in a new
+ * array, with Winograd's sums in mode (fpi_conv_first_wino), fused (no
+ * callback) or not. */
+static float *first_run(const char *cfg, int mode, int layer, int fused, size_t *n)
+{
+    fpi_conv_first_wino(mode);
+    fp_net *net = NULL;
+    float *out = NULL;
+    if (!fp_net_parse_cfg(cfg, "first.cfg", &net) && !fp_net_init_weights_random(net, 11) &&
+        !fp_net_set_threads(net, 1) && !fp_net_setup(net)) {
+        fill_input(fp_net_input(net), fp_shape_count(fp_net_input_shape(net)), 21);
+        fp_layer_info li;
+        if (!fp_net_run(net, 0, layer, fused ? NULL : no_op_cb, NULL) && !fp_net_layer_info(net, layer, &li)) {
+            *n = fp_shape_count(li.out);
+            out = malloc(*n * sizeof *out);
+            if (out) memcpy(out, fp_net_output(net, layer), *n * sizeof *out);
+        }
+    }
+    fp_net_destroy(net);
+    fpi_conv_first_wino(1);
+    return out;
+}
+
+/* Winograd's sums with AVX-512 and with AVX2 give the same bits: the
+ * layer alone and fused with its pool, C x H x W (where the CPU has
+ * AVX-512; elsewhere only the AVX2 path runs). */
+static void test_first_wino512(void)
+{
+    if (!fpi_cpu_get()->avx512 || !fpi_cpu_get()->avx2 || !fpi_cpu_get()->fma) {
+        printf("     no AVX-512 here: only the AVX2 path runs\n");
+        return;
+    }
+    static const char *const cfgs[] = {
+        "[net]\nwidth=70\nheight=37\nchannels=3\n[convolutional]\nfilters=16\nsize=3\nstride=1\npad=1\n"
+        "activation=leaky\n[maxpool]\nsize=2\nstride=2\n",
+        "[net]\nwidth=98\nheight=42\nchannels=3\n[convolutional]\nbatch_normalize=1\nfilters=16\nsize=3\nstride=1\n"
+        "pad=0\nactivation=relu\n[maxpool]\nsize=2\nstride=2\n",
+    };
+    for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++)
+        for (int q = 0; q < 2; q++) { /* the pool's output fused, the layer's alone */
+            size_t na = 0, nb = 0;
+            float *a = first_run(cfgs[i], 1, q ? 0 : 1, !q, &na), *b = first_run(cfgs[i], 2, q ? 0 : 1, !q, &nb);
+            CHECK_MSG(a && b && na == nb && memcmp(a, b, na * sizeof *a) == 0,
+                      "case %zu %s: AVX-512 and AVX2 Winograd sums differ", i, q ? "alone" : "pooled");
+            free(a);
+            free(b);
+        }
+}
+
 /* The first-layer kernel, forced on where the CPU has AVX2 and FMA (on
  * AVX-512 CPUs it is otherwise left to oneDNN): 3x3/1, padding 1 and 0,
  * 1-3 channels, widths that are and are not multiples of 16 (a last block of 8 columns
@@ -481,9 +530,15 @@ static void test_conv_first(void)
         printf("     no AVX2 + FMA here: the first-layer kernel does not run\n");
         return;
     }
-    int n = 0;
+    int n = 0, runs = 0;
+    /* an image's 16 filters by Winograd's sums (1: AVX-512 where the CPU has
+     * it, 2: AVX2), and directly (0) */
+    for (int mode = 0; mode < 3; mode++)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         for (int a = 0; a < 3; a++) {
+            if (mode && !(cases[i].c == 3 && cases[i].f == 16)) continue;
+            fpi_conv_first_wino(mode ? mode : 0);
+            runs++;
             char cfg[512], what[160];
             snprintf(cfg, sizeof cfg,
                      "[net]\nwidth=%d\nheight=%d\nchannels=%d\n[convolutional]\nbatch_normalize=%d\nfilters=%d\n"
@@ -497,6 +552,8 @@ static void test_conv_first(void)
                 CHECK_OK(fp_net_init_weights_random(net, 5));
                 CHECK_OK(fp_net_setup(net));
                 CHECK_MSG(net->layers[0].conv_first == 1, "%s: not taken by the first-layer kernel", what);
+                CHECK_MSG((net->layers[0].first_wino != NULL) == (mode && cases[i].c == 3 && cases[i].f == 16),
+                          "%s: Winograd's sums %d in mode %d", what, net->layers[0].first_wino != NULL, mode);
                 fp_net_destroy(net);
             }
             for (int t = 1; t <= 2; t++) n += check_layer(cfg, what, t, fpi_conv_first, NEEDS_NOTHING, TOL);
@@ -506,7 +563,8 @@ static void test_conv_first(void)
             snprintf(what + strlen(what), sizeof what - strlen(what), " + 2x2/2 max pool");
             check_conv_pool(cfg, what, ow % 2 == 0 && oh % 2 == 0);
         }
-    CHECK_MSG(n == 2 * 3 * (int)(sizeof cases / sizeof cases[0]), "%d cases agree", n);
+    CHECK_MSG(n == 2 * runs, "%d of %d cases agree", n, 2 * runs);
+    fpi_conv_first_wino(1);
     fpi_conv_first_force(0);
 }
 
@@ -1046,8 +1104,9 @@ static void test_dnnl_chains(void)
                                   cases[i].name, j - 1, fpi_dnnl_dw_into(&net->layers[j - 1]), j);
                     }
                 /* the first layer's pooled rows made as the first of them needs them, and
-                 * that one's as the second needs them: a trunk of two stages */
-                if (t && cases[i].cfg == chain_face_even && net->layers[0].conv_first)
+                 * that one's as the second needs them: a trunk of two stages (AVX2 CPUs
+                 * without AVX-512, where the 1x1 vector kernel runs) */
+                if (t && cases[i].cfg == chain_face_even && net->layers[0].conv_first && !fpi_cpu_get()->avx512)
                     CHECK_MSG(net->layers[0].first_chain == 6, "%s: the first layer's trunk ends at %d, not 6",
                               cases[i].name, net->layers[0].first_chain);
                 /* the deep 3x3 layers cut by channels (17x14: 63 tiles) go to the Winograd
@@ -1352,6 +1411,7 @@ TEST_LIST = {
     {"dnnl_load", test_dnnl_load},
     {"conv_pool", test_conv_pool},
     {"conv_first", test_conv_first},
+    {"first_wino512", test_first_wino512},
     {"conv1x1", test_conv1x1},
     {"dw3x3", test_dw3x3},
     {"conv3x3", test_conv3x3},

@@ -12,7 +12,10 @@
 void fp_net_destroy(fp_net *net)
 {
     if (!net) return;
-    for (int i = 0; i < net->n && net->layers; i++) fpi_dnnl_layer_destroy(net->layers[i].dnnl);
+    for (int i = 0; i < net->n && net->layers; i++) {
+        fpi_dnnl_layer_destroy(net->layers[i].dnnl);
+        fpi_free(net->layers[i].first_wino);
+    }
     fpi_pool_destroy(net->pool);
     fpi_free_aligned(net->params);
     fpi_unmap(net->arena, net->arena_bytes);

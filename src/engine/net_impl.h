@@ -106,6 +106,8 @@ typedef struct fpi_layer {
     int first_hand_blk;       /* ... that layout's block: 8 (nChw8c) or 16 (nChw16c) */
     int first_chain;          /* the 1x1 layer its pooled rows are made for as it goes, through
                                * the depthwise layer between (fpi_first_chain_dnnl), or -1 */
+    float *first_wino;        /* the first-layer kernel's weights for Winograd's F(2x2, 3x3)
+                               * (fpi_first_setup; owned), or NULL: it sums directly */
 } fpi_layer;
 
 struct fpi_pool;

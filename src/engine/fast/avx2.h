@@ -46,6 +46,18 @@ __attribute__((target("avx2,fma"))) static inline void fpi_avx2_store_lanes(floa
     for (int j = 0; j < 8; j++) p[j * sl] = t[j];
 }
 
+/* Stores v's first n lanes at p (all 8 when n >= 8). */
+__attribute__((target("avx2,fma"))) static inline void fpi_avx2_store_part(float *p, __m256 v, int n)
+{
+    if (n >= 8) {
+        _mm256_storeu_ps(p, v);
+        return;
+    }
+    float t[8];
+    _mm256_storeu_ps(t, v);
+    for (int j = 0; j < n; j++) p[j] = t[j];
+}
+
 /* Loads lanes [0, 8) of a vmap at p, sl floats apart. */
 __attribute__((target("avx2,fma"))) static inline __m256 fpi_avx2_load_lanes(const float *p, size_t sl)
 {

@@ -1,5 +1,6 @@
 /* conv_first.c — a network's first convolution on x86-64 CPUs with AVX2
- * and FMA but no AVX-512: 3x3, stride 1, padding 1 or 0, up to 3 input channels
+ * and FMA but no AVX-512 (with AVX-512, an image's 16 filters only: the
+ * Winograd sums below): 3x3, stride 1, padding 1 or 0, up to 3 input channels
  * (an image), a multiple of 4 filters, linear / leaky / relu, at least 16
  * output columns; with the 2x2/2 max pool after it fused when that pool
  * alone reads it and the output's sides are even.
@@ -10,7 +11,7 @@
  * with its pool, in the engine's pieces, and this loop 3.5 ms (3.5 with
  * 24-column blocks where 16-column ones took 3.8, medians interleaved);
  * im2col + sgemm with k = 27 is no better. On AVX-512, oneDNN's kernel is
- * the faster one and keeps the layer.
+ * faster than the direct sums here, not than the Winograd ones.
  *
  * Per pair of output rows: each channel's four input rows are copied into
  * zero-padded rows (the padding becomes zeros, so the inner loop has no
@@ -32,7 +33,10 @@
  * image's 16 filters into that layout (the YOLO-tiny and face detector
  * first layers) go in groups of 6, 5 and 5 instead (12 and 10
  * accumulators, in assembly: fpi_first_pool16), with an 8 x 8 transpose
- * per block of 8 pooled columns and 8 filters. Work:
+ * per block of 8 pooled columns and 8 filters, when the Winograd sums
+ * below are off (fpi_conv_first_wino); by default an image's 16 filters
+ * take those, fused or not, with AVX2 and with AVX-512 (where the direct
+ * kernels leave first layers to oneDNN, this one takes them). Work:
  * bands of row pairs, handed out over the engine's pool, each task in its
  * own slot of the layer's workspace. */
 #include <limits.h>
@@ -74,6 +78,53 @@ enum { FPI_FIRST_COLS = 24 };
  * each split row holds (ints; 4 per channel). */
 enum { FPI_FIRST_HELD = 16 };
 
+/* Tiles per pass: two vectors of 8 (or one of 16 with AVX-512); floats
+ * of each of the two layouts of the transformed weights. */
+enum { FPI_FW_TILES = 16, FPI_FW_U16 = 16 * 16 * 4 };
+
+static int fpi_first_wino_off, fpi_first_wino_256;
+
+void fpi_conv_first_wino(int on)
+{
+    fpi_first_wino_off = !on;
+    fpi_first_wino_256 = on == 2;
+}
+
+/* Whether the Winograd sums run with AVX-512 (fpi_first_w16_pool). */
+static int fpi_first_w512(void) { return fpi_cpu_get()->avx512 && !fpi_first_wino_256; }
+
+/* Whether the layer's sums go by Winograd's transform: an image's 16 filters. */
+static int fpi_first_wino_takes(const fpi_layer *l) { return l->in.c == 3 && l->p.conv.filters == 16; }
+
+/* U = G g G' for each filter f and channel c (G's rows: (1, 0, 0),
+ * (1, 1, 1) / 2, (1, -1, 1) / 2, (0, 0, 1)), in double: point p's weights
+ * at u + (p * 16 + f) * 4 + c, channel 3 zero. */
+static float *fpi_first_wino_setup(const fpi_layer *l)
+{
+    float *u = fpi_malloc(FPI_FW_U16 * 2 * sizeof *u);
+    if (!u) return NULL;
+    for (int f = 0; f < 16; f++)
+        for (int c = 0; c < 4; c++) {
+            double t[4][3] = {{0}};
+            if (c < 3) {
+                const float *g = l->kernel + (size_t)f * 27 + c * 9;
+                for (int kx = 0; kx < 3; kx++) {
+                    double g0 = g[kx], g1 = g[3 + kx], g2 = g[6 + kx];
+                    t[0][kx] = g0, t[1][kx] = (g0 + g1 + g2) / 2, t[2][kx] = (g0 - g1 + g2) / 2, t[3][kx] = g2;
+                }
+            }
+            for (int a = 0; a < 4; a++) {
+                double v[4] = {t[a][0], (t[a][0] + t[a][1] + t[a][2]) / 2, (t[a][0] - t[a][1] + t[a][2]) / 2,
+                               t[a][2]};
+                for (int b = 0; b < 4; b++) {
+                    u[((a * 4 + b) * 16 + f) * 4 + c] = (float)v[b];
+                    if (c < 3) u[FPI_FW_U16 + ((a * 4 + b) * 3 + c) * 16 + f] = (float)v[b];
+                }
+            }
+        }
+    return u;
+}
+
 static int fpi_first_forced;
 
 void fpi_conv_first_force(int on) { fpi_first_forced = on; }
@@ -84,9 +135,21 @@ int fpi_conv_first_cpu(void)
     return c->avx2 && c->fma && (!c->avx512 || fpi_first_forced);
 }
 
+/* Whether the CPU runs the Winograd sums: AVX2 and FMA, with AVX-512 too,
+ * where the direct kernels leave the layer to oneDNN (on an AMD EPYC
+ * (Zen 5), one thread, the face detector's first layer with its pool,
+ * `fogpipe profile`: oneDNN 2.6's AVX-512 kernel 1.51 ms, these sums in
+ * AVX-512 0.89 ms, in AVX2 1.0). */
+static int fpi_first_wino_cpu(void)
+{
+    const fpi_cpu *c = fpi_cpu_get();
+    return c->avx2 && c->fma && !fpi_first_wino_off;
+}
+
 int fpi_conv_first_takes(const fpi_layer *l)
 {
-    if (l->op != FP_OP_CONVOLUTIONAL || !l->kernel || !l->bias || !fpi_conv_first_cpu()) return 0;
+    if (l->op != FP_OP_CONVOLUTIONAL || !l->kernel || !l->bias) return 0;
+    if (!fpi_conv_first_cpu() && !(fpi_first_wino_cpu() && fpi_first_wino_takes(l))) return 0;
     const fpi_conv_params *p = &l->p.conv;
     return p->groups == 1 && p->size == 3 && p->stride == 1 && (p->pad == 1 || p->pad == 0) && l->in.c >= 1 &&
            l->in.c <= 3 && p->filters % 4 == 0 && l->out.w >= 16 && l->out.w == l->in.w + 2 * p->pad - 2 &&
@@ -114,6 +177,7 @@ static fpi_first_geom fpi_first_geometry(const fpi_layer *l)
     /* pooled: each padded input row split into even and odd columns, pe
      * floats each (blocks of 8 pooled columns read 9) */
     g.pe = ((l->out.w / 2 + 7) / 8) * 8 + 8;
+    if (l->first_wino) g.pe = (((l->out.w + 1) / 2 + FPI_FW_TILES - 1) / FPI_FW_TILES) * FPI_FW_TILES + 8;
     size_t pad = (size_t)l->in.c * 4 * g.pw, rows = (size_t)l->p.conv.filters * 2 * g.wr;
     if (pad < FPI_FIRST_HELD + (size_t)l->in.c * 4 * 2 * g.pe) pad = FPI_FIRST_HELD + (size_t)l->in.c * 4 * 2 * g.pe;
     g.slot = (pad + rows + 15) & ~(size_t)15;
@@ -129,11 +193,17 @@ void fpi_first_setup(fp_net *net)
         if (!fpi_fast_enabled() || !fpi_conv_first_takes(l)) continue;
         l->conv_first = 1;
         l->conv_first_pool = fpi_fusable_pool(net, i) && l->out.h % 2 == 0 && l->out.w % 2 == 0;
+        fpi_free(l->first_wino);
+        l->first_wino = fpi_first_wino_cpu() && fpi_first_wino_takes(l) ? fpi_first_wino_setup(l) : NULL;
+        if (!l->first_wino && !fpi_conv_first_cpu()) { /* AVX-512: the Winograd sums or oneDNN */
+            l->conv_first = l->conv_first_pool = 0;
+            continue;
+        }
         fpi_first_geom g = fpi_first_geometry(l);
         size_t need = (size_t)g.bands * g.slot;
         if (need > l->workspace) l->workspace = need;
-        FPI_INFO("layer %d (%s): first-layer kernel (AVX2)%s", i, l->desc,
-                 l->conv_first_pool ? ", max pool fused" : "");
+        FPI_INFO("layer %d (%s): first-layer kernel (AVX2)%s%s", i, l->desc,
+                 l->first_wino ? ", Winograd F(2x2, 3x3)" : "", l->conv_first_pool ? ", max pool fused" : "");
     }
 }
 
@@ -431,6 +501,343 @@ __attribute__((target("avx2,fma"))) static void fpi_first_pool16(const float *co
     }
 }
 
+/* ---- Winograd's F(2x2, 3x3) for an image's 16 filters ------------------
+ *
+ * A pair of output rows and two output columns (a tile) come from 4 x 4
+ * padded input pixels: the pair's four rows, columns 2i .. 2i + 3 of tile
+ * i, which are the split rows' e[i], o[i], e[i + 1], o[i + 1] (the same
+ * loads as the direct sums'). Per tile and filter, Y = A' [U . V] A with
+ * V = B' d B per channel (adds only) and U = G g G' (fpi_first_wino_setup):
+ * 16 products per channel where the direct sums take 36 (wino.c for the
+ * deeper layers; Lavin and Gray 2016). With 3 channels and 16 filters the
+ * 16 points' products are small: per point, 3 broadcast weights per filter
+ * feed 3 FMAs into each of two vectors of 8 tiles, which go to a scratch;
+ * then per filter and 8 tiles the 16 points' sums give the tile's 4 outputs
+ * with 24 adds, and the fused 2x2 max takes 3 (the pool's windows are the
+ * tiles). The transforms only add, subtract and halve, so the sums differ
+ * from the direct ones by rounding alone; fused and unfused runs, which
+ * both take this path, give the same bits. */
+
+/* V = B' d B of tiles [i + 8t, i + 8t + 8) of the pair (eo, pe as
+ * fpi_first_eo reads them) in channel c: point p's at
+ * v + ((p * 3 + c) * 2 + t) * 8. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void fpi_first_wino_in(const float *const *eo,
+                                                                                      size_t pe, int i, int c, int t,
+                                                                                      float *v)
+{
+    __m256 d[4][4];
+    for (int r = 0; r < 4; r++) {
+        const float *re = eo[c * 4 + r] + i + 8 * t, *ro = re + pe;
+        d[r][0] = _mm256_loadu_ps(re), d[r][1] = _mm256_loadu_ps(ro);
+        d[r][2] = _mm256_loadu_ps(re + 1), d[r][3] = _mm256_loadu_ps(ro + 1);
+    }
+    for (int a = 0; a < 4; a++) {
+        /* B' d: the rows' combinations, column by column */
+        __m256 s[4];
+        for (int k = 0; k < 4; k++)
+            s[k] = a == 0   ? _mm256_sub_ps(d[0][k], d[2][k])
+                   : a == 1 ? _mm256_add_ps(d[1][k], d[2][k])
+                   : a == 2 ? _mm256_sub_ps(d[2][k], d[1][k])
+                            : _mm256_sub_ps(d[1][k], d[3][k]);
+        /* then B: the columns' */
+        float *o = v + ((a * 4 * 3 + c) * 2 + t) * 8;
+        _mm256_store_ps(o, _mm256_sub_ps(s[0], s[2]));
+        _mm256_store_ps(o + 3 * 2 * 8, _mm256_add_ps(s[1], s[2]));
+        _mm256_store_ps(o + 2 * 3 * 2 * 8, _mm256_sub_ps(s[2], s[1]));
+        _mm256_store_ps(o + 3 * 3 * 2 * 8, _mm256_sub_ps(s[1], s[3]));
+    }
+}
+
+/* Point p's products for the 16 filters (u: fpi_first_wino_setup's): the
+ * sums over the channels for filter f and vector t at
+ * m + ((f * 16 + p) * 2 + t) * 8. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void fpi_first_wino_point(const float *v,
+                                                                                         const float *u, int p,
+                                                                                         float *m)
+{
+    const float *vp = v + p * 3 * 2 * 8;
+    __m256 x00 = _mm256_load_ps(vp), x01 = _mm256_load_ps(vp + 8), x10 = _mm256_load_ps(vp + 16),
+           x11 = _mm256_load_ps(vp + 24), x20 = _mm256_load_ps(vp + 32), x21 = _mm256_load_ps(vp + 40);
+    const float *up = u + p * 16 * 4;
+    for (int f = 0; f < 16; f++) {
+        __m256 b = _mm256_broadcast_ss(up + f * 4);
+        __m256 s0 = _mm256_mul_ps(x00, b), s1 = _mm256_mul_ps(x01, b);
+        b = _mm256_broadcast_ss(up + f * 4 + 1);
+        s0 = _mm256_fmadd_ps(x10, b, s0), s1 = _mm256_fmadd_ps(x11, b, s1);
+        b = _mm256_broadcast_ss(up + f * 4 + 2);
+        s0 = _mm256_fmadd_ps(x20, b, s0), s1 = _mm256_fmadd_ps(x21, b, s1);
+        float *o = m + ((size_t)(f * 16 + p) * 2) * 8;
+        _mm256_store_ps(o, s0), _mm256_store_ps(o + 8, s1);
+    }
+}
+
+/* A' M A for the 8 tiles whose 16 points' sums are at m, 16 floats apart:
+ * y[0], y[1] the pair's first row's even and odd columns, y[2], y[3] the
+ * second's. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void fpi_first_wino_out(const float *m, __m256 *y)
+{
+    __m256 r0[4], r1[4];
+    for (int b = 0; b < 4; b++) {
+        __m256 m0 = _mm256_load_ps(m + b * 16), m1 = _mm256_load_ps(m + (4 + b) * 16),
+               m2 = _mm256_load_ps(m + (8 + b) * 16), m3 = _mm256_load_ps(m + (12 + b) * 16);
+        __m256 s = _mm256_sub_ps(m1, m2);
+        r0[b] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
+        r1[b] = _mm256_sub_ps(s, m3);
+    }
+    y[0] = _mm256_add_ps(_mm256_add_ps(r0[0], r0[1]), r0[2]);
+    y[1] = _mm256_sub_ps(_mm256_sub_ps(r0[1], r0[2]), r0[3]);
+    y[2] = _mm256_add_ps(_mm256_add_ps(r1[0], r1[1]), r1[2]);
+    y[3] = _mm256_sub_ps(_mm256_sub_ps(r1[1], r1[2]), r1[3]);
+}
+
+/* Stores block k's pooled columns (r[t][f]: filter f's 8 tiles of vector t)
+ * as fpi_first_wino_pool says. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void fpi_first_wino_store(__m256 r[2][16], float *o0,
+                                                                                         size_t psb, int blk, int i,
+                                                                                         int pwo)
+{
+    for (int t = 0; t < 2 && i + 8 * t < pwo; t++) {
+        int i8 = i + 8 * t, nv = pwo - i8 < 8 ? pwo - i8 : 8;
+        if (blk == 8) {
+            fpi_first_store8x8(r[t], o0 + (size_t)i8 * 8, nv);
+            fpi_first_store8x8(r[t] + 8, o0 + psb + (size_t)i8 * 8, nv);
+        } else if (blk) {
+            for (int f0 = 0; f0 < 16; f0 += 4)
+                fpi_first_store_blk(r[t] + f0, o0 + (size_t)(f0 / blk) * psb + (size_t)i8 * blk + f0 % blk, blk, nv);
+        } else {
+            for (int f = 0; f < 16; f++) fpi_avx2_store_part(o0 + (size_t)f * psb + i8, r[t][f], nv);
+        }
+    }
+}
+
+/* The pair's pooled row of the 16 filters by the transform: nChw8c
+ * (blk 8: o0, o1 the two blocks' row), or blocked by blk, or C x H x W
+ * (blk 0: filter f's row at o0 + f * psb). Software-pipelined: while the
+ * products of a block of 16 tiles are made (FMAs), the previous block's
+ * outputs are (adds and maxima, which other pipes run), point by point,
+ * one filter's per point. The face detector's pooled rows alone, one
+ * thread, on an AMD EPYC (Zen 5): 1.12 ms with the two one after the
+ * other, 0.96-0.97 pipelined, against 1.52-1.55 for the direct sums
+ * (fpi_first_pool16) interleaved in the same process (2 x 300 passes:
+ * 1.57x and 1.58x, medians of the pairs' ratios); with the input's
+ * transform pipelined too, 1.43-1.52x. */
+__attribute__((target("avx2,fma"))) static void fpi_first_wino_pool(const float *const *eo, size_t pe,
+                                                                    const fpi_layer *l, float *o0, size_t psb, int blk,
+                                                                    int pwo)
+{
+    float v[16 * 3 * 2 * 8] __attribute__((aligned(32)));
+    float m[2][16 * 16 * 2 * 8] __attribute__((aligned(32)));
+    __m256 r[2][16];
+    const float *u = l->first_wino;
+    int nb = (pwo + FPI_FW_TILES - 1) / FPI_FW_TILES;
+    for (int k = 0; k <= nb; k++) {
+        float *mc = m[k & 1];
+        const float *mp = m[(k + 1) & 1];
+        if (k < nb)
+            for (int c = 0; c < 3; c++)
+                for (int t = 0; t < 2; t++) fpi_first_wino_in(eo, pe, k * FPI_FW_TILES, c, t, v);
+        for (int p = 0; p < 16; p++) {
+            if (k < nb) fpi_first_wino_point(v, u, p, mc);
+            if (k == 0) continue;
+            for (int t = 0; t < 2; t++) {
+                /* filter p's pool: the 2x2 max in the direct kernel's order */
+                __m256 y[4];
+                fpi_first_wino_out(mp + ((size_t)p * 16 * 2 + t) * 8, y);
+                __m256 x = _mm256_max_ps(y[1], y[0]);
+                x = _mm256_max_ps(y[2], x);
+                x = _mm256_max_ps(y[3], x);
+                r[t][p] = fpi_first_act(x, l->bias[p], l->act);
+            }
+        }
+        if (k > 0) fpi_first_wino_store(r, o0, psb, blk, (k - 1) * FPI_FW_TILES, pwo);
+    }
+}
+
+/* The pair's output rows y (and y + 1 when nr is 2) of the 16 filters by
+ * the transform, after bias and activation, into out (C x H x W). */
+__attribute__((target("avx2,fma"))) static void fpi_first_wino_rows(const float *const *eo, size_t pe,
+                                                                    const fpi_layer *l, float *out, int y, int nr)
+{
+    int oh = l->out.h, ow = l->out.w, tiles = (ow + 1) / 2;
+    float v[16 * 3 * 2 * 8] __attribute__((aligned(32)));
+    float m[16 * 16 * 2 * 8] __attribute__((aligned(32)));
+    for (int i = 0; i < tiles; i += FPI_FW_TILES) {
+        for (int c = 0; c < 3; c++)
+            for (int t = 0; t < 2; t++) fpi_first_wino_in(eo, pe, i, c, t, v);
+        for (int p = 0; p < 16; p++) fpi_first_wino_point(v, l->first_wino, p, m);
+        for (int t = 0; t < 2 && i + 8 * t < tiles; t++) {
+            int x = 2 * (i + 8 * t);
+            for (int f = 0; f < 16; f++) {
+                __m256 yv[4], b = _mm256_set1_ps(l->bias[f]);
+                fpi_first_wino_out(m + ((size_t)f * 16 * 2 + t) * 8, yv);
+                for (int oy = 0; oy < nr; oy++) {
+                    __m256 e = fpi_avx2_bias_act(yv[2 * oy], b, l->act), od = fpi_avx2_bias_act(yv[2 * oy + 1], b, l->act);
+                    __m256 lo = _mm256_unpacklo_ps(e, od), hi = _mm256_unpackhi_ps(e, od);
+                    float *row = out + ((size_t)f * oh + y + oy) * ow + x;
+                    int n = ow - x;
+                    fpi_avx2_store_part(row, _mm256_permute2f128_ps(lo, hi, 0x20), n);
+                    if (n > 8) fpi_avx2_store_part(row + 8, _mm256_permute2f128_ps(lo, hi, 0x31), n - 8);
+                }
+            }
+        }
+    }
+}
+
+/* ---- the same sums with AVX-512: 16 filters to a vector ----------------
+ *
+ * Where the CPU has AVX-512 (oneDNN's kernels then run the other layers,
+ * handed nChw16c), a vector holds the 16 filters of one tile, so the
+ * pooled map comes out in nChw16c as it is made. The input's transform
+ * goes as above, 16 tiles to a vector, into a scratch the products read a
+ * tile at a time (each V scalar broadcast from memory into an FMA); per
+ * point the three channels' transformed weights stay in registers. The
+ * products and sums are those of the AVX2 path, in the same order: the
+ * same bits. */
+
+/* V of tiles [i, i + 16), channel c: point p's 16 tiles at v + (p * 3 + c) * 16. */
+__attribute__((target("avx512f"), always_inline)) static inline void fpi_first_w16_in(const float *const *eo, size_t pe,
+                                                                                    int i, int c, float *v)
+{
+    __m512 d[4][4];
+    for (int r = 0; r < 4; r++) {
+        const float *re = eo[c * 4 + r] + i, *ro = re + pe;
+        d[r][0] = _mm512_loadu_ps(re), d[r][1] = _mm512_loadu_ps(ro);
+        d[r][2] = _mm512_loadu_ps(re + 1), d[r][3] = _mm512_loadu_ps(ro + 1);
+    }
+    for (int a = 0; a < 4; a++) {
+        __m512 s[4];
+        for (int k = 0; k < 4; k++)
+            s[k] = a == 0   ? _mm512_sub_ps(d[0][k], d[2][k])
+                   : a == 1 ? _mm512_add_ps(d[1][k], d[2][k])
+                   : a == 2 ? _mm512_sub_ps(d[2][k], d[1][k])
+                            : _mm512_sub_ps(d[1][k], d[3][k]);
+        float *o = v + (a * 4 * 3 + c) * 16;
+        _mm512_store_ps(o, _mm512_sub_ps(s[0], s[2]));
+        _mm512_store_ps(o + 3 * 16, _mm512_add_ps(s[1], s[2]));
+        _mm512_store_ps(o + 2 * 3 * 16, _mm512_sub_ps(s[2], s[1]));
+        _mm512_store_ps(o + 3 * 3 * 16, _mm512_sub_ps(s[1], s[3]));
+    }
+}
+
+/* Point p's products of the 16 tiles (v: fpi_first_w16_in's; w: point p's
+ * weights, channel c's 16 filters at w + c * 16): tile j's at
+ * m + (j * 16 + p) * 16. */
+__attribute__((target("avx512f"), always_inline)) static inline void fpi_first_w16_point(const float *v,
+                                                                                       const float *w, int p, float *m)
+{
+    __m512 u0 = _mm512_loadu_ps(w), u1 = _mm512_loadu_ps(w + 16), u2 = _mm512_loadu_ps(w + 32);
+    const float *vp = v + p * 3 * 16;
+    for (int j = 0; j < 16; j++) {
+        __m512 s = _mm512_mul_ps(_mm512_set1_ps(vp[j]), u0);
+        s = _mm512_fmadd_ps(_mm512_set1_ps(vp[16 + j]), u1, s);
+        s = _mm512_fmadd_ps(_mm512_set1_ps(vp[32 + j]), u2, s);
+        _mm512_store_ps(m + ((size_t)j * 16 + p) * 16, s);
+    }
+}
+
+/* A' M A of one tile (its 16 points' sums at m, 16 floats apart), as
+ * fpi_first_wino_out. */
+__attribute__((target("avx512f"), always_inline)) static inline void fpi_first_w16_out(const float *m, __m512 *y)
+{
+    __m512 r0[4], r1[4];
+    for (int b = 0; b < 4; b++) {
+        __m512 m0 = _mm512_load_ps(m + b * 16), m1 = _mm512_load_ps(m + (4 + b) * 16),
+               m2 = _mm512_load_ps(m + (8 + b) * 16), m3 = _mm512_load_ps(m + (12 + b) * 16);
+        __m512 s = _mm512_sub_ps(m1, m2);
+        r0[b] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+        r1[b] = _mm512_sub_ps(s, m3);
+    }
+    y[0] = _mm512_add_ps(_mm512_add_ps(r0[0], r0[1]), r0[2]);
+    y[1] = _mm512_sub_ps(_mm512_sub_ps(r0[1], r0[2]), r0[3]);
+    y[2] = _mm512_add_ps(_mm512_add_ps(r1[0], r1[1]), r1[2]);
+    y[3] = _mm512_sub_ps(_mm512_sub_ps(r1[1], r1[2]), r1[3]);
+}
+
+/* act(v + b) as fpi_avx2_bias_act computes it. */
+__attribute__((target("avx512f"), always_inline)) static inline __m512 fpi_first_w16_act(__m512 v, __m512 b,
+                                                                                       fp_activation act)
+{
+    v = _mm512_add_ps(v, b);
+    if (act == FP_ACT_LINEAR) return v;
+    __mmask16 pos = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ);
+    __m512 neg = act == FP_ACT_LEAKY ? _mm512_mul_ps(v, _mm512_set1_ps(.1f)) : _mm512_setzero_ps();
+    return _mm512_mask_blend_ps(pos, neg, v);
+}
+
+/* Stores the 16 filters' values x of pooled column col: nChw16c / nChw8c
+ * (blk 16 / 8), or C x H x W (blk 0), as fpi_first_wino_pool says. */
+__attribute__((target("avx512f"), always_inline)) static inline void fpi_first_w16_store(float *o0, size_t psb, int blk,
+                                                                                       int col, __m512 x)
+{
+    if (blk == 16) {
+        _mm512_storeu_ps(o0 + (size_t)col * 16, x);
+    } else if (blk == 8) {
+        _mm256_storeu_ps(o0 + (size_t)col * 8, _mm512_castps512_ps256(x));
+        _mm256_storeu_ps(o0 + psb + (size_t)col * 8, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
+    } else {
+        float t[16];
+        _mm512_storeu_ps(t, x);
+        for (int f = 0; f < 16; f++) o0[(size_t)f * psb + col] = t[f];
+    }
+}
+
+/* fpi_first_wino_pool with AVX-512, pipelined the same way: while point
+ * p's products of a block of 16 tiles are made, tile p of the block
+ * before is pooled and stored. */
+__attribute__((target("avx512f"))) static void fpi_first_w16_pool(const float *const *eo, size_t pe,
+                                                                  const fpi_layer *l, float *o0, size_t psb, int blk,
+                                                                  int pwo)
+{
+    float v[16 * 3 * 16] __attribute__((aligned(64)));
+    float m[2][16 * 16 * 16] __attribute__((aligned(64)));
+    const float *u = l->first_wino + FPI_FW_U16;
+    __m512 bias = _mm512_loadu_ps(l->bias);
+    int nb = (pwo + 15) / 16;
+    for (int k = 0; k <= nb; k++) {
+        float *mc = m[k & 1];
+        const float *mp = m[(k + 1) & 1];
+        if (k < nb)
+            for (int c = 0; c < 3; c++) fpi_first_w16_in(eo, pe, k * 16, c, v);
+        for (int p = 0; p < 16; p++) {
+            if (k < nb) fpi_first_w16_point(v, u + p * 3 * 16, p, mc);
+            int col = (k - 1) * 16 + p;
+            if (k == 0 || col >= pwo) continue;
+            __m512 y[4];
+            fpi_first_w16_out(mp + (size_t)p * 16 * 16, y);
+            __m512 x = _mm512_max_ps(y[1], y[0]);
+            x = _mm512_max_ps(y[2], x);
+            x = _mm512_max_ps(y[3], x);
+            fpi_first_w16_store(o0, psb, blk, col, fpi_first_w16_act(x, bias, l->act));
+        }
+    }
+}
+
+/* fpi_first_wino_rows with AVX-512. */
+__attribute__((target("avx512f"))) static void fpi_first_w16_rows(const float *const *eo, size_t pe,
+                                                                  const fpi_layer *l, float *out, int y, int nr)
+{
+    int oh = l->out.h, ow = l->out.w, tiles = (ow + 1) / 2;
+    float v[16 * 3 * 16] __attribute__((aligned(64)));
+    float m[16 * 16 * 16] __attribute__((aligned(64)));
+    const float *u = l->first_wino + FPI_FW_U16;
+    __m512 bias = _mm512_loadu_ps(l->bias);
+    for (int i = 0; i < tiles; i += 16) {
+        for (int c = 0; c < 3; c++) fpi_first_w16_in(eo, pe, i, c, v);
+        for (int p = 0; p < 16; p++) fpi_first_w16_point(v, u + p * 3 * 16, p, m);
+        for (int j = 0; j < 16 && i + j < tiles; j++) {
+            __m512 yv[4];
+            fpi_first_w16_out(m + (size_t)j * 16 * 16, yv);
+            for (int q = 0; q < 2 * nr; q++) {
+                int x = 2 * (i + j) + (q & 1);
+                if (x >= ow) continue;
+                float t[16];
+                _mm512_storeu_ps(t, fpi_first_w16_act(yv[q], bias, l->act));
+                for (int f = 0; f < 16; f++) out[((size_t)f * oh + y + (q >> 1)) * ow + x] = t[f];
+            }
+        }
+    }
+}
+
 /* Filters f0..f0+3, pooled columns [i, i + 8) of the pair (nv of them
  * stored): both rows' sums, the 2x2 max in the reference's order ((0,0),
  * (0,1), (1,0), (1,1); MAXPS(v, m) is v > m ? v : m), then bias and
@@ -472,41 +879,61 @@ __attribute__((target("avx2,fma"))) static void fpi_first_block_pool(const float
     }
 }
 
+/* The pair's input rows (y - pad .. y - pad + 3 of each channel) split
+ * (fpi_first_split) into eo (channel c's row r at eo[c * 4 + r], its odd
+ * columns pe after), each split once for the two pairs that read it: a
+ * slot of 4 per channel (row iy in slot iy mod 4; fpi_first_rows_reset). */
+static void fpi_first_split_pair(const fpi_first_task *t, int y, float *pad, const float **eo)
+{
+    const fpi_layer *l = t->l;
+    int c_in = l->in.c, h = l->in.h, w = l->in.w, p = l->p.conv.pad;
+    size_t pe = (size_t)t->g.pe;
+    int *held = (int *)pad;
+    for (int c = 0; c < c_in; c++)
+        for (int r = 0; r < 4; r++) {
+            int iy = y - p + r, k = c * 4 + ((iy + 4) & 3);
+            float *e = pad + FPI_FIRST_HELD + (size_t)k * 2 * pe;
+            eo[c * 4 + r] = e;
+            if (held[k] == iy) continue;
+            held[k] = iy;
+            if (iy < 0 || iy >= h) {
+                memset(e, 0, 2 * pe * sizeof *e);
+                continue;
+            }
+            fpi_first_split(t->rows ? t->rows->row(t->rows->ctx, c, iy) : t->in + ((size_t)c * h + iy) * w, w, p, e,
+                            e + pe, (int)pe);
+            /* the row the next pair splits asked for now: the input
+             * comes from memory (the preparation streams it there);
+             * the face detector end to end, one thread, median of
+             * 12 alternating runs of 100: 1.012x, no run slower */
+            if (!t->rows && iy + 2 < h) fpi_prefetch(t->in + ((size_t)c * h + iy + 2) * w, (size_t)w * sizeof(float));
+        }
+}
+
 /* Output rows y and y + 1 (when there is one) of every filter. */
 static void fpi_first_pair(const fpi_first_task *t, int y, float *pad, float *rows)
 {
     const fpi_layer *l = t->l;
-    int c_in = l->in.c, h = l->in.h, w = l->in.w, oh = l->out.h, ow = l->out.w, f_n = l->p.conv.filters;
+    int c_in = l->in.c, oh = l->out.h, ow = l->out.w, f_n = l->p.conv.filters;
     int pw = t->g.pw, wr = t->g.wr, nr = y + 1 < oh ? 2 : 1, p = l->p.conv.pad;
-    size_t ksz = (size_t)c_in * 9, fstride = 2 * (size_t)wr;
+    size_t ksz = (size_t)c_in * 9, fstride = 2 * (size_t)wr, pe = (size_t)t->g.pe;
+    const float *eo[12];
+    if (l->first_wino) {
+        fpi_first_split_pair(t, y, pad, eo);
+        if (!t->pooled) {
+            (fpi_first_w512() ? fpi_first_w16_rows : fpi_first_wino_rows)(eo, pe, l, t->out, y, nr);
+            return;
+        }
+        int row = y / 2 - t->py0, pwo = ow / 2;
+        (fpi_first_w512() ? fpi_first_w16_pool : fpi_first_wino_pool)(
+            eo, pe, l, t->pooled + (size_t)row * pwo * (t->blk ? t->blk : 1), t->psb, t->blk, pwo);
+        return;
+    }
     if (t->pooled) {
-        /* the rows split (fpi_first_split), then pooled block by block,
-         * straight into the pool's output: C x H x W, or blocked (filters
-         * f0..f0+3 are lanes f0 % blk.. of block f0 / blk) */
-        size_t pe = (size_t)t->g.pe;
-        /* each input row split once for the two pairs that read it: a slot
-         * of 4 per channel (row iy in slot iy mod 4; fpi_first_rows_reset) */
-        int *held = (int *)pad;
-        const float *eo[12];
-        for (int c = 0; c < c_in; c++)
-            for (int r = 0; r < 4; r++) {
-                int iy = y - p + r, k = c * 4 + ((iy + 4) & 3);
-                float *e = pad + FPI_FIRST_HELD + (size_t)k * 2 * pe;
-                eo[c * 4 + r] = e;
-                if (held[k] == iy) continue;
-                held[k] = iy;
-                if (iy < 0 || iy >= h) {
-                    memset(e, 0, 2 * pe * sizeof *e);
-                    continue;
-                }
-                fpi_first_split(t->rows ? t->rows->row(t->rows->ctx, c, iy) : t->in + ((size_t)c * h + iy) * w, w, p,
-                                e, e + pe, (int)pe);
-                /* the row the next pair splits asked for now: the input
-                 * comes from memory (the preparation streams it there);
-                 * the face detector end to end, one thread, median of
-                 * 12 alternating runs of 100: 1.012x, no run slower */
-                if (!t->rows && iy + 2 < h) fpi_prefetch(t->in + ((size_t)c * h + iy + 2) * w, (size_t)w * sizeof(float));
-            }
+        /* the rows split, then pooled block by block, straight into the
+         * pool's output: C x H x W, or blocked (filters f0..f0+3 are
+         * lanes f0 % blk.. of block f0 / blk) */
+        fpi_first_split_pair(t, y, pad, eo);
         int ph = oh / 2, pwo = ow / 2, blk = t->blk;
         if (c_in == 3 && f_n == 16 && blk == 8) {
             float *o = t->pooled + (size_t)(y / 2 - t->py0) * pwo * blk;
@@ -523,6 +950,7 @@ static void fpi_first_pair(const fpi_first_task *t, int y, float *pad, float *ro
         }
         return;
     }
+    int h = l->in.h, w = l->in.w;
     for (int c = 0; c < c_in; c++)
         for (int r = 0; r < 4; r++) {
             float *d = pad + ((size_t)c * 4 + r) * pw;
@@ -553,7 +981,7 @@ static void fpi_first_task_run(int k, void *vctx)
 {
     fpi_first_task *t = vctx;
     float *pad = t->ws + (size_t)k * t->g.slot, *rows = pad + (size_t)t->l->in.c * 4 * t->g.pw;
-    if (t->pooled) fpi_first_rows_reset(t->l, pad);
+    if (t->pooled || t->l->first_wino) fpi_first_rows_reset(t->l, pad);
     for (int b; (b = atomic_fetch_add(&t->next, 1)) < t->g.bands;) {
         int p1 = (b + 1) * t->g.per < t->g.pairs ? (b + 1) * t->g.per : t->g.pairs;
         for (int p = b * t->g.per; p < p1; p++) fpi_first_pair(t, 2 * p, pad, rows);
@@ -606,6 +1034,7 @@ int fpi_conv_pool_first(const fpi_layer *l, const fpi_layer *pool, const float *
 #else /* elsewhere: the other kernels */
 
 void fpi_conv_first_force(int on) { (void)on; }
+void fpi_conv_first_wino(int on) { (void)on; }
 int fpi_conv_first_cpu(void) { return 0; }
 int fpi_conv_first_takes(const fpi_layer *l) { return 0; }
 void fpi_first_setup(fp_net *net) { (void)net; }

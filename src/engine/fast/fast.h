@@ -306,6 +306,11 @@ int fpi_conv_first_takes(const fpi_layer *l);
  * before fp_net_setup). Not thread-safe. */
 void fpi_conv_first_force(int on);
 
+/* Test and benchmark hook: whether the first-layer kernel sums an image's
+ * 16 filters by Winograd's F(2x2, 3x3) (on, the default) or directly (set
+ * before fp_net_setup). Not thread-safe. */
+void fpi_conv_first_wino(int on);
+
 /* Marks the layers in the network's range the first-layer kernel runs
  * (l->conv_first; l->conv_first_pool where the 2x2/2 max pool after it
  * runs fused: fpi_fusable_pool, even output sides) and grows their
