@@ -719,34 +719,38 @@ __attribute__((target("avx512f"), always_inline)) static inline void fpi_first_w
     }
 }
 
-/* Point p's products of the 16 tiles (v: fpi_first_w16_in's; w: point p's
- * weights, channel c's 16 filters at w + c * 16): tile j's at
- * m + (j * 16 + p) * 16. */
-__attribute__((target("avx512f"), always_inline)) static inline void fpi_first_w16_point(const float *v,
-                                                                                       const float *w, int p, float *m)
+/* Column b's four points (a, b) of the 16 tiles: their products (v:
+ * fpi_first_w16_in's; u: the weights, point p's channel c's 16 filters at
+ * u + (p * 3 + c) * 16, all 12 in registers), then at once A' of them, the
+ * output transform's first half: tile j's two sums at
+ * m + (j * 4 + b) * 2 * 16 (rows 0 and 1 of A'). The same operations in
+ * the same order as fpi_first_wino_out's. */
+__attribute__((target("avx512f"), always_inline)) static inline void fpi_first_w16_col(const float *v,
+                                                                                     const float *u, int b, float *m)
 {
-    __m512 u0 = _mm512_loadu_ps(w), u1 = _mm512_loadu_ps(w + 16), u2 = _mm512_loadu_ps(w + 32);
-    const float *vp = v + p * 3 * 16;
+    __m512 w[4][3];
+    for (int a = 0; a < 4; a++)
+        for (int c = 0; c < 3; c++) w[a][c] = _mm512_loadu_ps(u + ((a * 4 + b) * 3 + c) * 16);
     for (int j = 0; j < 16; j++) {
-        __m512 s = _mm512_mul_ps(_mm512_set1_ps(vp[j]), u0);
-        s = _mm512_fmadd_ps(_mm512_set1_ps(vp[16 + j]), u1, s);
-        s = _mm512_fmadd_ps(_mm512_set1_ps(vp[32 + j]), u2, s);
-        _mm512_store_ps(m + ((size_t)j * 16 + p) * 16, s);
+        __m512 s[4];
+        for (int a = 0; a < 4; a++) {
+            const float *vp = v + (a * 4 + b) * 3 * 16 + j;
+            s[a] = _mm512_mul_ps(_mm512_set1_ps(vp[0]), w[a][0]);
+            s[a] = _mm512_fmadd_ps(_mm512_set1_ps(vp[16]), w[a][1], s[a]);
+            s[a] = _mm512_fmadd_ps(_mm512_set1_ps(vp[32]), w[a][2], s[a]);
+        }
+        float *o = m + ((size_t)j * 4 + b) * 2 * 16;
+        _mm512_store_ps(o, _mm512_add_ps(_mm512_add_ps(s[0], s[1]), s[2]));
+        _mm512_store_ps(o + 16, _mm512_sub_ps(_mm512_sub_ps(s[1], s[2]), s[3]));
     }
 }
 
-/* A' M A of one tile (its 16 points' sums at m, 16 floats apart), as
- * fpi_first_wino_out. */
+/* The output transform's second half for one tile (its 8 sums at m, as
+ * fpi_first_w16_col leaves them): y as fpi_first_wino_out's. */
 __attribute__((target("avx512f"), always_inline)) static inline void fpi_first_w16_out(const float *m, __m512 *y)
 {
     __m512 r0[4], r1[4];
-    for (int b = 0; b < 4; b++) {
-        __m512 m0 = _mm512_load_ps(m + b * 16), m1 = _mm512_load_ps(m + (4 + b) * 16),
-               m2 = _mm512_load_ps(m + (8 + b) * 16), m3 = _mm512_load_ps(m + (12 + b) * 16);
-        __m512 s = _mm512_sub_ps(m1, m2);
-        r0[b] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
-        r1[b] = _mm512_sub_ps(s, m3);
-    }
+    for (int b = 0; b < 4; b++) r0[b] = _mm512_load_ps(m + b * 32), r1[b] = _mm512_load_ps(m + b * 32 + 16);
     y[0] = _mm512_add_ps(_mm512_add_ps(r0[0], r0[1]), r0[2]);
     y[1] = _mm512_sub_ps(_mm512_sub_ps(r0[1], r0[2]), r0[3]);
     y[2] = _mm512_add_ps(_mm512_add_ps(r1[0], r1[1]), r1[2]);
@@ -781,15 +785,15 @@ __attribute__((target("avx512f"), always_inline)) static inline void fpi_first_w
     }
 }
 
-/* fpi_first_wino_pool with AVX-512, pipelined the same way: while point
- * p's products of a block of 16 tiles are made, tile p of the block
- * before is pooled and stored. */
+/* fpi_first_wino_pool with AVX-512, pipelined the same way: while column
+ * b's products of a block of 16 tiles are made, tiles 4b .. 4b + 3 of the
+ * block before are pooled and stored. */
 __attribute__((target("avx512f"))) static void fpi_first_w16_pool(const float *const *eo, size_t pe,
                                                                   const fpi_layer *l, float *o0, size_t psb, int blk,
                                                                   int pwo)
 {
     float v[16 * 3 * 16] __attribute__((aligned(64)));
-    float m[2][16 * 16 * 16] __attribute__((aligned(64)));
+    float m[2][16 * 8 * 16] __attribute__((aligned(64)));
     const float *u = l->first_wino + FPI_FW_U16;
     __m512 bias = _mm512_loadu_ps(l->bias);
     int nb = (pwo + 15) / 16;
@@ -798,16 +802,18 @@ __attribute__((target("avx512f"))) static void fpi_first_w16_pool(const float *c
         const float *mp = m[(k + 1) & 1];
         if (k < nb)
             for (int c = 0; c < 3; c++) fpi_first_w16_in(eo, pe, k * 16, c, v);
-        for (int p = 0; p < 16; p++) {
-            if (k < nb) fpi_first_w16_point(v, u + p * 3 * 16, p, mc);
-            int col = (k - 1) * 16 + p;
-            if (k == 0 || col >= pwo) continue;
-            __m512 y[4];
-            fpi_first_w16_out(mp + (size_t)p * 16 * 16, y);
-            __m512 x = _mm512_max_ps(y[1], y[0]);
-            x = _mm512_max_ps(y[2], x);
-            x = _mm512_max_ps(y[3], x);
-            fpi_first_w16_store(o0, psb, blk, col, fpi_first_w16_act(x, bias, l->act));
+        for (int b = 0; b < 4; b++) {
+            if (k < nb) fpi_first_w16_col(v, u, b, mc);
+            for (int j = 4 * b; j < 4 * b + 4 && k > 0; j++) {
+                int col = (k - 1) * 16 + j;
+                if (col >= pwo) break;
+                __m512 y[4];
+                fpi_first_w16_out(mp + (size_t)j * 8 * 16, y);
+                __m512 x = _mm512_max_ps(y[1], y[0]);
+                x = _mm512_max_ps(y[2], x);
+                x = _mm512_max_ps(y[3], x);
+                fpi_first_w16_store(o0, psb, blk, col, fpi_first_w16_act(x, bias, l->act));
+            }
         }
     }
 }
@@ -818,15 +824,15 @@ __attribute__((target("avx512f"))) static void fpi_first_w16_rows(const float *c
 {
     int oh = l->out.h, ow = l->out.w, tiles = (ow + 1) / 2;
     float v[16 * 3 * 16] __attribute__((aligned(64)));
-    float m[16 * 16 * 16] __attribute__((aligned(64)));
+    float m[16 * 8 * 16] __attribute__((aligned(64)));
     const float *u = l->first_wino + FPI_FW_U16;
     __m512 bias = _mm512_loadu_ps(l->bias);
     for (int i = 0; i < tiles; i += 16) {
         for (int c = 0; c < 3; c++) fpi_first_w16_in(eo, pe, i, c, v);
-        for (int p = 0; p < 16; p++) fpi_first_w16_point(v, u + p * 3 * 16, p, m);
+        for (int b = 0; b < 4; b++) fpi_first_w16_col(v, u, b, m);
         for (int j = 0; j < 16 && i + j < tiles; j++) {
             __m512 yv[4];
-            fpi_first_w16_out(m + (size_t)j * 16 * 16, yv);
+            fpi_first_w16_out(m + (size_t)j * 8 * 16, yv);
             for (int q = 0; q < 2 * nr; q++) {
                 int x = 2 * (i + j) + (q & 1);
                 if (x >= ow) continue;
