@@ -139,7 +139,7 @@ int fpi_conv_first_cpu(void)
  * where the direct kernels leave the layer to oneDNN (on an AMD EPYC
  * (Zen 5), one thread, the face detector's first layer with its pool,
  * `fogpipe profile`: oneDNN 2.6's AVX-512 kernel 1.51 ms, these sums in
- * AVX-512 0.89 ms, in AVX2 1.0). */
+ * AVX-512 0.74 ms). */
 static int fpi_first_wino_cpu(void)
 {
     const fpi_cpu *c = fpi_cpu_get();
