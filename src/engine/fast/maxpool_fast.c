@@ -206,76 +206,86 @@ static inline void fpi_maxpool_vec_block(const float *restrict ib, float *restri
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-/* fpi_maxpool_vec_block for 8 whole lanes, one vector each (sl 1), with
- * AVX2: each window's cells in the reference's order (m = -FLT_MAX, then
- * MAXPS(v, m): v > m ? v : m), 2x2 windows inside the map with their four
- * loads unrolled. The portable block, built for AVX2 by its clone, took
- * 5.5-6 ns per output vector on the face detector's last pool (2x2/1 over
- * 13x13x512 in cache, one thread, an AMD EPYC: 0.06 ms): its maxima blended
- * in integer vectors, its window bounds and strides reloaded from memory for
- * each; this one 3-3.5 ns. */
-__attribute__((target("avx2"), always_inline)) static inline __m256
-fpi_maxpool_vec8_window(const float *rows, size_t sx, size_t sy, int ya, int yb, int px, int w, int k, int s,
-                        int before)
-{
-    int xa = px * s - before, xb = xa + k;
-    if (xa < 0) xa = 0;
-    if (xb > w) xb = w;
-    __m256 m = _mm256_set1_ps(-FLT_MAX);
-    const float *r = rows + (size_t)xa * sx;
-    for (int y = ya; y < yb; y++, r += sy)
-        for (int x = 0; x < xb - xa; x++) m = _mm256_max_ps(_mm256_loadu_ps(r + (size_t)x * sx), m);
-    return m;
-}
-
-__attribute__((target("avx2"))) static void fpi_maxpool_vec8_avx2(const float *ib, float *ob, const fpi_vmap *in,
-                                                                 const fpi_vmap *out, int r0, int r1, int w,
-                                                                 int py0, int py1, int pw, int k, int s,
-                                                                 int before)
-{
-    const size_t sx = in->sx, sy = in->sy, osx = out->sx, osy = out->sy;
-    /* output columns [pa, pb): windows inside the row */
-    int pa = (before + s - 1) / s, pb = w - k + before >= 0 ? (w - k + before) / s + 1 : 0;
-    if (pb > pw) pb = pw;
-    if (pa > pb) pa = pb;
-    for (int py = py0; py < py1; py++) {
-        int ya = py * s - before, yb = ya + k;
-        if (ya < r0) ya = r0;
-        if (yb > r1) yb = r1;
-        const float *rows = ib + (size_t)(ya - r0) * sy;
-        float *o = ob + (size_t)(py - py0) * osy;
-        int px = 0;
-        for (; px < pa; px++)
-            _mm256_storeu_ps(o + (size_t)px * osx, fpi_maxpool_vec8_window(rows, sx, sy, ya, yb, px, w, k, s, before));
-        if (k == 2 && yb - ya == 2 && px < pb) {
-            const __m256 lowest = _mm256_set1_ps(-FLT_MAX);
-            const float *r = rows + ((size_t)pa * s - before) * sx;
-            for (; px < pb; px++, r += (size_t)s * sx) {
-                __m256 m = _mm256_max_ps(_mm256_loadu_ps(r), lowest);
-                m = _mm256_max_ps(_mm256_loadu_ps(r + sx), m);
-                m = _mm256_max_ps(_mm256_loadu_ps(r + sy), m);
-                m = _mm256_max_ps(_mm256_loadu_ps(r + sy + sx), m);
-                _mm256_storeu_ps(o + (size_t)px * osx, m);
-            }
-        }
-        for (; px < pw; px++)
-            _mm256_storeu_ps(o + (size_t)px * osx, fpi_maxpool_vec8_window(rows, sx, sy, ya, yb, px, w, k, s, before));
+/* fpi_maxpool_vec_block for whole blocks of 8 (AVX2) or 16 (AVX-512)
+ * lanes, one vector each (sl 1): each window's cells in the reference's
+ * order (m = -FLT_MAX, then MAXPS(v, m): v > m ? v : m), 2x2 windows inside
+ * the map with their four loads unrolled. The portable block, built for
+ * AVX2 by its clone, took 5.5-6 ns per output vector on the face detector's
+ * last pool (2x2/1 over 13x13x512 in cache, one thread, an AMD EPYC (Zen
+ * 3): 0.06 ms): its maxima blended in integer vectors, its window bounds
+ * and strides reloaded from memory for each; the AVX2 loop 3-3.5 ns. With
+ * AVX-512 (nChw16c, Zen 5) the portable clone was 10% of the face
+ * detector's time in `perf` (the pools fused into oneDNN's layers). One
+ * body for both: V the vector type, P the intrinsics' prefix. */
+#define FPI_MAXPOOL_VEC_KERNEL(L, V, P, TARGET)                                                                        \
+    __attribute__((target(TARGET), always_inline)) static inline V fpi_maxpool_vec##L##_window(                       \
+        const float *rows, size_t sx, size_t sy, int ya, int yb, int px, int w, int k, int s, int before)              \
+    {                                                                                                                  \
+        int xa = px * s - before, xb = xa + k;                                                                         \
+        if (xa < 0) xa = 0;                                                                                            \
+        if (xb > w) xb = w;                                                                                            \
+        V m = P##_set1_ps(-FLT_MAX);                                                                                   \
+        const float *r = rows + (size_t)xa * sx;                                                                       \
+        for (int y = ya; y < yb; y++, r += sy)                                                                         \
+            for (int x = 0; x < xb - xa; x++) m = P##_max_ps(P##_loadu_ps(r + (size_t)x * sx), m);                     \
+        return m;                                                                                                      \
+    }                                                                                                                  \
+                                                                                                                       \
+    __attribute__((target(TARGET))) static void fpi_maxpool_vec##L##_x86(const float *ib, float *ob, const fpi_vmap *in, \
+                                                                         const fpi_vmap *out, int r0, int r1, int w,   \
+                                                                         int py0, int py1, int pw, int k, int s,       \
+                                                                         int before)                                   \
+    {                                                                                                                  \
+        const size_t sx = in->sx, sy = in->sy, osx = out->sx, osy = out->sy;                                           \
+        /* output columns [pa, pb): windows inside the row */                                                          \
+        int pa = (before + s - 1) / s, pb = w - k + before >= 0 ? (w - k + before) / s + 1 : 0;                       \
+        if (pb > pw) pb = pw;                                                                                          \
+        if (pa > pb) pa = pb;                                                                                          \
+        for (int py = py0; py < py1; py++) {                                                                           \
+            int ya = py * s - before, yb = ya + k;                                                                     \
+            if (ya < r0) ya = r0;                                                                                      \
+            if (yb > r1) yb = r1;                                                                                      \
+            const float *rows = ib + (size_t)(ya - r0) * sy;                                                           \
+            float *o = ob + (size_t)(py - py0) * osy;                                                                  \
+            int px = 0;                                                                                                \
+            for (; px < pa; px++)                                                                                      \
+                P##_storeu_ps(o + (size_t)px * osx,                                                                    \
+                              fpi_maxpool_vec##L##_window(rows, sx, sy, ya, yb, px, w, k, s, before));                 \
+            if (k == 2 && yb - ya == 2 && px < pb) {                                                                   \
+                const V lowest = P##_set1_ps(-FLT_MAX);                                                                \
+                const float *r = rows + ((size_t)pa * s - before) * sx;                                                \
+                for (; px < pb; px++, r += (size_t)s * sx) {                                                           \
+                    V m = P##_max_ps(P##_loadu_ps(r), lowest);                                                         \
+                    m = P##_max_ps(P##_loadu_ps(r + sx), m);                                                           \
+                    m = P##_max_ps(P##_loadu_ps(r + sy), m);                                                           \
+                    m = P##_max_ps(P##_loadu_ps(r + sy + sx), m);                                                      \
+                    P##_storeu_ps(o + (size_t)px * osx, m);                                                            \
+                }                                                                                                      \
+            }                                                                                                          \
+            for (; px < pw; px++)                                                                                      \
+                P##_storeu_ps(o + (size_t)px * osx,                                                                    \
+                              fpi_maxpool_vec##L##_window(rows, sx, sy, ya, yb, px, w, k, s, before));                 \
+        }                                                                                                              \
     }
-}
+FPI_MAXPOOL_VEC_KERNEL(8, __m256, _mm256, "avx2")
+FPI_MAXPOOL_VEC_KERNEL(16, __m512, _mm512, "avx512f")
+#undef FPI_MAXPOOL_VEC_KERNEL
 #endif
 
 FPI_SIMD_CLONES void fpi_maxpool_vec(const fpi_vmap *in, const fpi_vmap *out, int nb, int lanes, int last, int r0,
                                      int r1, int w, int py0, int py1, int pw, int k, int s, int before)
 {
 #if defined(__x86_64__)
-    if (lanes == 8 && in->sl == 1 && out->sl == 1 && fpi_cpu_get()->avx2) {
+    const fpi_cpu *cpu = fpi_cpu_get();
+    if ((lanes == 8 ? cpu->avx2 : lanes == 16 && cpu->avx512) && in->sl == 1 && out->sl == 1) {
         for (int b = 0; b < nb; b++) {
             const float *ib = in->p + (size_t)b * in->sb;
             float *ob = out->p + (size_t)b * out->sb;
-            if (b < nb - 1 || last == 8)
-                fpi_maxpool_vec8_avx2(ib, ob, in, out, r0, r1, w, py0, py1, pw, k, s, before);
+            if (b < nb - 1 || last == lanes)
+                (lanes == 8 ? fpi_maxpool_vec8_x86 : fpi_maxpool_vec16_x86)(ib, ob, in, out, r0, r1, w, py0, py1, pw,
+                                                                            k, s, before);
             else
-                fpi_maxpool_vec_block(ib, ob, in, out, 8, last, r0, r1, w, py0, py1, pw, k, s, before);
+                fpi_maxpool_vec_block(ib, ob, in, out, lanes, last, r0, r1, w, py0, py1, pw, k, s, before);
         }
         return;
     }
