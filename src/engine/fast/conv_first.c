@@ -785,36 +785,56 @@ __attribute__((target("avx512f"), always_inline)) static inline void fpi_first_w
     }
 }
 
-/* fpi_first_wino_pool with AVX-512, pipelined the same way: while column
- * b's products of a block of 16 tiles are made, tiles 4b .. 4b + 3 of the
- * block before are pooled and stored. */
+/* Column 3's points of the 16 tiles as fpi_first_w16_col makes them, then
+ * each tile finished at once (the other columns' sums from m), pooled, and
+ * stored (pooled column col0 + j; those from pwo on are not): the output
+ * transform's adds and the maxima run beside this column's FMAs. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+fpi_first_w16_last(const float *v, const float *u, const float *m, int col0, int pwo, float *o0, size_t psb, int blk,
+                   __m512 bias, fp_activation act)
+{
+    __m512 w[4][3];
+    for (int a = 0; a < 4; a++)
+        for (int c = 0; c < 3; c++) w[a][c] = _mm512_loadu_ps(u + ((a * 4 + 3) * 3 + c) * 16);
+    for (int j = 0; j < 16 && col0 + j < pwo; j++) {
+        __m512 s[4];
+        for (int a = 0; a < 4; a++) {
+            const float *vp = v + (a * 4 + 3) * 3 * 16 + j;
+            s[a] = _mm512_mul_ps(_mm512_set1_ps(vp[0]), w[a][0]);
+            s[a] = _mm512_fmadd_ps(_mm512_set1_ps(vp[16]), w[a][1], s[a]);
+            s[a] = _mm512_fmadd_ps(_mm512_set1_ps(vp[32]), w[a][2], s[a]);
+        }
+        const float *t = m + (size_t)j * 8 * 16;
+        __m512 r03 = _mm512_add_ps(_mm512_add_ps(s[0], s[1]), s[2]);
+        __m512 r13 = _mm512_sub_ps(_mm512_sub_ps(s[1], s[2]), s[3]);
+        __m512 r00 = _mm512_load_ps(t), r10 = _mm512_load_ps(t + 16), r01 = _mm512_load_ps(t + 32),
+               r11 = _mm512_load_ps(t + 48), r02 = _mm512_load_ps(t + 64), r12 = _mm512_load_ps(t + 80);
+        __m512 y0 = _mm512_add_ps(_mm512_add_ps(r00, r01), r02);
+        __m512 y1 = _mm512_sub_ps(_mm512_sub_ps(r01, r02), r03);
+        __m512 y2 = _mm512_add_ps(_mm512_add_ps(r10, r11), r12);
+        __m512 y3 = _mm512_sub_ps(_mm512_sub_ps(r11, r12), r13);
+        __m512 x = _mm512_max_ps(y1, y0);
+        x = _mm512_max_ps(y2, x);
+        x = _mm512_max_ps(y3, x);
+        fpi_first_w16_store(o0, psb, blk, col0 + j, fpi_first_w16_act(x, bias, act));
+    }
+}
+
+/* fpi_first_wino_pool with AVX-512: per block of 16 tiles, the input's
+ * transform, columns 0-2 (fpi_first_w16_col), then column 3 with each
+ * tile finished (fpi_first_w16_last). */
 __attribute__((target("avx512f"))) static void fpi_first_w16_pool(const float *const *eo, size_t pe,
                                                                   const fpi_layer *l, float *o0, size_t psb, int blk,
                                                                   int pwo)
 {
     float v[16 * 3 * 16] __attribute__((aligned(64)));
-    float m[2][16 * 8 * 16] __attribute__((aligned(64)));
+    float m[16 * 8 * 16] __attribute__((aligned(64)));
     const float *u = l->first_wino + FPI_FW_U16;
     __m512 bias = _mm512_loadu_ps(l->bias);
-    int nb = (pwo + 15) / 16;
-    for (int k = 0; k <= nb; k++) {
-        float *mc = m[k & 1];
-        const float *mp = m[(k + 1) & 1];
-        if (k < nb)
-            for (int c = 0; c < 3; c++) fpi_first_w16_in(eo, pe, k * 16, c, v);
-        for (int b = 0; b < 4; b++) {
-            if (k < nb) fpi_first_w16_col(v, u, b, mc);
-            for (int j = 4 * b; j < 4 * b + 4 && k > 0; j++) {
-                int col = (k - 1) * 16 + j;
-                if (col >= pwo) break;
-                __m512 y[4];
-                fpi_first_w16_out(mp + (size_t)j * 8 * 16, y);
-                __m512 x = _mm512_max_ps(y[1], y[0]);
-                x = _mm512_max_ps(y[2], x);
-                x = _mm512_max_ps(y[3], x);
-                fpi_first_w16_store(o0, psb, blk, col, fpi_first_w16_act(x, bias, l->act));
-            }
-        }
+    for (int i = 0; i < pwo; i += 16) {
+        for (int c = 0; c < 3; c++) fpi_first_w16_in(eo, pe, i, c, v);
+        for (int b = 0; b < 3; b++) fpi_first_w16_col(v, u, b, m);
+        fpi_first_w16_last(v, u, m, i, pwo, o0, psb, blk, bias, l->act);
     }
 }
 
