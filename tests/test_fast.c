@@ -892,27 +892,35 @@ static void test_dw3x3(void)
 #endif
 }
 
-/* ---- 1x1 convolutions over 8-channel vectors (conv1x1.c) ----------------- */
+/* ---- 1x1 convolutions over 8- and 16-channel vectors (conv1x1.c) ---------- */
 
 /* The kernel alone, wherever AVX2 and FMA exist (dnnl.c gives it layers only
- * where oneDNN works in nChw8c): against sums in double, over whole and
- * partial column tiles, an odd number of filter blocks and every activation
- * it takes; the input in nChw8c and in C x H x W give the same bits, as do
+ * where oneDNN works in nChw8c), and its 16-lane version where AVX-512 does
+ * (nChw16c; groups of 4, 3 + 2, 3 + 3, 4 + 3 blocks of filters): against
+ * sums in double, over whole and partial column tiles, an odd number of
+ * filter blocks and every activation it takes; the input in nChw8c / nChw16c and in C x H x W give the same bits, as do
  * an output in C x H x W, and a pooled run equals the unpooled output pooled
  * in the reference's order, windows cut by odd sides included. */
 static void test_conv1x1(void)
 {
 #if defined(__x86_64__)
     static const struct { int h, w, c, oc; } cases[] = {{6, 10, 16, 32}, {4, 7, 8, 40}, {2, 2, 24, 8},
-                                                        {8, 12, 64, 24}, {5, 9, 16, 16}, {1, 1, 8, 8}};
+                                                        {8, 12, 64, 24}, {5, 9, 16, 16}, {1, 1, 8, 8},
+                                                        /* 16-lane blocks of filters 5, 6, 7 (3 + 2, 3 + 3, 4 + 3) */
+                                                        {3, 5, 32, 80}, {4, 6, 16, 96}, {3, 7, 48, 112}};
     if (!fpi_cpu_get()->avx2 || !fpi_cpu_get()->fma) {
         printf("     no AVX2 + FMA here: the 1x1 kernel does not run\n");
         return;
     }
+    /* 8 lanes (AVX2) and, where the CPU has AVX-512, 16 */
+    for (int L = 8; L <= 16; L += 8)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         for (int a = 0; a < 3; a++) {
+            if (L == 16 && (!fpi_cpu_get()->avx512 || cases[i].c % 16 || cases[i].oc % 16)) continue;
+            void (*conv)(const fpi_vmap *, int, const float *, const float *, int, fp_activation, int, int, int,
+                         const fpi_vmap *, int) = L == 8 ? fpi_conv1x1_avx2 : fpi_conv1x1_avx512;
             fp_activation act = a == 0 ? FP_ACT_LINEAR : a == 1 ? FP_ACT_LEAKY : FP_ACT_RELU;
-            int h = cases[i].h, w = cases[i].w, c = cases[i].c, oc = cases[i].oc, nbi = c / 8, nbo = oc / 8;
+            int h = cases[i].h, w = cases[i].w, c = cases[i].c, oc = cases[i].oc, nbi = c / L, nbo = oc / L;
             size_t hw = (size_t)h * w, nin = (size_t)c * hw, nout = (size_t)oc * hw;
             float *blk = malloc(nin * sizeof(float)), *chw = malloc(nin * sizeof(float)),
                   *wt = aligned_alloc(32, (size_t)c * oc * sizeof(float)), *bias = malloc(oc * sizeof(float)),
@@ -924,53 +932,55 @@ static void test_conv1x1(void)
                 fill_input(wt, (size_t)c * oc, 7 + (uint32_t)i);
                 fill_input(bias, oc, 9);
                 for (int ch = 0; ch < c; ch++)
-                    for (size_t q = 0; q < hw; q++) blk[(ch / 8 * hw + q) * 8 + ch % 8] = chw[ch * hw + q];
-                fpi_vmap in_b = {blk, hw * 8, (size_t)w * 8, 8, 1}, in_p = {chw, hw * 8, (size_t)w, 1, hw};
-                fpi_vmap out_b = {o1, hw * 8, (size_t)w * 8, 8, 1}, out_b2 = {o2, hw * 8, (size_t)w * 8, 8, 1};
-                fpi_vmap out_p = {o3, hw * 8, (size_t)w, 1, hw};
-                fpi_conv1x1_avx2(&in_b, nbi, wt, bias, nbo, act, 0, h, w, &out_b, 0);
-                fpi_conv1x1_avx2(&in_p, nbi, wt, bias, nbo, act, 0, h, w, &out_b2, 0);
+                    for (size_t q = 0; q < hw; q++) blk[(ch / L * hw + q) * L + ch % L] = chw[ch * hw + q];
+                size_t sL = (size_t)L;
+                fpi_vmap in_b = {blk, hw * sL, (size_t)w * sL, sL, 1}, in_p = {chw, hw * sL, (size_t)w, 1, hw};
+                fpi_vmap out_b = {o1, hw * sL, (size_t)w * sL, sL, 1}, out_b2 = {o2, hw * sL, (size_t)w * sL, sL, 1};
+                fpi_vmap out_p = {o3, hw * sL, (size_t)w, 1, hw};
+                conv(&in_b, nbi, wt, bias, nbo, act, 0, h, w, &out_b, 0);
+                conv(&in_p, nbi, wt, bias, nbo, act, 0, h, w, &out_b2, 0);
                 /* the bottom rows alone, written from their own row 0 */
-                fpi_vmap out_rows = {o3 + (size_t)(h / 2) * w, hw * 8, (size_t)w, 1, hw};
-                fpi_conv1x1_avx2(&in_b, nbi, wt, bias, nbo, act, 0, h / 2, w, &out_p, 0);
-                fpi_conv1x1_avx2(&in_b, nbi, wt, bias, nbo, act, h / 2, h, w, &out_rows, 0);
-                CHECK_MSG(memcmp(o1, o2, nout * sizeof(float)) == 0, "1x1 %zu: C x H x W input gives other bits", i);
+                fpi_vmap out_rows = {o3 + (size_t)(h / 2) * w, hw * sL, (size_t)w, 1, hw};
+                conv(&in_b, nbi, wt, bias, nbo, act, 0, h / 2, w, &out_p, 0);
+                conv(&in_b, nbi, wt, bias, nbo, act, h / 2, h, w, &out_rows, 0);
+                CHECK_MSG(memcmp(o1, o2, nout * sizeof(float)) == 0, "1x1 %zu, %d lanes: C x H x W input gives other bits",
+                          i, L);
                 size_t bad = 0;
                 double mag = 1e-30;
                 for (int o = 0; o < oc; o++)
                     for (size_t q = 0; q < hw; q++) {
                         double sum = 0;
                         for (int ch = 0; ch < c; ch++)
-                            sum += (double)wt[((size_t)(o / 8) * c + ch) * 8 + o % 8] * chw[ch * hw + q];
+                            sum += (double)wt[((size_t)(o / L) * c + ch) * L + o % L] * chw[ch * hw + q];
                         sum += bias[o];
                         if (act == FP_ACT_LEAKY && sum < 0) sum *= .1;
                         if (act == FP_ACT_RELU && sum < 0) sum = 0;
-                        float got = o1[(o / 8 * hw + q) * 8 + o % 8];
+                        float got = o1[(o / L * hw + q) * L + o % L];
                         bad += !(fabs(got - sum) <= 1e-5 * (1 + fabs(sum)));
                         bad += memcmp(&got, &o3[o * hw + q], sizeof got) != 0;
                         if (fabs(sum) > mag) mag = fabs(sum);
                     }
-                CHECK_MSG(bad == 0, "1x1 %zu (%s): %zu values off", i, act_names[a], bad);
+                CHECK_MSG(bad == 0, "1x1 %zu, %d lanes (%s): %zu values off", i, L, act_names[a], bad);
                 {
                     size_t pw = ((size_t)w + 1) / 2, ph = ((size_t)h + 1) / 2, phw = ph * pw;
-                    fpi_vmap pooled = {po, phw * 8, pw * 8, 8, 1};
-                    fpi_conv1x1_avx2(&in_b, nbi, wt, bias, nbo, act, 0, h, w, &pooled, 1);
+                    fpi_vmap pooled = {po, phw * sL, pw * sL, sL, 1};
+                    conv(&in_b, nbi, wt, bias, nbo, act, 0, h, w, &pooled, 1);
                     size_t diff = 0;
                     for (int b = 0; b < nbo; b++)
                         for (size_t y = 0; y < ph; y++)
                             for (size_t x = 0; x < pw; x++)
-                                for (int j = 0; j < 8; j++) {
+                                for (int j = 0; j < L; j++) {
                                     float m = -FLT_MAX;
                                     for (size_t dy = 0; dy < 2; dy++)
                                         for (size_t dx = 0; dx < 2; dx++) {
                                             if (2 * y + dy >= (size_t)h || 2 * x + dx >= (size_t)w) continue;
-                                            float v = o1[(b * hw + (2 * y + dy) * w + 2 * x + dx) * 8 + j];
+                                            float v = o1[(b * hw + (2 * y + dy) * w + 2 * x + dx) * L + j];
                                             m = v > m ? v : m;
                                         }
-                                    diff += memcmp(&m, &po[((b * ph + y) * pw + x) * 8 + j], sizeof m) != 0;
+                                    diff += memcmp(&m, &po[((b * ph + y) * pw + x) * L + j], sizeof m) != 0;
                                 }
-                    CHECK_MSG(diff == 0, "1x1 %zu (%s): pooled run differs from the pooled output in %zu", i,
-                              act_names[a], diff);
+                    CHECK_MSG(diff == 0, "1x1 %zu, %d lanes (%s): pooled run differs from the pooled output in %zu",
+                              i, L, act_names[a], diff);
                 }
             }
             free(blk), free(chw), free(wt), free(bias), free(o1), free(o2), free(o3), free(po);

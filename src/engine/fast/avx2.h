@@ -1,6 +1,6 @@
 /*
- * avx2.h — small AVX2 helpers the hand-written kernels share (conv_first.c,
- * conv1x1.c, conv3x3.c, wino.c). x86-64 only; callers compile their kernels
+ * avx2.h — small AVX2 (and AVX-512) helpers the hand-written kernels share
+ * (conv_first.c, conv1x1.c, conv3x3.c, wino.c). x86-64 only; callers compile their kernels
  * for avx2,fma with target attributes. Internal: not API.
  */
 #ifndef FP_ENGINE_FAST_AVX2_H
@@ -63,6 +63,29 @@ __attribute__((target("avx2,fma"))) static inline __m256 fpi_avx2_load_lanes(con
 {
     if (sl == 1) return _mm256_loadu_ps(p);
     return _mm256_setr_ps(p[0], p[sl], p[2 * sl], p[3 * sl], p[4 * sl], p[5 * sl], p[6 * sl], p[7 * sl]);
+}
+
+/* With AVX-512 (16 lanes), for the kernels' nChw16c versions: act(v + b)
+ * as fpi_avx2_bias_act computes it, and v to lanes [0, 16) of a vmap at p,
+ * sl floats apart. */
+__attribute__((target("avx512f"))) static inline __m512 fpi_avx512_bias_act(__m512 v, __m512 b, fp_activation act)
+{
+    v = _mm512_add_ps(v, b);
+    if (act == FP_ACT_LINEAR) return v;
+    __mmask16 pos = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ);
+    __m512 neg = act == FP_ACT_LEAKY ? _mm512_mul_ps(v, _mm512_set1_ps(.1f)) : _mm512_setzero_ps();
+    return _mm512_mask_blend_ps(pos, neg, v);
+}
+
+__attribute__((target("avx512f"))) static inline void fpi_avx512_store_lanes(float *p, size_t sl, __m512 v)
+{
+    if (sl == 1) {
+        _mm512_storeu_ps(p, v);
+        return;
+    }
+    float t[16];
+    _mm512_storeu_ps(t, v);
+    for (int j = 0; j < 16; j++) p[j * sl] = t[j];
 }
 
 #endif

@@ -254,4 +254,99 @@ FPI_AVX2 void fpi_conv1x1_avx2(const fpi_vmap *in, int nbi, const float *w, cons
     }
 }
 
+
+/* ---- the same with AVX-512: 16-channel vectors (nChw16c) --------------
+ *
+ * Where oneDNN works in nChw16c (AVX-512) the same layers go to this
+ * kernel: a tile of 4 pixels x up to 4 blocks of 16 filters (16
+ * accumulators of the 32 registers; per input channel up to 4 weight
+ * vectors and 4 broadcasts feed 16 FMAs), weights in oneDNN's OIhw16i16o
+ * ([block of filters][input channel][16 filters]), the sums over the
+ * input channels in order from zero, the pool and then the bias and
+ * activation as above (a pooled run gives the same bits as an unpooled one
+ * pooled after). */
+
+/* The sums of pixels p[0..4) for NB blocks of 16 filters (weights w, ws
+ * floats apart) over nbi blocks of 16 input channels (sb floats apart,
+ * lanes sl apart), into a[k][j]. */
+__attribute__((target("avx512f"), always_inline)) static inline void fpi_c16_tile(const float *const *p, const float *w,
+                                                                                size_t ws, int NB, int nbi, size_t sb,
+                                                                                size_t sl, __m512 a[4][4])
+{
+    for (int k = 0; k < 4; k++)
+        for (int j = 0; j < NB; j++) a[k][j] = _mm512_setzero_ps();
+    for (int ib = 0; ib < nbi; ib++, w += 256) {
+        const float *q[4] = {p[0] + (size_t)ib * sb, p[1] + (size_t)ib * sb, p[2] + (size_t)ib * sb,
+                             p[3] + (size_t)ib * sb};
+        for (int ii = 0; ii < 16; ii++) {
+            __m512 wv[4];
+            for (int j = 0; j < NB; j++) wv[j] = _mm512_loadu_ps(w + (size_t)j * ws + ii * 16);
+            for (int k = 0; k < 4; k++) {
+                __m512 x = _mm512_set1_ps(q[k][ii * sl]);
+                for (int j = 0; j < NB; j++) a[k][j] = _mm512_fmadd_ps(x, wv[j], a[k][j]);
+            }
+        }
+    }
+}
+
+/* Output row(s) of NB filter blocks (weights w, ws apart; bias b) from
+ * input rows r0 (and r1 below it, pooled), as fpi_c1_row. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+fpi_c16_row(const fpi_vmap *in, int nbi, const float *w, size_t ws, const float *bias, int NB, fp_activation act,
+            const float *r0, const float *r1, int wd, float *o, const fpi_vmap *out, int pool)
+{
+    size_t sx = in->sx, sb = in->sb, sl = in->sl;
+    __m512 b[4], a[4][4];
+    for (int j = 0; j < NB; j++) b[j] = _mm512_loadu_ps(bias + 16 * j);
+    if (pool) {
+        for (int x = 0; x < wd; x += 2, o += out->sx) {
+            int x1 = x + 1 < wd ? x + 1 : x; /* a last window of odd sides: its column twice */
+            const float *p[4] = {r0 + x * sx, r0 + x1 * sx, r1 + x * sx, r1 + x1 * sx};
+            fpi_c16_tile(p, w, ws, NB, nbi, sb, sl, a);
+            /* the reference pool's order: m = -FLT_MAX, then v > m ? v : m */
+            for (int j = 0; j < NB; j++) {
+                __m512 m = _mm512_set1_ps(-FLT_MAX);
+                for (int k = 0; k < 4; k++) m = _mm512_max_ps(a[k][j], m);
+                fpi_avx512_store_lanes(o + (size_t)j * out->sb, out->sl, fpi_avx512_bias_act(m, b[j], act));
+            }
+        }
+        return;
+    }
+    for (int x = 0; x < wd; x += 4) {
+        int n = wd - x < 4 ? wd - x : 4; /* the last pixels: the tile's others repeat the last one */
+        const float *p[4];
+        for (int k = 0; k < 4; k++) p[k] = r0 + (size_t)(x + (k < n ? k : n - 1)) * sx;
+        fpi_c16_tile(p, w, ws, NB, nbi, sb, sl, a);
+        for (int k = 0; k < n; k++)
+            for (int j = 0; j < NB; j++)
+                fpi_avx512_store_lanes(o + (size_t)(x + k) * out->sx + (size_t)j * out->sb, out->sl,
+                              fpi_avx512_bias_act(a[k][j], b[j], act));
+    }
+}
+
+__attribute__((target("avx512f"))) void fpi_conv1x1_avx512(const fpi_vmap *in, int nbi, const float *w,
+                                                           const float *bias, int nbo, fp_activation act, int y0,
+                                                           int y1, int wd, const fpi_vmap *out, int pool)
+{
+    size_t ws = (size_t)nbi * 256;
+    for (int y = y0; y < y1; y += 1 + pool) {
+        const float *r0 = in->p + (size_t)y * in->sy, *r1 = y + 1 < y1 ? r0 + in->sy : r0;
+        float *o = out->p + (size_t)(y - y0) / (1 + pool) * out->sy;
+        for (int ob = 0, nb; ob < nbo; ob += nb) {
+            /* blocks of filters four at a time; a last 5 or 6 as 3 + 2 or 3 + 3 */
+            nb = nbo - ob;
+            nb = nb == 5 || nb == 6 ? 3 : nb > 4 ? 4 : nb;
+            const float *wo = w + (size_t)ob * ws;
+            float *oo = o + (size_t)ob * out->sb;
+            const float *bo = bias + ob * 16;
+            switch (nb) {
+            case 4: fpi_c16_row(in, nbi, wo, ws, bo, 4, act, r0, r1, wd, oo, out, pool); break;
+            case 3: fpi_c16_row(in, nbi, wo, ws, bo, 3, act, r0, r1, wd, oo, out, pool); break;
+            case 2: fpi_c16_row(in, nbi, wo, ws, bo, 2, act, r0, r1, wd, oo, out, pool); break;
+            default: fpi_c16_row(in, nbi, wo, ws, bo, 1, act, r0, r1, wd, oo, out, pool); break;
+            }
+        }
+    }
+}
+
 #endif

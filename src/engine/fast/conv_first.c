@@ -757,17 +757,6 @@ __attribute__((target("avx512f"), always_inline)) static inline void fpi_first_w
     y[3] = _mm512_sub_ps(_mm512_sub_ps(r1[1], r1[2]), r1[3]);
 }
 
-/* act(v + b) as fpi_avx2_bias_act computes it. */
-__attribute__((target("avx512f"), always_inline)) static inline __m512 fpi_first_w16_act(__m512 v, __m512 b,
-                                                                                       fp_activation act)
-{
-    v = _mm512_add_ps(v, b);
-    if (act == FP_ACT_LINEAR) return v;
-    __mmask16 pos = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ);
-    __m512 neg = act == FP_ACT_LEAKY ? _mm512_mul_ps(v, _mm512_set1_ps(.1f)) : _mm512_setzero_ps();
-    return _mm512_mask_blend_ps(pos, neg, v);
-}
-
 /* Stores the 16 filters' values x of pooled column col: nChw16c / nChw8c
  * (blk 16 / 8), or C x H x W (blk 0), as fpi_first_wino_pool says. */
 __attribute__((target("avx512f"), always_inline)) static inline void fpi_first_w16_store(float *o0, size_t psb, int blk,
@@ -816,7 +805,7 @@ fpi_first_w16_last(const float *v, const float *u, const float *m, int col0, int
         __m512 x = _mm512_max_ps(y1, y0);
         x = _mm512_max_ps(y2, x);
         x = _mm512_max_ps(y3, x);
-        fpi_first_w16_store(o0, psb, blk, col0 + j, fpi_first_w16_act(x, bias, act));
+        fpi_first_w16_store(o0, psb, blk, col0 + j, fpi_avx512_bias_act(x, bias, act));
     }
 }
 
@@ -857,7 +846,7 @@ __attribute__((target("avx512f"))) static void fpi_first_w16_rows(const float *c
                 int x = 2 * (i + j) + (q & 1);
                 if (x >= ow) continue;
                 float t[16];
-                _mm512_storeu_ps(t, fpi_first_w16_act(yv[q], bias, l->act));
+                _mm512_storeu_ps(t, fpi_avx512_bias_act(yv[q], bias, l->act));
                 for (int f = 0; f < 16; f++) out[((size_t)f * oh + y + (q >> 1)) * ow + x] = t[f];
             }
         }

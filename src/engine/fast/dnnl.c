@@ -734,7 +734,18 @@ static int fpi_dnnl_avx2_own(const fpi_layer *l, const struct fpi_dnnl_layer *d)
 static int fpi_dnnl_own1x1(const fpi_layer *l, const struct fpi_dnnl_layer *d)
 {
     const fpi_conv_params *cp = &l->p.conv;
-    if (!fpi_dnnl_avx2_own(l, d) || !d->by_rows || cp->size != 1 || cp->pad != 0 || cp->filters % 8) return 0;
+    if (!d->by_rows || cp->size != 1 || cp->pad != 0) return 0;
+    if (fpi_dnnl.blk == 16) { /* AVX-512: fpi_conv1x1_avx512, weights in OIhw16i16o */
+        const fpi_cpu *cpu = fpi_cpu_get();
+        const fpi_dnnl_piece *p = &d->piece[0];
+        dnnl_memory_desc_t md;
+        dnnl_dims_t dims = {p->o1 - p->o0, l->in.c, 1, 1};
+        return cpu->avx512 && !d->dw && cp->stride == 1 && l->in.c % 16 == 0 && cp->filters % 16 == 0 &&
+               (l->act == FP_ACT_LINEAR || l->act == FP_ACT_LEAKY || l->act == FP_ACT_RELU) && p->weights &&
+               !D(dnnl_memory_desc_init_by_tag)(&md, 4, dims, dnnl_f32, dnnl_OIhw16i16o) &&
+               D(dnnl_memory_desc_equal)(&md, &p->wei_md);
+    }
+    if (!fpi_dnnl_avx2_own(l, d) || cp->filters % 8) return 0;
     return fpi_dnnl_oihw8i8o(&d->piece[0], l->in.c, 1);
 }
 
@@ -1021,7 +1032,8 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
     for (int i = 0; i < n; i++)
         if (!d->piece[i].dst) d->lay_out = FPI_LAY_OTHER;
     d->own1x1 = fpi_dnnl_own1x1(l, d);
-    if (d->own1x1) snprintf(d->impl, sizeof d->impl, "%s", "1x1 vector kernel (AVX2)");
+    if (d->own1x1)
+        snprintf(d->impl, sizeof d->impl, "%s", fpi_dnnl.blk == 16 ? "1x1 vector kernel (AVX-512)" : "1x1 vector kernel (AVX2)");
     d->own3x3 = !d->own1x1 && fpi_dnnl_own3x3(l, d);
     if (d->own3x3) snprintf(d->impl, sizeof d->impl, "%s", "3x3 vector kernel (AVX2)");
     d->wino = d->own3x3 && fpi_dnnl_wino(l, d);
@@ -1359,6 +1371,11 @@ static void fpi_dnnl_own_rows_run(const fpi_dnnl_task *t, const fpi_dnnl_piece *
     if (l->dnnl->wino_rows) {
         fpi_wino_rows_avx2(&in, c / 8, l->in.h, l->in.w, l->dnnl->wg_u, l->bias, oc / 8, l->act, p->y0, p->y1, &out,
                            pooled, (float *)slot);
+        return;
+    }
+    if (fpi_dnnl.blk == 16) { /* fpi_dnnl_own1x1 */
+        fpi_conv1x1_avx512(&in, c / 16, l->dnnl->piece[0].weights, l->bias, oc / 16, l->act, p->y0, p->y1,
+                           l->out.w, &out, pooled);
         return;
     }
     if (!t->dw) {

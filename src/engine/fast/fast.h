@@ -240,6 +240,11 @@ void fpi_maxpool_vec(const fpi_vmap *in, const fpi_vmap *out, int nb, int lanes,
 void fpi_conv1x1_avx2(const fpi_vmap *in, int nbi, const float *w, const float *bias, int nbo, fp_activation act,
                       int y0, int y1, int wd, const fpi_vmap *out, int pool);
 
+/* The same over maps of 16-channel vectors (nbi, nbo blocks of 16; weights
+ * in oneDNN's OIhw16i16o) with AVX-512 (the caller checks). */
+void fpi_conv1x1_avx512(const fpi_vmap *in, int nbi, const float *w, const float *bias, int nbo, fp_activation act,
+                        int y0, int y1, int wd, const fpi_vmap *out, int pool);
+
 /* A 3x3 stride-1 depthwise convolution with padding 1 over maps of 8-channel
  * vectors (dw3x3.c; x86-64 with AVX2 and FMA, which the caller checks):
  * output rows [y0, y1) of nb blocks of 8 channels of an h x wd map from in
