@@ -825,9 +825,10 @@ static void test_wino(void)
 #endif
 }
 
-/* ---- 3x3 depthwise convolutions over 8-channel vectors (dw3x3.c) -------- */
+/* ---- 3x3 depthwise convolutions over 8- and 16-channel vectors (dw3x3.c) - */
 
-/* The kernel alone, wherever AVX2 and FMA exist: against sums in double for
+/* The kernel alone, wherever AVX2 and FMA exist, and its 16-lane version
+ * where AVX-512 does: against sums in double for
  * widths from 1 column to several groups of 8 (the first and last columns,
  * and a last group overlapping the one before), every activation it takes;
  * nChw8c input (groups of 8 columns) and C x H x W input (column by column)
@@ -837,14 +838,20 @@ static void test_dw3x3(void)
 #if defined(__x86_64__)
     static const struct { int h, w, c; } cases[] = {{5, 1, 8},  {3, 2, 16}, {4, 7, 8},   {6, 8, 16}, {5, 9, 8},
                                                     {7, 10, 24}, {13, 13, 16}, {4, 16, 8}, {3, 17, 16}, {6, 26, 8},
-                                                    {2, 50, 16}, {1, 12, 8}};
+                                                    {2, 50, 16}, {1, 12, 8}, {6, 26, 32}, {4, 11, 48}};
     if (!fpi_cpu_get()->avx2 || !fpi_cpu_get()->fma) {
         printf("     no AVX2 + FMA here: the depthwise kernel does not run\n");
         return;
     }
+    /* 8 lanes (AVX2) and, where the CPU has AVX-512, 16 */
+    for (int L = 8; L <= 16; L += 8)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (L == 16 && (!fpi_cpu_get()->avx512 || cases[i].c % 16)) continue;
+        void (*dw)(const fpi_vmap *, int, int, const float *, const float *, fp_activation, int, int, int,
+                   const fpi_vmap *) = L == 8 ? fpi_dw3x3_avx2 : fpi_dw3x3_avx512;
         fp_activation act = i % 3 == 0 ? FP_ACT_LINEAR : i % 3 == 1 ? FP_ACT_LEAKY : FP_ACT_RELU;
-        int h = cases[i].h, w = cases[i].w, c = cases[i].c, nb = c / 8;
+        int h = cases[i].h, w = cases[i].w, c = cases[i].c, nb = c / L;
+        size_t sL = (size_t)L;
         size_t hw = (size_t)h * w, n = (size_t)c * hw;
         float *blk = malloc(n * sizeof(float)), *chw = malloc(n * sizeof(float)), *wt = malloc((size_t)c * 9 * sizeof(float)),
               *bias = malloc(c * sizeof(float)), *o1 = malloc(n * sizeof(float)), *o2 = malloc(n * sizeof(float)),
@@ -852,20 +859,23 @@ static void test_dw3x3(void)
         CHECK(blk && chw && wt && bias && o1 && o2 && o3);
         if (blk && chw && wt && bias && o1 && o2 && o3) {
             fill_input(chw, n, 5 + (uint32_t)i);
-            fill_input(wt, (size_t)c * 9, 11 + (uint32_t)i); /* [block][ky][kx][8] */
+            fill_input(wt, (size_t)c * 9, 11 + (uint32_t)i); /* [block][ky][kx][L] */
             fill_input(bias, c, 13);
             for (int ch = 0; ch < c; ch++)
-                for (size_t q = 0; q < hw; q++) blk[(ch / 8 * hw + q) * 8 + ch % 8] = chw[ch * hw + q];
-            fpi_vmap in_b = {blk, hw * 8, (size_t)w * 8, 8, 1}, in_p = {chw, hw * 8, (size_t)w, 1, hw};
-            fpi_vmap out_b = {o1, hw * 8, (size_t)w * 8, 8, 1}, out_b2 = {o2, hw * 8, (size_t)w * 8, 8, 1};
-            fpi_dw3x3_avx2(&in_b, h, w, wt, bias, act, nb, 0, h, &out_b);
-            fpi_dw3x3_avx2(&in_p, h, w, wt, bias, act, nb, 0, h, &out_b2);
-            CHECK_MSG(memcmp(o1, o2, n * sizeof(float)) == 0, "dw3x3 %zu: C x H x W input gives other bits", i);
+                for (size_t q = 0; q < hw; q++) blk[(ch / L * hw + q) * L + ch % L] = chw[ch * hw + q];
+            fpi_vmap in_b = {blk, hw * sL, (size_t)w * sL, sL, 1}, in_p = {chw, hw * sL, (size_t)w, 1, hw};
+            fpi_vmap out_b = {o1, hw * sL, (size_t)w * sL, sL, 1}, out_b2 = {o2, hw * sL, (size_t)w * sL, sL, 1};
+            dw(&in_b, h, w, wt, bias, act, nb, 0, h, &out_b);
+            dw(&in_p, h, w, wt, bias, act, nb, 0, h, &out_b2);
+            CHECK_MSG(memcmp(o1, o2, n * sizeof(float)) == 0, "dw3x3 %zu, %d lanes: C x H x W input gives other bits",
+                      i, L);
             /* in two bands of rows, each written from its own row 0 */
-            fpi_vmap top = {o3, hw * 8, (size_t)w * 8, 8, 1}, bottom = {o3 + (size_t)(h / 2) * w * 8, hw * 8, (size_t)w * 8, 8, 1};
-            fpi_dw3x3_avx2(&in_b, h, w, wt, bias, act, nb, 0, h / 2, &top);
-            fpi_dw3x3_avx2(&in_b, h, w, wt, bias, act, nb, h / 2, h, &bottom);
-            CHECK_MSG(memcmp(o1, o3, n * sizeof(float)) == 0, "dw3x3 %zu: rows in two bands give other bits", i);
+            fpi_vmap top = {o3, hw * sL, (size_t)w * sL, sL, 1},
+                     bottom = {o3 + (size_t)(h / 2) * w * sL, hw * sL, (size_t)w * sL, sL, 1};
+            dw(&in_b, h, w, wt, bias, act, nb, 0, h / 2, &top);
+            dw(&in_b, h, w, wt, bias, act, nb, h / 2, h, &bottom);
+            CHECK_MSG(memcmp(o1, o3, n * sizeof(float)) == 0, "dw3x3 %zu, %d lanes: rows in two bands give other bits",
+                      i, L);
             size_t bad = 0;
             for (int ch = 0; ch < c; ch++)
                 for (int y = 0; y < h; y++)
@@ -875,15 +885,16 @@ static void test_dw3x3(void)
                             for (int kx = 0; kx < 3; kx++) {
                                 int yy = y + ky - 1, xx = x + kx - 1;
                                 if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
-                                sum += (double)wt[((size_t)(ch / 8) * 9 + ky * 3 + kx) * 8 + ch % 8] *
+                                sum += (double)wt[((size_t)(ch / L) * 9 + ky * 3 + kx) * L + ch % L] *
                                        chw[(size_t)ch * hw + (size_t)yy * w + xx];
                             }
                         if (act == FP_ACT_LEAKY && sum < 0) sum *= .1;
                         if (act == FP_ACT_RELU && sum < 0) sum = 0;
-                        float got = o1[(ch / 8 * hw + (size_t)y * w + x) * 8 + ch % 8];
+                        float got = o1[(ch / L * hw + (size_t)y * w + x) * L + ch % L];
                         bad += !(fabs(got - sum) <= 1e-5 * (1 + fabs(sum)));
                     }
-            CHECK_MSG(bad == 0, "dw3x3 %zu (%dx%dx%d, %s): %zu values off", i, h, w, c, act_names[act], bad);
+            CHECK_MSG(bad == 0, "dw3x3 %zu, %d lanes (%dx%dx%d, %s): %zu values off", i, L, h, w, c, act_names[act],
+                      bad);
         }
         free(blk), free(chw), free(wt), free(bias), free(o1), free(o2), free(o3);
     }

@@ -783,16 +783,18 @@ static int fpi_dnnl_own_dw(const fpi_layer *l, const struct fpi_dnnl_layer *d)
 {
     const fpi_cpu *cpu = fpi_cpu_get();
     const fpi_conv_params *cp = &l->p.conv;
-    if (!cpu->avx2 || !cpu->fma || fpi_dnnl.blk != 8 || !d->dw || !d->dw_blocks || d->pool_layer >= 0 ||
-        cp->size != 3 || cp->stride != 1 || cp->pad != 1 || l->in.c % 8 || l->out.w != l->in.w ||
-        l->out.h != l->in.h || !(l->act == FP_ACT_LINEAR || l->act == FP_ACT_LEAKY || l->act == FP_ACT_RELU))
+    int blk = fpi_dnnl.blk; /* 8: fpi_dw3x3_avx2; 16: fpi_dw3x3_avx512 */
+    if (!cpu->avx2 || !cpu->fma || (blk != 8 && !(blk == 16 && cpu->avx512)) || !d->dw || !d->dw_blocks ||
+        d->pool_layer >= 0 || cp->size != 3 || cp->stride != 1 || cp->pad != 1 || l->in.c % blk ||
+        l->out.w != l->in.w || l->out.h != l->in.h ||
+        !(l->act == FP_ACT_LINEAR || l->act == FP_ACT_LEAKY || l->act == FP_ACT_RELU))
         return 0;
     for (int i = 0; i < d->n; i++) {
         const fpi_dnnl_piece *p = &d->piece[i];
         dnnl_memory_desc_t md;
         dnnl_dims_t dims = {p->o1 - p->o0, 1, 1, 3, 3};
-        if (!p->weights || p->o0 % 8 || (p->o1 - p->o0) % 8 || p->y0 != 0 || p->y1 != l->out.h ||
-            D(dnnl_memory_desc_init_by_tag)(&md, 5, dims, dnnl_f32, dnnl_Goihw8g) ||
+        if (!p->weights || p->o0 % blk || (p->o1 - p->o0) % blk || p->y0 != 0 || p->y1 != l->out.h ||
+            D(dnnl_memory_desc_init_by_tag)(&md, 5, dims, dnnl_f32, blk == 16 ? dnnl_Goihw16g : dnnl_Goihw8g) ||
             !D(dnnl_memory_desc_equal)(&md, &p->wei_md))
             return 0;
     }
@@ -896,9 +898,12 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
         n = 2;
     d->dw = cp->groups > 1;
     /* a depthwise piece reads only its own channels: whole blocks of them
-     * where there are two blocks or more (no copies in or out), else rows */
+     * where there are two blocks or more (no copies in or out), else rows;
+     * on AVX-512 one block of 16 too, which the depthwise kernel then takes
+     * (fpi_dnnl_own_dw: the face detector's 208x208x16 layer, computed
+     * inside the 1x1 layer after it) */
     int blk = fpi_dnnl.blk;
-    d->dw_blocks = d->dw && c % blk == 0 && c >= 2 * blk;
+    d->dw_blocks = d->dw && c % blk == 0 && (c >= 2 * blk || blk == 16);
     d->by_rows = d->dw ? !d->dw_blocks : (double)oc * cp->size * cp->size <= (double)h * w;
     if (d->by_rows && fpi_dnnl_piece_flops > 0 && fpi_dnnl_piece_flops < 1e29) {
         /* its rows of input and output in 16-channel blocks */
@@ -1051,7 +1056,7 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
     d->dw_into = d->dw_from = -1;
     d->own_dw = fpi_dnnl_own_dw(l, d);
     if (d->own_dw) {
-        /* each piece's share of the weights, [block][ky][kx][8] as they are */
+        /* each piece's share of the weights, [block][ky][kx][8 or 16] as they are */
         d->dw_w = fpi_malloc_aligned((size_t)c * 9 * sizeof(float));
         if (!d->dw_w) {
             r = FPI_DNNL_NOMEM;
@@ -1061,7 +1066,8 @@ static fpi_dnnl_res fpi_dnnl_layer_create(const fpi_layer *l, const fpi_layer *p
             const fpi_dnnl_piece *p = &d->piece[i];
             memcpy(d->dw_w + (size_t)p->o0 * 9, p->weights, (size_t)(p->o1 - p->o0) * 9 * sizeof(float));
         }
-        snprintf(d->impl, sizeof d->impl, "%s", "3x3 depthwise vector kernel (AVX2)");
+        snprintf(d->impl, sizeof d->impl, "%s",
+                 fpi_dnnl.blk == 16 ? "3x3 depthwise vector kernel (AVX-512)" : "3x3 depthwise vector kernel (AVX2)");
     }
     for (int i = 0; i < n; i++)
         if (pds[i]) D(dnnl_primitive_desc_destroy)(pds[i]);
@@ -1373,7 +1379,7 @@ static void fpi_dnnl_own_rows_run(const fpi_dnnl_task *t, const fpi_dnnl_piece *
                            pooled, (float *)slot);
         return;
     }
-    if (fpi_dnnl.blk == 16) { /* fpi_dnnl_own1x1 */
+    if (fpi_dnnl.blk == 16 && !t->dw) { /* fpi_dnnl_own1x1 */
         fpi_conv1x1_avx512(&in, c / 16, l->dnnl->piece[0].weights, l->bias, oc / 16, l->act, p->y0, p->y1,
                            l->out.w, &out, pooled);
         return;
@@ -1387,12 +1393,19 @@ static void fpi_dnnl_own_rows_run(const fpi_dnnl_task *t, const fpi_dnnl_piece *
      * into the slot, then the 1x1 over them */
     const fpi_layer *dl = t->dw;
     int h = dl->in.h, w = l->in.w;
-    fpi_vmap sv = {(float *)slot, 2 * (size_t)w * 8, (size_t)w * 8, 8, 1};
+    size_t b = (size_t)fpi_dnnl.blk;
+    fpi_vmap sv = {(float *)slot, 2 * (size_t)w * b, (size_t)w * b, b, 1};
     for (int y = p->y0; y < p->y1; y += 1 + pooled) {
         int rows = pooled && y + 1 < p->y1 ? 2 : 1;
-        fpi_dw3x3_avx2(&in, h, w, dl->dnnl->dw_w, dl->bias, dl->act, c / 8, y, y + rows, &sv);
         fpi_vmap ov = out;
         ov.p += (size_t)(y - p->y0) / (1 + pooled) * out.sy;
+        if (b == 16) {
+            fpi_dw3x3_avx512(&in, h, w, dl->dnnl->dw_w, dl->bias, dl->act, c / 16, y, y + rows, &sv);
+            fpi_conv1x1_avx512(&sv, c / 16, l->dnnl->piece[0].weights, l->bias, oc / 16, l->act, 0, rows, w, &ov,
+                               pooled);
+            continue;
+        }
+        fpi_dw3x3_avx2(&in, h, w, dl->dnnl->dw_w, dl->bias, dl->act, c / 8, y, y + rows, &sv);
         fpi_conv1x1_avx2(&sv, c / 8, l->dnnl->piece[0].weights, l->bias, oc / 8, l->act, 0, rows, w, &ov, pooled);
     }
 }
@@ -1415,8 +1428,12 @@ static void fpi_dnnl_piece_run(const fpi_dnnl_task *t, int i, char *slot)
         /* its blocks of channels, whole, from the input where it lies into the output where it goes */
         fpi_vmap in = fpi_dnnl_vmap((float *)t->in, t->in_lay, p->o0, 0, c, l->in.h, l->in.w);
         fpi_vmap out = fpi_dnnl_vmap(t->out, t->out_lay, p->o0, 0, l->out.c, oh, ow);
-        fpi_dw3x3_avx2(&in, l->in.h, l->in.w, d->dw_w + (size_t)p->o0 * 9, l->bias + p->o0, l->act, po / 8, 0, oh,
-                       &out);
+        if (fpi_dnnl.blk == 16)
+            fpi_dw3x3_avx512(&in, l->in.h, l->in.w, d->dw_w + (size_t)p->o0 * 9, l->bias + p->o0, l->act, po / 16, 0,
+                             oh, &out);
+        else
+            fpi_dw3x3_avx2(&in, l->in.h, l->in.w, d->dw_w + (size_t)p->o0 * 9, l->bias + p->o0, l->act, po / 8, 0,
+                           oh, &out);
         return;
     }
     fpi_dnnl_set(p->src, slot + p->src_at);

@@ -253,6 +253,11 @@ void fpi_conv1x1_avx512(const fpi_vmap *in, int nbi, const float *w, const float
 void fpi_dw3x3_avx2(const fpi_vmap *in, int h, int wd, const float *w, const float *bias, fp_activation act,
                     int nb, int y0, int y1, const fpi_vmap *out);
 
+/* The same over maps of 16-channel vectors (nb blocks of 16; weights
+ * [block][ky][kx][16]) with AVX-512 (the caller checks). */
+void fpi_dw3x3_avx512(const fpi_vmap *in, int h, int wd, const float *w, const float *bias, fp_activation act,
+                      int nb, int y0, int y1, const fpi_vmap *out);
+
 /* One output row of it from its three input rows: r[k] lane 0 of block 0's
  * row (NULL: outside the map), the blocks in->sb apart, columns in->sx,
  * lanes in->sl (in->p and in->sy unused); into o (out: the strides). */
