@@ -512,7 +512,8 @@ static void test_first_wino512(void)
 }
 
 /* The first-layer kernel, forced on where the CPU has AVX2 and FMA (on
- * AVX-512 CPUs it is otherwise left to oneDNN): 3x3/1, padding 1 and 0,
+ * AVX-512 CPUs it otherwise takes only an image's 16 filters, by Winograd's
+ * sums; the other layers go to oneDNN): 3x3/1, padding 1 and 0,
  * 1-3 channels, widths that are and are not multiples of 16 (a last block of 8 columns
  * or fewer among them), odd heights
  * (a last lone row), every activation it takes; alone against the

@@ -307,8 +307,10 @@ void fpi_wino_rows_avx2(const fpi_vmap *in, int nbi, int h, int wd, const float 
 
 /* First layers on AVX2 CPUs without AVX-512 (conv_first.c): whether the
  * CPU gets that kernel (AVX2 + FMA, no AVX-512, or forced), and whether a
- * layer is one it takes (3x3/1, padding 1, 1-3 input channels, filters a
- * multiple of 4, linear / leaky / relu, 16 output columns or more). */
+ * layer is one it takes (3x3/1, padding 1 or 0, 1-3 input channels, filters
+ * a multiple of 4, linear / leaky / relu, 16 output columns or more; on
+ * other CPUs with AVX2 and FMA, AVX-512 ones, only an image's 16 filters,
+ * which it sums by Winograd's transform). */
 int fpi_conv_first_cpu(void);
 int fpi_conv_first_takes(const fpi_layer *l);
 
