@@ -518,34 +518,45 @@ __attribute__((target("avx2,fma"))) static void fpi_first_pool16(const float *co
  * from the direct ones by rounding alone; fused and unfused runs, which
  * both take this path, give the same bits. */
 
-/* V = B' d B of tiles [i + 8t, i + 8t + 8) of the pair (eo, pe as
- * fpi_first_eo reads them) in channel c: point p's at
- * v + ((p * 3 + c) * 2 + t) * 8. */
+/* V = B' d B of one vector of tiles from tile i on (8 with AVX2, 16 with
+ * AVX-512) of the pair (eo, pe as fpi_first_eo reads them) in channel c:
+ * point p's vector at o + p * ps. One body for both: V the vector type, P
+ * the intrinsics' prefix. */
+#define FPI_FIRST_WINO_IN(NAME, TARGET, V, P)                                                                          \
+    __attribute__((target(TARGET), always_inline)) static inline void NAME(const float *const *eo, size_t pe, int i,  \
+                                                                           int c, float *o, size_t ps)                 \
+    {                                                                                                                  \
+        V d[4][4];                                                                                                     \
+        for (int r = 0; r < 4; r++) {                                                                                  \
+            const float *re = eo[c * 4 + r] + i, *ro = re + pe;                                                        \
+            d[r][0] = P##_loadu_ps(re), d[r][1] = P##_loadu_ps(ro);                                                    \
+            d[r][2] = P##_loadu_ps(re + 1), d[r][3] = P##_loadu_ps(ro + 1);                                            \
+        }                                                                                                              \
+        for (int a = 0; a < 4; a++, o += 4 * ps) {                                                                     \
+            /* B' d: the rows' combinations, column by column; then B: the columns' */                                 \
+            V s[4];                                                                                                    \
+            for (int k = 0; k < 4; k++)                                                                                \
+                s[k] = a == 0   ? P##_sub_ps(d[0][k], d[2][k])                                                         \
+                       : a == 1 ? P##_add_ps(d[1][k], d[2][k])                                                         \
+                       : a == 2 ? P##_sub_ps(d[2][k], d[1][k])                                                         \
+                                : P##_sub_ps(d[1][k], d[3][k]);                                                        \
+            P##_store_ps(o, P##_sub_ps(s[0], s[2]));                                                                   \
+            P##_store_ps(o + ps, P##_add_ps(s[1], s[2]));                                                              \
+            P##_store_ps(o + 2 * ps, P##_sub_ps(s[2], s[1]));                                                          \
+            P##_store_ps(o + 3 * ps, P##_sub_ps(s[1], s[3]));                                                          \
+        }                                                                                                              \
+    }
+FPI_FIRST_WINO_IN(fpi_first_wino_vin, "avx2,fma", __m256, _mm256)
+FPI_FIRST_WINO_IN(fpi_first_w16_vin, "avx512f", __m512, _mm512)
+#undef FPI_FIRST_WINO_IN
+
+/* The same for tiles [i + 8t, i + 8t + 8) into fpi_first_wino_point's
+ * scratch: point p, channel c, vector t at v + ((p * 3 + c) * 2 + t) * 8. */
 __attribute__((target("avx2,fma"), always_inline)) static inline void fpi_first_wino_in(const float *const *eo,
                                                                                       size_t pe, int i, int c, int t,
                                                                                       float *v)
 {
-    __m256 d[4][4];
-    for (int r = 0; r < 4; r++) {
-        const float *re = eo[c * 4 + r] + i + 8 * t, *ro = re + pe;
-        d[r][0] = _mm256_loadu_ps(re), d[r][1] = _mm256_loadu_ps(ro);
-        d[r][2] = _mm256_loadu_ps(re + 1), d[r][3] = _mm256_loadu_ps(ro + 1);
-    }
-    for (int a = 0; a < 4; a++) {
-        /* B' d: the rows' combinations, column by column */
-        __m256 s[4];
-        for (int k = 0; k < 4; k++)
-            s[k] = a == 0   ? _mm256_sub_ps(d[0][k], d[2][k])
-                   : a == 1 ? _mm256_add_ps(d[1][k], d[2][k])
-                   : a == 2 ? _mm256_sub_ps(d[2][k], d[1][k])
-                            : _mm256_sub_ps(d[1][k], d[3][k]);
-        /* then B: the columns' */
-        float *o = v + ((a * 4 * 3 + c) * 2 + t) * 8;
-        _mm256_store_ps(o, _mm256_sub_ps(s[0], s[2]));
-        _mm256_store_ps(o + 3 * 2 * 8, _mm256_add_ps(s[1], s[2]));
-        _mm256_store_ps(o + 2 * 3 * 2 * 8, _mm256_sub_ps(s[2], s[1]));
-        _mm256_store_ps(o + 3 * 3 * 2 * 8, _mm256_sub_ps(s[1], s[3]));
-    }
+    fpi_first_wino_vin(eo, pe, i + 8 * t, c, v + (c * 2 + t) * 8, 3 * 2 * 8);
 }
 
 /* Point p's products for the 16 filters (u: fpi_first_wino_setup's): the
@@ -698,63 +709,67 @@ __attribute__((target("avx2,fma"))) static void fpi_first_wino_rows(const float 
 __attribute__((target("avx512f"), always_inline)) static inline void fpi_first_w16_in(const float *const *eo, size_t pe,
                                                                                     int i, int c, float *v)
 {
-    __m512 d[4][4];
-    for (int r = 0; r < 4; r++) {
-        const float *re = eo[c * 4 + r] + i, *ro = re + pe;
-        d[r][0] = _mm512_loadu_ps(re), d[r][1] = _mm512_loadu_ps(ro);
-        d[r][2] = _mm512_loadu_ps(re + 1), d[r][3] = _mm512_loadu_ps(ro + 1);
-    }
-    for (int a = 0; a < 4; a++) {
-        __m512 s[4];
-        for (int k = 0; k < 4; k++)
-            s[k] = a == 0   ? _mm512_sub_ps(d[0][k], d[2][k])
-                   : a == 1 ? _mm512_add_ps(d[1][k], d[2][k])
-                   : a == 2 ? _mm512_sub_ps(d[2][k], d[1][k])
-                            : _mm512_sub_ps(d[1][k], d[3][k]);
-        float *o = v + (a * 4 * 3 + c) * 16;
-        _mm512_store_ps(o, _mm512_sub_ps(s[0], s[2]));
-        _mm512_store_ps(o + 3 * 16, _mm512_add_ps(s[1], s[2]));
-        _mm512_store_ps(o + 2 * 3 * 16, _mm512_sub_ps(s[2], s[1]));
-        _mm512_store_ps(o + 3 * 3 * 16, _mm512_sub_ps(s[1], s[3]));
-    }
+    fpi_first_w16_vin(eo, pe, i, c, v + c * 16, 3 * 16);
 }
 
-/* Column b's four points (a, b) of the 16 tiles: their products (v:
- * fpi_first_w16_in's; u: the weights, point p's channel c's 16 filters at
- * u + (p * 3 + c) * 16, all 12 in registers), then at once A' of them, the
- * output transform's first half: tile j's two sums at
- * m + (j * 4 + b) * 2 * 16 (rows 0 and 1 of A'). The same operations in
- * the same order as fpi_first_wino_out's. */
+/* Column b's weights: point (a, b)'s channel c at w[a][c] (u: the
+ * weights, point p's channel c's 16 filters at u + (p * 3 + c) * 16). */
+__attribute__((target("avx512f"), always_inline)) static inline void fpi_first_w16_weights(const float *u, int b,
+                                                                                         __m512 w[4][3])
+{
+    for (int a = 0; a < 4; a++)
+        for (int c = 0; c < 3; c++) w[a][c] = _mm512_loadu_ps(u + ((a * 4 + b) * 3 + c) * 16);
+}
+
+/* Column b's four points (a, b) of tile j: their products (v:
+ * fpi_first_w16_in's), then at once A' of them, the output transform's
+ * first half: its rows 0 and 1 into *r0, *r1. The same operations in the
+ * same order as fpi_first_wino_out's. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+fpi_first_w16_tile(const float *v, __m512 w[4][3], int b, int j, __m512 *r0, __m512 *r1)
+{
+    __m512 s[4];
+    for (int a = 0; a < 4; a++) {
+        const float *vp = v + (a * 4 + b) * 3 * 16 + j;
+        s[a] = _mm512_mul_ps(_mm512_set1_ps(vp[0]), w[a][0]);
+        s[a] = _mm512_fmadd_ps(_mm512_set1_ps(vp[16]), w[a][1], s[a]);
+        s[a] = _mm512_fmadd_ps(_mm512_set1_ps(vp[32]), w[a][2], s[a]);
+    }
+    *r0 = _mm512_add_ps(_mm512_add_ps(s[0], s[1]), s[2]);
+    *r1 = _mm512_sub_ps(_mm512_sub_ps(s[1], s[2]), s[3]);
+}
+
+/* Column b of the 16 tiles (fpi_first_w16_tile): tile j's two sums at
+ * m + (j * 4 + b) * 2 * 16. */
 __attribute__((target("avx512f"), always_inline)) static inline void fpi_first_w16_col(const float *v,
                                                                                      const float *u, int b, float *m)
 {
-    __m512 w[4][3];
-    for (int a = 0; a < 4; a++)
-        for (int c = 0; c < 3; c++) w[a][c] = _mm512_loadu_ps(u + ((a * 4 + b) * 3 + c) * 16);
+    __m512 w[4][3], r0, r1;
+    fpi_first_w16_weights(u, b, w);
     for (int j = 0; j < 16; j++) {
-        __m512 s[4];
-        for (int a = 0; a < 4; a++) {
-            const float *vp = v + (a * 4 + b) * 3 * 16 + j;
-            s[a] = _mm512_mul_ps(_mm512_set1_ps(vp[0]), w[a][0]);
-            s[a] = _mm512_fmadd_ps(_mm512_set1_ps(vp[16]), w[a][1], s[a]);
-            s[a] = _mm512_fmadd_ps(_mm512_set1_ps(vp[32]), w[a][2], s[a]);
-        }
+        fpi_first_w16_tile(v, w, b, j, &r0, &r1);
         float *o = m + ((size_t)j * 4 + b) * 2 * 16;
-        _mm512_store_ps(o, _mm512_add_ps(_mm512_add_ps(s[0], s[1]), s[2]));
-        _mm512_store_ps(o + 16, _mm512_sub_ps(_mm512_sub_ps(s[1], s[2]), s[3]));
+        _mm512_store_ps(o, r0);
+        _mm512_store_ps(o + 16, r1);
     }
 }
 
-/* The output transform's second half for one tile (its 8 sums at m, as
- * fpi_first_w16_col leaves them): y as fpi_first_wino_out's. */
-__attribute__((target("avx512f"), always_inline)) static inline void fpi_first_w16_out(const float *m, __m512 *y)
+/* The output transform's second half for one tile (r0[b], r1[b]: column b's
+ * two sums): y as fpi_first_wino_out's. */
+__attribute__((target("avx512f"), always_inline)) static inline void fpi_first_w16_out(const __m512 *r0,
+                                                                                     const __m512 *r1, __m512 *y)
 {
-    __m512 r0[4], r1[4];
-    for (int b = 0; b < 4; b++) r0[b] = _mm512_load_ps(m + b * 32), r1[b] = _mm512_load_ps(m + b * 32 + 16);
     y[0] = _mm512_add_ps(_mm512_add_ps(r0[0], r0[1]), r0[2]);
     y[1] = _mm512_sub_ps(_mm512_sub_ps(r0[1], r0[2]), r0[3]);
     y[2] = _mm512_add_ps(_mm512_add_ps(r1[0], r1[1]), r1[2]);
     y[3] = _mm512_sub_ps(_mm512_sub_ps(r1[1], r1[2]), r1[3]);
+}
+
+/* Columns 0 .. n - 1 of tile t's sums, as fpi_first_w16_col leaves them. */
+__attribute__((target("avx512f"), always_inline)) static inline void fpi_first_w16_load(const float *t, int n,
+                                                                                      __m512 *r0, __m512 *r1)
+{
+    for (int b = 0; b < n; b++) r0[b] = _mm512_load_ps(t + b * 32), r1[b] = _mm512_load_ps(t + b * 32 + 16);
 }
 
 /* Stores the 16 filters' values x of pooled column col: nChw16c / nChw8c
@@ -774,37 +789,24 @@ __attribute__((target("avx512f"), always_inline)) static inline void fpi_first_w
     }
 }
 
-/* Column 3's points of the 16 tiles as fpi_first_w16_col makes them, then
- * each tile finished at once (the other columns' sums from m), pooled, and
- * stored (pooled column col0 + j; those from pwo on are not): the output
- * transform's adds and the maxima run beside this column's FMAs. */
+/* Column 3 of the 16 tiles (fpi_first_w16_tile), each tile then finished
+ * at once (the other columns' sums from m), pooled, and stored (pooled
+ * column col0 + j; those from pwo on are not): the output transform's adds
+ * and the maxima run beside this column's FMAs. */
 __attribute__((target("avx512f"), always_inline)) static inline void
 fpi_first_w16_last(const float *v, const float *u, const float *m, int col0, int pwo, float *o0, size_t psb, int blk,
                    __m512 bias, fp_activation act)
 {
     __m512 w[4][3];
-    for (int a = 0; a < 4; a++)
-        for (int c = 0; c < 3; c++) w[a][c] = _mm512_loadu_ps(u + ((a * 4 + 3) * 3 + c) * 16);
+    fpi_first_w16_weights(u, 3, w);
     for (int j = 0; j < 16 && col0 + j < pwo; j++) {
-        __m512 s[4];
-        for (int a = 0; a < 4; a++) {
-            const float *vp = v + (a * 4 + 3) * 3 * 16 + j;
-            s[a] = _mm512_mul_ps(_mm512_set1_ps(vp[0]), w[a][0]);
-            s[a] = _mm512_fmadd_ps(_mm512_set1_ps(vp[16]), w[a][1], s[a]);
-            s[a] = _mm512_fmadd_ps(_mm512_set1_ps(vp[32]), w[a][2], s[a]);
-        }
-        const float *t = m + (size_t)j * 8 * 16;
-        __m512 r03 = _mm512_add_ps(_mm512_add_ps(s[0], s[1]), s[2]);
-        __m512 r13 = _mm512_sub_ps(_mm512_sub_ps(s[1], s[2]), s[3]);
-        __m512 r00 = _mm512_load_ps(t), r10 = _mm512_load_ps(t + 16), r01 = _mm512_load_ps(t + 32),
-               r11 = _mm512_load_ps(t + 48), r02 = _mm512_load_ps(t + 64), r12 = _mm512_load_ps(t + 80);
-        __m512 y0 = _mm512_add_ps(_mm512_add_ps(r00, r01), r02);
-        __m512 y1 = _mm512_sub_ps(_mm512_sub_ps(r01, r02), r03);
-        __m512 y2 = _mm512_add_ps(_mm512_add_ps(r10, r11), r12);
-        __m512 y3 = _mm512_sub_ps(_mm512_sub_ps(r11, r12), r13);
-        __m512 x = _mm512_max_ps(y1, y0);
-        x = _mm512_max_ps(y2, x);
-        x = _mm512_max_ps(y3, x);
+        __m512 r0[4], r1[4], y[4];
+        fpi_first_w16_tile(v, w, 3, j, &r0[3], &r1[3]);
+        fpi_first_w16_load(m + (size_t)j * 8 * 16, 3, r0, r1);
+        fpi_first_w16_out(r0, r1, y);
+        __m512 x = _mm512_max_ps(y[1], y[0]);
+        x = _mm512_max_ps(y[2], x);
+        x = _mm512_max_ps(y[3], x);
         fpi_first_w16_store(o0, psb, blk, col0 + j, fpi_avx512_bias_act(x, bias, act));
     }
 }
@@ -840,8 +842,9 @@ __attribute__((target("avx512f"))) static void fpi_first_w16_rows(const float *c
         for (int c = 0; c < 3; c++) fpi_first_w16_in(eo, pe, i, c, v);
         for (int b = 0; b < 4; b++) fpi_first_w16_col(v, u, b, m);
         for (int j = 0; j < 16 && i + j < tiles; j++) {
-            __m512 yv[4];
-            fpi_first_w16_out(m + (size_t)j * 8 * 16, yv);
+            __m512 r0[4], r1[4], yv[4];
+            fpi_first_w16_load(m + (size_t)j * 8 * 16, 4, r0, r1);
+            fpi_first_w16_out(r0, r1, yv);
             for (int q = 0; q < 2 * nr; q++) {
                 int x = 2 * (i + j) + (q & 1);
                 if (x >= ow) continue;

@@ -703,50 +703,56 @@ static fpi_dnnl_res fpi_dnnl_piece_finish(const fpi_layer *l, struct fpi_dnnl_la
 }
 
 /* Whether piece p holds its weights (o1 - o0 filters of c channels, k x k)
- * in oneDNN's OIhw8i8o, where fogpipe's kernels read them as they are. */
-static int fpi_dnnl_oihw8i8o(const fpi_dnnl_piece *p, int c, int k)
+ * in oneDNN's OIhw8i8o (OIhw16i16o where it works in nChw16c), where
+ * fogpipe's kernels read them as they are. */
+static int fpi_dnnl_oihw_blocked(const fpi_dnnl_piece *p, int c, int k)
 {
     dnnl_memory_desc_t md;
     dnnl_dims_t dims = {p->o1 - p->o0, c, k, k};
-    return p->weights && !D(dnnl_memory_desc_init_by_tag)(&md, 4, dims, dnnl_f32, dnnl_OIhw8i8o) &&
+    dnnl_format_tag_t tag = fpi_dnnl.blk == 16 ? dnnl_OIhw16i16o : dnnl_OIhw8i8o;
+    return p->weights && !D(dnnl_memory_desc_init_by_tag)(&md, 4, dims, dnnl_f32, tag) &&
            D(dnnl_memory_desc_equal)(&md, &p->wei_md);
 }
 
-/* What fogpipe's own AVX2 kernels (conv1x1.c, conv3x3.c, wino.c) share: a
- * CPU with AVX2 and FMA whose oneDNN kernels work in nChw8c, a convolution
- * of one group with stride 1, whole blocks of 8 input channels, linear /
- * leaky / relu. */
-static int fpi_dnnl_avx2_own(const fpi_layer *l, const struct fpi_dnnl_layer *d)
+/* Whether the CPU runs fogpipe's own kernels in oneDNN's blocked layout:
+ * AVX2 and FMA for nChw8c, AVX-512 for nChw16c (the 1x1 and depthwise
+ * kernels have both; conv3x3.c and wino.c nChw8c only). */
+static int fpi_dnnl_own_cpu(void)
 {
     const fpi_cpu *cpu = fpi_cpu_get();
-    return cpu->avx2 && cpu->fma && fpi_dnnl.blk == 8 && !d->dw && l->p.conv.stride == 1 && l->in.c % 8 == 0 &&
+    return cpu->avx2 && cpu->fma && (fpi_dnnl.blk == 8 || (fpi_dnnl.blk == 16 && cpu->avx512));
+}
+
+/* What fogpipe's own kernels over the blocked layout (conv1x1.c,
+ * conv3x3.c, wino.c) share: fpi_dnnl_own_cpu, a convolution of one group
+ * with stride 1, whole blocks of input channels, linear / leaky / relu. */
+static int fpi_dnnl_own_shape(const fpi_layer *l, const struct fpi_dnnl_layer *d)
+{
+    return fpi_dnnl_own_cpu() && !d->dw && l->p.conv.stride == 1 && l->in.c % fpi_dnnl.blk == 0 &&
            (l->act == FP_ACT_LINEAR || l->act == FP_ACT_LEAKY || l->act == FP_ACT_RELU);
 }
 
-/* Whether a prepared layer's pieces run fpi_conv1x1_avx2 (conv1x1.c)
- * rather than oneDNN's convolution: a 1x1 stride-1 layer of whole 8-channel
- * blocks in and out, cut by rows, with linear / leaky / relu, on a CPU with
- * AVX2 and FMA whose oneDNN kernel takes nChw8c and weights in OIhw8i8o
- * (held once, by piece 0: the kernel reads them there). Decided by the
+/* The same for the nChw8c-only kernels (conv3x3.c, wino.c). */
+static int fpi_dnnl_avx2_own(const fpi_layer *l, const struct fpi_dnnl_layer *d)
+{
+    return fpi_dnnl.blk == 8 && fpi_dnnl_own_shape(l, d);
+}
+
+/* Whether a prepared layer's pieces run fpi_conv1x1_avx2 (conv1x1.c; or
+ * fpi_conv1x1_avx512 in nChw16c) rather than oneDNN's convolution: a 1x1
+ * stride-1 layer of whole 8-channel blocks in and out, cut by rows, with
+ * linear / leaky / relu, on a CPU with AVX2 and FMA whose oneDNN kernel
+ * takes nChw8c and weights in OIhw8i8o (held once, by piece 0: the kernel
+ * reads them there), or the same with 16 and AVX-512. Decided by the
  * layer's shape alone, as every kernel choice is (the same bits whichever
  * stage holds the layer): the kernel reads any layout of the input in
  * place and writes any layout of the output, pooled or not. */
 static int fpi_dnnl_own1x1(const fpi_layer *l, const struct fpi_dnnl_layer *d)
 {
     const fpi_conv_params *cp = &l->p.conv;
-    if (!d->by_rows || cp->size != 1 || cp->pad != 0) return 0;
-    if (fpi_dnnl.blk == 16) { /* AVX-512: fpi_conv1x1_avx512, weights in OIhw16i16o */
-        const fpi_cpu *cpu = fpi_cpu_get();
-        const fpi_dnnl_piece *p = &d->piece[0];
-        dnnl_memory_desc_t md;
-        dnnl_dims_t dims = {p->o1 - p->o0, l->in.c, 1, 1};
-        return cpu->avx512 && !d->dw && cp->stride == 1 && l->in.c % 16 == 0 && cp->filters % 16 == 0 &&
-               (l->act == FP_ACT_LINEAR || l->act == FP_ACT_LEAKY || l->act == FP_ACT_RELU) && p->weights &&
-               !D(dnnl_memory_desc_init_by_tag)(&md, 4, dims, dnnl_f32, dnnl_OIhw16i16o) &&
-               D(dnnl_memory_desc_equal)(&md, &p->wei_md);
-    }
-    if (!fpi_dnnl_avx2_own(l, d) || cp->filters % 8) return 0;
-    return fpi_dnnl_oihw8i8o(&d->piece[0], l->in.c, 1);
+    if (!fpi_dnnl_own_shape(l, d) || !d->by_rows || cp->size != 1 || cp->pad != 0 || cp->filters % fpi_dnnl.blk)
+        return 0;
+    return fpi_dnnl_oihw_blocked(&d->piece[0], l->in.c, 1);
 }
 
 /* Whether a prepared layer's pieces run fpi_conv3x3_avx2 (conv3x3.c) in
@@ -766,7 +772,7 @@ static int fpi_dnnl_own3x3(const fpi_layer *l, const struct fpi_dnnl_layer *d)
     for (int i = 0; i < d->n; i++) {
         const fpi_dnnl_piece *p = &d->piece[i];
         if ((p->o1 - p->o0) % 32 || !p->dst || fpi_dnnl_lay_of(fpi_dnnl_md(p->dst)) != FPI_LAY_BLK ||
-            !fpi_dnnl_oihw8i8o(p, l->in.c, 3))
+            !fpi_dnnl_oihw_blocked(p, l->in.c, 3))
             return 0;
     }
     return 1;
@@ -781,10 +787,9 @@ static int fpi_dnnl_own3x3(const fpi_layer *l, const struct fpi_dnnl_layer *d)
  * same bits. Decided by the layer's shape alone. */
 static int fpi_dnnl_own_dw(const fpi_layer *l, const struct fpi_dnnl_layer *d)
 {
-    const fpi_cpu *cpu = fpi_cpu_get();
     const fpi_conv_params *cp = &l->p.conv;
     int blk = fpi_dnnl.blk; /* 8: fpi_dw3x3_avx2; 16: fpi_dw3x3_avx512 */
-    if (!cpu->avx2 || !cpu->fma || (blk != 8 && !(blk == 16 && cpu->avx512)) || !d->dw || !d->dw_blocks ||
+    if (!fpi_dnnl_own_cpu() || !d->dw || !d->dw_blocks ||
         d->pool_layer >= 0 || cp->size != 3 || cp->stride != 1 || cp->pad != 1 || l->in.c % blk ||
         l->out.w != l->in.w || l->out.h != l->in.h ||
         !(l->act == FP_ACT_LINEAR || l->act == FP_ACT_LEAKY || l->act == FP_ACT_RELU))
@@ -819,7 +824,7 @@ static int fpi_dnnl_wino_rows(const fpi_layer *l, const struct fpi_dnnl_layer *d
     if (!fpi_dnnl_avx2_own(l, d) || !d->by_rows || cp->size != 3 || cp->pad != 1 || l->in.c > 64 ||
         cp->filters % 32 || l->out.w != l->in.w || l->out.h != l->in.h)
         return 0;
-    return fpi_dnnl_oihw8i8o(&d->piece[0], l->in.c, 3);
+    return fpi_dnnl_oihw_blocked(&d->piece[0], l->in.c, 3);
 }
 
 /* The input transform a Winograd layer cut by channels holds at once
@@ -1363,6 +1368,15 @@ static void fpi_dnnl_set(dnnl_memory_t m, const void *at)
     if (m) D(dnnl_memory_set_data_handle)(m, (void *)at);
 }
 
+/* The 1x1 and depthwise kernels for blocks of blk lanes (8: AVX2, 16:
+ * AVX-512; fpi_dnnl_own1x1 and fpi_dnnl_own_dw chose them). */
+typedef void (*fpi_conv1x1_fn)(const fpi_vmap *, int, const float *, const float *, int, fp_activation, int, int,
+                               int, const fpi_vmap *, int);
+typedef void (*fpi_dw3x3_fn)(const fpi_vmap *, int, int, const float *, const float *, fp_activation, int, int, int,
+                             const fpi_vmap *);
+static fpi_conv1x1_fn fpi_conv1x1_for(int blk) { return blk == 16 ? fpi_conv1x1_avx512 : fpi_conv1x1_avx2; }
+static fpi_dw3x3_fn fpi_dw3x3_for(int blk) { return blk == 16 ? fpi_dw3x3_avx512 : fpi_dw3x3_avx2; }
+
 /* Piece p of a layer fpi_conv1x1_avx2 or fpi_wino_rows_avx2 runs (the
  * latter with its slot as scratch): its rows from the input where it lies
  * (handed on or C x H x W) straight into the output, or the fused pool's
@@ -1379,34 +1393,23 @@ static void fpi_dnnl_own_rows_run(const fpi_dnnl_task *t, const fpi_dnnl_piece *
                            pooled, (float *)slot);
         return;
     }
-    if (fpi_dnnl.blk == 16 && !t->dw) { /* fpi_dnnl_own1x1 */
-        fpi_conv1x1_avx512(&in, c / 16, l->dnnl->piece[0].weights, l->bias, oc / 16, l->act, p->y0, p->y1,
-                           l->out.w, &out, pooled);
-        return;
-    }
+    int blk = fpi_dnnl.blk;
+    fpi_conv1x1_fn conv = fpi_conv1x1_for(blk);
     if (!t->dw) {
-        fpi_conv1x1_avx2(&in, c / 8, l->dnnl->piece[0].weights, l->bias, oc / 8, l->act, p->y0, p->y1, l->out.w,
-                         &out, pooled);
+        conv(&in, c / blk, l->dnnl->piece[0].weights, l->bias, oc / blk, l->act, p->y0, p->y1, l->out.w, &out, pooled);
         return;
     }
     /* the depthwise layer fused before it: its rows (a pooled pair, or one)
      * into the slot, then the 1x1 over them */
     const fpi_layer *dl = t->dw;
     int h = dl->in.h, w = l->in.w;
-    size_t b = (size_t)fpi_dnnl.blk;
-    fpi_vmap sv = {(float *)slot, 2 * (size_t)w * b, (size_t)w * b, b, 1};
+    fpi_vmap sv = {(float *)slot, 2 * (size_t)w * blk, (size_t)w * blk, (size_t)blk, 1};
     for (int y = p->y0; y < p->y1; y += 1 + pooled) {
         int rows = pooled && y + 1 < p->y1 ? 2 : 1;
+        fpi_dw3x3_for(blk)(&in, h, w, dl->dnnl->dw_w, dl->bias, dl->act, c / blk, y, y + rows, &sv);
         fpi_vmap ov = out;
         ov.p += (size_t)(y - p->y0) / (1 + pooled) * out.sy;
-        if (b == 16) {
-            fpi_dw3x3_avx512(&in, h, w, dl->dnnl->dw_w, dl->bias, dl->act, c / 16, y, y + rows, &sv);
-            fpi_conv1x1_avx512(&sv, c / 16, l->dnnl->piece[0].weights, l->bias, oc / 16, l->act, 0, rows, w, &ov,
-                               pooled);
-            continue;
-        }
-        fpi_dw3x3_avx2(&in, h, w, dl->dnnl->dw_w, dl->bias, dl->act, c / 8, y, y + rows, &sv);
-        fpi_conv1x1_avx2(&sv, c / 8, l->dnnl->piece[0].weights, l->bias, oc / 8, l->act, 0, rows, w, &ov, pooled);
+        conv(&sv, c / blk, l->dnnl->piece[0].weights, l->bias, oc / blk, l->act, 0, rows, w, &ov, pooled);
     }
 }
 
@@ -1428,12 +1431,8 @@ static void fpi_dnnl_piece_run(const fpi_dnnl_task *t, int i, char *slot)
         /* its blocks of channels, whole, from the input where it lies into the output where it goes */
         fpi_vmap in = fpi_dnnl_vmap((float *)t->in, t->in_lay, p->o0, 0, c, l->in.h, l->in.w);
         fpi_vmap out = fpi_dnnl_vmap(t->out, t->out_lay, p->o0, 0, l->out.c, oh, ow);
-        if (fpi_dnnl.blk == 16)
-            fpi_dw3x3_avx512(&in, l->in.h, l->in.w, d->dw_w + (size_t)p->o0 * 9, l->bias + p->o0, l->act, po / 16, 0,
-                             oh, &out);
-        else
-            fpi_dw3x3_avx2(&in, l->in.h, l->in.w, d->dw_w + (size_t)p->o0 * 9, l->bias + p->o0, l->act, po / 8, 0,
-                           oh, &out);
+        fpi_dw3x3_for(fpi_dnnl.blk)(&in, l->in.h, l->in.w, d->dw_w + (size_t)p->o0 * 9, l->bias + p->o0, l->act,
+                                    po / fpi_dnnl.blk, 0, oh, &out);
         return;
     }
     fpi_dnnl_set(p->src, slot + p->src_at);
